@@ -1,0 +1,29 @@
+"""The few kinds of error every layer raises; the API and the CLI map them to 4xx/5xx and exit codes."""
+
+from __future__ import annotations
+
+
+class ClipgateError(Exception):
+    """Base class. `status` is the HTTP status the API answers with."""
+
+    status: int = 500
+
+
+class BadInput(ClipgateError, ValueError):
+    """The caller sent something unusable: not media, truncated, too large, no frames."""
+
+    status = 400
+
+
+class TooLarge(BadInput):
+    status = 413
+
+
+class NotFound(ClipgateError, LookupError):
+    status = 404
+
+
+class Unavailable(ClipgateError):
+    """A part the gate needs (database, index, signer) is down: fail closed, release nothing."""
+
+    status = 503

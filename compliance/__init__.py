@@ -1,0 +1,29 @@
+"""Compliance: the gate (check), the decision, C2PA signing of releases, and verification."""
+
+from compliance.alignment import Segment, WorkMatch
+from compliance.gate import CheckResult, check_clip
+from compliance.policy import VERDICTS
+from compliance.release import (
+    ReleaseOutcome,
+    generator_identity,
+    get_release,
+    public_release,
+    release_clip,
+    signer,
+    verify_clip,
+)
+
+__all__ = [
+    "VERDICTS",
+    "CheckResult",
+    "ReleaseOutcome",
+    "Segment",
+    "WorkMatch",
+    "check_clip",
+    "generator_identity",
+    "get_release",
+    "public_release",
+    "release_clip",
+    "signer",
+    "verify_clip",
+]

@@ -1,0 +1,167 @@
+"""From frame hits to matched works: which signals fired, on which frame pairs, in which segments.
+
+A segment is a run of matched clip frames, against the run of work frames they match, whose time
+offsets agree: "clip 3.0-5.0 s copies work 12.0-14.0 s".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clipgate.settings import Settings
+from index import SearchResult
+from index.signals import PDQ_BITS, PHASH_BITS
+
+# Flat frames (black, one colour) have hashes that match any other flat frame: hash hits on a
+# query frame below this PDQ quality are not evidence.
+MIN_HASH_QUALITY = 40
+
+
+@dataclass
+class FramePair:
+    clip_t: float
+    work_t: float
+    signals: dict[str, float]  # signal -> similarity in 0..1 (cosine for clip)
+    distances: dict[str, float]  # hash signal -> Hamming distance
+
+    @property
+    def score(self) -> float:
+        return max(self.signals.values())
+
+
+@dataclass
+class Segment:
+    clip_start: float
+    clip_end: float
+    work_start: float
+    work_end: float
+    frames: int
+    signals: list[str]
+
+
+@dataclass
+class WorkMatch:
+    work_id: str
+    title: str
+    owner: str
+    policy: str
+    kind: str
+    score: float  # best frame pair's similarity, 0..1
+    signals: list[str]  # every signal that fired on some frame pair
+    frames_matched: int  # clip frames with at least one fired signal
+    segments: list[Segment] = field(default_factory=list)
+    pairs: list[FramePair] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _similarity(signal: str, value: float) -> float:
+    if signal == "pdq":
+        return 1.0 - value / PDQ_BITS
+    if signal == "phash":
+        return 1.0 - value / PHASH_BITS
+    return value
+
+
+def match_works(
+    result: SearchResult,
+    clip_t: np.ndarray,
+    pdq_quality: np.ndarray,
+    settings: Settings,
+    *,
+    clip_counts: bool,
+) -> tuple[list[WorkMatch], list[dict[str, Any]]]:
+    """Matched works, strongest first, and the CLIP candidates that did not count.
+
+    clip_t: (q,) seconds of each query frame; pdq_quality: (q,) PDQ quality of each.
+    clip_counts: False with random CLIP weights, whose similarities mean nothing.
+    """
+    # (query frame, work) -> best pair
+    best: dict[tuple[int, str], FramePair] = {}
+    candidates: dict[str, float] = {}
+    for hit in result.hits:
+        if hit.frame_id not in result.frames:
+            continue
+        work_id, work_t = result.frames[hit.frame_id]
+        if work_id not in result.works:  # removed since the index was built
+            continue
+        if hit.signal == "clip":
+            candidates[work_id] = max(candidates.get(work_id, -1.0), hit.value)
+            if not clip_counts or hit.value < settings.clip_min_similarity:
+                continue
+        elif pdq_quality[hit.query] < MIN_HASH_QUALITY:
+            continue
+        key = (hit.query, work_id)
+        pair = best.get(key)
+        sim = _similarity(hit.signal, hit.value)
+        if pair is None or abs(pair.work_t - work_t) > 1e-6:
+            # Prefer the work frame with the stronger evidence for this query frame.
+            if pair is not None and pair.score >= sim:
+                continue
+            pair = FramePair(float(clip_t[hit.query]), work_t, {}, {})
+            best[key] = pair
+        if sim > pair.signals.get(hit.signal, -1.0):
+            pair.signals[hit.signal] = sim
+            if hit.signal != "clip":
+                pair.distances[hit.signal] = hit.value
+
+    by_work: dict[str, list[FramePair]] = {}
+    for (_, work_id), pair in best.items():
+        by_work.setdefault(work_id, []).append(pair)
+    matches = [
+        _work_match(result.works[w], pairs, settings) for w, pairs in by_work.items()
+    ]
+    matches.sort(key=lambda m: (m.frames_matched, m.score), reverse=True)
+    unused = [
+        {"work_id": w, "title": result.works[w]["title"], "clip_similarity": round(s, 4)}
+        for w, s in sorted(candidates.items(), key=lambda kv: -kv[1])
+        if w not in by_work
+    ][:5]
+    return matches, unused
+
+
+def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings) -> WorkMatch:
+    pairs.sort(key=lambda p: p.clip_t)
+    signals = sorted({s for p in pairs for s in p.signals})
+    return WorkMatch(
+        work_id=str(work["id"]),
+        title=work["title"],
+        owner=work["owner"],
+        policy=work["policy"],
+        kind=work["kind"],
+        score=round(max(p.score for p in pairs), 4),
+        signals=signals,
+        frames_matched=len(pairs),
+        segments=segments(pairs, gap_s=settings.segment_gap_s, image=work["kind"] == "image"),
+        pairs=pairs,
+    )
+
+
+def segments(pairs: list[FramePair], *, gap_s: float, image: bool) -> list[Segment]:
+    """Group time-sorted pairs into segments. Within a segment consecutive pairs are at most gap_s
+    apart in the clip, and (for a video work) their clip-to-work offsets agree within gap_s."""
+    out: list[list[FramePair]] = []
+    for p in pairs:
+        if out:
+            last = out[-1][-1]
+            close = p.clip_t - last.clip_t <= gap_s
+            aligned = image or abs((p.clip_t - p.work_t) - (last.clip_t - last.work_t)) <= gap_s
+            if close and aligned:
+                out[-1].append(p)
+                continue
+        out.append([p])
+    return [
+        Segment(
+            clip_start=round(g[0].clip_t, 3),
+            clip_end=round(g[-1].clip_t, 3),
+            work_start=round(min(p.work_t for p in g), 3),
+            work_end=round(max(p.work_t for p in g), 3),
+            frames=len(g),
+            signals=sorted({s for p in g for s in p.signals}),
+        )
+        for g in out
+    ]

@@ -1,0 +1,66 @@
+"""PostgreSQL access for checks and releases."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+RELEASE_COLUMNS = (
+    "id, check_id, created_at, file_sha256, size_bytes, path, generator, manifest_label, "
+    "status, revoked_at, revoked_reason"
+)
+
+
+def insert_check(conn: psycopg.Connection, *, check: dict[str, Any]) -> None:
+    cols = list(check)
+    values = [Jsonb(v) if isinstance(v, (dict, list)) else v for v in check.values()]
+    conn.execute(
+        f"INSERT INTO checks ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)})", values
+    )
+
+
+def get_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | None:
+    try:
+        cid = uuid.UUID(str(check_id))
+    except ValueError:
+        return None
+    return conn.execute("SELECT * FROM checks WHERE id = %s", (cid,)).fetchone()
+
+
+def insert_release(conn: psycopg.Connection, *, release: dict[str, Any]) -> dict[str, Any]:
+    cols = list(release)
+    values = [Jsonb(v) if isinstance(v, (dict, list)) else v for v in release.values()]
+    return conn.execute(
+        f"INSERT INTO releases ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)}) "
+        f"RETURNING {RELEASE_COLUMNS}",
+        values,
+    ).fetchone()
+
+
+def get_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
+    try:
+        rid = uuid.UUID(str(release_id))
+    except ValueError:
+        return None
+    return conn.execute(f"SELECT {RELEASE_COLUMNS} FROM releases WHERE id = %s", (rid,)).fetchone()
+
+
+def release_by_file(conn: psycopg.Connection, *, sha256: str) -> dict[str, Any] | None:
+    return conn.execute(
+        f"SELECT {RELEASE_COLUMNS} FROM releases WHERE file_sha256 = %s "
+        "ORDER BY created_at DESC LIMIT 1",
+        (sha256,),
+    ).fetchone()
+
+
+def revoke_release(
+    conn: psycopg.Connection, *, release_id: str, reason: str
+) -> dict[str, Any] | None:
+    return conn.execute(
+        f"UPDATE releases SET status = 'revoked', revoked_at = now(), revoked_reason = %s "
+        f"WHERE id = %s RETURNING {RELEASE_COLUMNS}",
+        (reason, uuid.UUID(str(release_id))),
+    ).fetchone()

@@ -1,0 +1,175 @@
+"""Release: gate a clip, and only on a `release` verdict sign it into the release store and record it.
+Verify: read any file's manifest and find the release it belongs to.
+
+Fail closed: a clip reaches the release store only signed, only after a `release` verdict, and
+only with its release row committed. Any failure on the way leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clipgate import db
+from clipgate.errors import BadInput, NotFound, Unavailable
+from clipgate.files import sha256_file
+from clipgate.settings import Settings, get_settings
+from compliance import records
+from compliance.gate import CheckResult, check_clip
+from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
+from compliance.verify import read_manifest
+
+log = logging.getLogger(__name__)
+
+_signers: dict[str, ClipSigner] = {}
+_signers_lock = threading.Lock()
+
+
+@dataclass
+class ReleaseOutcome:
+    check: CheckResult
+    release: dict[str, Any] | None  # the release record; None when the verdict stopped it
+
+    @property
+    def released(self) -> bool:
+        return self.release is not None
+
+
+def signer(settings: Settings | None = None) -> ClipSigner:
+    """The process's signer; the first call creates the development CA if none is configured."""
+    settings = settings or get_settings()
+    key = str(settings.keys_dir)
+    with _signers_lock:
+        if key not in _signers:
+            try:
+                _signers[key] = ClipSigner.from_settings(settings)
+            except ValueError as e:
+                raise Unavailable(f"signer is not usable: {e}") from e
+        return _signers[key]
+
+
+def generator_identity(
+    *, model: str | None, version: str | None, prompt_sha256: str | None
+) -> dict[str, Any]:
+    """What the manifest says made the clip. The prompt itself is never stored, only its hash."""
+    if prompt_sha256 is not None:
+        p = prompt_sha256.lower()
+        if len(p) != 64 or any(c not in "0123456789abcdef" for c in p):
+            raise BadInput("prompt_sha256 must be 64 hexadecimal characters")
+        prompt_sha256 = p
+    return {"model": model or "unknown", "version": version or "unknown",
+            "prompt_sha256": prompt_sha256}
+
+
+def release_clip(
+    path: Path,
+    *,
+    generator: dict[str, Any],
+    source: str = "api",
+    filename: str | None = None,
+    settings: Settings | None = None,
+) -> ReleaseOutcome:
+    """Gate the clip; sign and store it only if the verdict is release."""
+    settings = settings or get_settings()
+    path = Path(path)
+    try:
+        mime = video_mime(Path(filename or path.name))
+    except ValueError as e:
+        raise BadInput(str(e)) from e
+    clip_signer = signer(settings)  # fail before checking if the signer is broken
+    result = check_clip(path, source=source, filename=filename, settings=settings)
+    if result.verdict != "release":
+        return ReleaseOutcome(result, None)
+
+    release_id = str(uuid.uuid4())
+    suffix = ".mov" if mime == "video/quicktime" else ".mp4"
+    dst = settings.release_dir / f"{release_id}{suffix}"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    compliance = {
+        "check_id": result.check_id,
+        "release_id": release_id,
+        "index_version": result.index_version,
+        "verdict": result.verdict,
+        "checked_at": result.created_at,
+        "clip_weights": result.clip["weights"],
+    }
+    try:
+        signed = clip_signer.sign(
+            path, dst, generator=generator, compliance=compliance, title=filename or path.name
+        )
+    except (SigningError, ValueError) as e:
+        raise Unavailable(f"signing failed, nothing was released: {e}") from e
+    try:
+        with db.connection(settings) as conn:
+            release = records.insert_release(conn, release={
+                "id": uuid.UUID(release_id),
+                "check_id": uuid.UUID(result.check_id),
+                "file_sha256": sha256_file(dst),
+                "size_bytes": dst.stat().st_size,
+                "path": str(dst),
+                "generator": generator,
+                "manifest_label": signed.get("manifest_label"),
+            })
+    except BaseException:
+        dst.unlink(missing_ok=True)  # an unrecorded file must not sit in the release store
+        raise
+    log.info("released %s (check %s)", release_id, result.check_id)
+    return ReleaseOutcome(result, release)
+
+
+def get_release(release_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        release = records.get_release(conn, release_id=release_id)
+    if release is None:
+        raise NotFound(f"no release with id {release_id}")
+    return release
+
+
+def verify_clip(path: Path, *, settings: Settings | None = None,
+                mime: str | None = None) -> dict[str, Any]:
+    """Manifest, validation state against clipgate's trust anchor, and the release record."""
+    settings = settings or get_settings()
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadInput(f"{path.name}: no such file, or it is empty")
+    anchor = signer(settings).credentials.trust_anchor_pem
+    try:
+        report = read_manifest(path, anchor, mime=mime)
+    except ValueError as e:
+        raise BadInput(str(e)) from e
+    digest = sha256_file(path)
+    compliance = report.assertions.get(COMPLIANCE_LABEL) or {}
+    with db.connection(settings) as conn:
+        release = records.release_by_file(conn, sha256=digest)
+        matched_by = "file_sha256" if release else None
+        if release is None and compliance.get("release_id"):
+            release = records.get_release(conn, release_id=compliance["release_id"])
+            matched_by = "manifest" if release else None
+    return {
+        "file": path.name,
+        "sha256": digest,
+        "state": report.state,
+        "validation_errors": report.validation_errors,
+        "manifest": report.manifest,
+        "assertions": report.assertions,
+        "release": public_release(release) if release else None,
+        "release_matched_by": matched_by,
+    }
+
+
+def public_release(release: dict[str, Any]) -> dict[str, Any]:
+    """A release record as the API and CLI show it."""
+    return {
+        "release_id": str(release["id"]),
+        "check_id": str(release["check_id"]),
+        "status": release["status"],
+        "created_at": release["created_at"].isoformat(),
+        "file_sha256": release["file_sha256"],
+        "generator": release["generator"],
+        "revoked_at": release["revoked_at"].isoformat() if release["revoked_at"] else None,
+        "revoked_reason": release["revoked_reason"],
+    }

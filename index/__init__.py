@@ -1,0 +1,40 @@
+"""The index of protected works: register, remove, fingerprint, search.
+
+Other domains use only what is named here.
+"""
+
+from index.faiss_index import Hit
+from index.fingerprint import Fingerprint, fingerprint_file
+from index.live import SearchResult, health, rebuild, search
+from index.media import MediaError, MediaInfo
+from index.embedder import RANDOM_WEIGHTS_WARNING, EmbedderInfo
+from index.registry import (
+    POLICIES,
+    create_pending_work,
+    get_work,
+    list_works,
+    process_pending_work,
+    register_work,
+    remove_work,
+)
+
+__all__ = [
+    "POLICIES",
+    "RANDOM_WEIGHTS_WARNING",
+    "EmbedderInfo",
+    "Fingerprint",
+    "Hit",
+    "MediaError",
+    "MediaInfo",
+    "SearchResult",
+    "create_pending_work",
+    "fingerprint_file",
+    "get_work",
+    "health",
+    "list_works",
+    "process_pending_work",
+    "rebuild",
+    "register_work",
+    "remove_work",
+    "search",
+]

@@ -1,0 +1,177 @@
+"""The FAISS side of the index: three searchable signals over every frame of every active work.
+
+FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` maps it back to
+(work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
+tagged with the index version it was built at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from index.signals import PDQ_BITS, PHASH_BITS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameRows:
+    """Frames to add, as arrays: ids (n,) int64, work_ids (n,) str, t_s (n,) float64,
+    clip (n, d) float32 L2-normalised, pdq (n, 32) uint8, phash (n, 8) uint8."""
+
+    ids: np.ndarray
+    work_ids: np.ndarray
+    t_s: np.ndarray
+    clip: np.ndarray
+    pdq: np.ndarray
+    phash: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One indexed frame that a query frame is close to, by one signal."""
+
+    query: int  # row of the query batch
+    frame_id: int
+    signal: str  # "clip" | "pdq" | "phash"
+    value: float  # cosine similarity for clip, Hamming distance for hashes
+
+
+class FrameIndex:
+    def __init__(
+        self,
+        dim: int,
+        version: int,
+        embedder: str,
+        *,
+        native: tuple | None = None,
+        meta: dict[int, tuple[str, float]] | None = None,
+    ) -> None:
+        self.dim = dim
+        self.version = version
+        self.embedder = embedder
+        self.clip, self.pdq, self.phash = native or (
+            faiss.IndexIDMap2(faiss.IndexFlatIP(dim)),
+            faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PDQ_BITS)),
+            faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PHASH_BITS)),
+        )
+        self.meta: dict[int, tuple[str, float]] = meta or {}
+        # Free the native memory as soon as this object goes, not at some later GC.
+        weakref.finalize(self, _release, self.clip, self.pdq, self.phash)
+
+    @property
+    def frames(self) -> int:
+        return self.clip.ntotal
+
+    @property
+    def work_ids(self) -> set[str]:
+        return {w for w, _ in self.meta.values()}
+
+    def add(self, rows: FrameRows) -> None:
+        if not len(rows):
+            return
+        ids = rows.ids.astype(np.int64)
+        self.clip.add_with_ids(np.ascontiguousarray(rows.clip, dtype=np.float32), ids)
+        self.pdq.add_with_ids(np.ascontiguousarray(rows.pdq, dtype=np.uint8), ids)
+        self.phash.add_with_ids(np.ascontiguousarray(rows.phash, dtype=np.uint8), ids)
+        for i, w, t in zip(ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
+            self.meta[i] = (str(w), float(t))
+
+    def remove_work(self, work_id: str) -> int:
+        ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
+        if len(ids):
+            for index in (self.clip, self.pdq, self.phash):
+                index.remove_ids(ids)
+            for i in ids.tolist():
+                del self.meta[i]
+        return len(ids)
+
+    def search(
+        self,
+        clip: np.ndarray,
+        pdq: np.ndarray,
+        phash: np.ndarray,
+        *,
+        clip_k: int,
+        pdq_max_distance: int,
+        phash_max_distance: int,
+    ) -> list[Hit]:
+        """Query frames: clip (q, d) float32, pdq (q, 32) uint8, phash (q, 8) uint8.
+
+        CLIP returns the k nearest (candidates, whatever their score); the hashes return every
+        frame within their distance threshold.
+        """
+        hits: list[Hit] = []
+        if self.frames == 0 or len(clip) == 0:
+            return hits
+        k = min(clip_k, self.frames)
+        sims, ids = self.clip.search(np.ascontiguousarray(clip, dtype=np.float32), k)
+        for q in range(len(clip)):
+            for s, i in zip(sims[q], ids[q]):
+                if i >= 0:
+                    hits.append(Hit(q, int(i), "clip", float(s)))
+        for name, index, codes, radius in (
+            ("pdq", self.pdq, pdq, pdq_max_distance),
+            ("phash", self.phash, phash, phash_max_distance),
+        ):
+            # range_search's radius is exclusive.
+            lims, dist, rid = index.range_search(np.ascontiguousarray(codes, np.uint8), radius + 1)
+            for q in range(len(codes)):
+                for j in range(lims[q], lims[q + 1]):
+                    hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
+        return hits
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a reader sees the old file or the new one, never half of one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = np.fromiter(self.meta.keys(), dtype=np.int64, count=len(self.meta))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f,
+                    version=np.int64(self.version),
+                    embedder=np.array(self.embedder),
+                    dim=np.int64(self.dim),
+                    clip=faiss.serialize_index(self.clip),
+                    pdq=faiss.serialize_index_binary(self.pdq),
+                    phash=faiss.serialize_index_binary(self.phash),
+                    ids=ids,
+                    work_ids=np.array([self.meta[i][0] for i in ids.tolist()], dtype="U36"),
+                    t_s=np.array([self.meta[i][1] for i in ids.tolist()], dtype=np.float64),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> FrameIndex:
+        with np.load(path, allow_pickle=False) as z:
+            native = (
+                faiss.deserialize_index(z["clip"]),
+                faiss.deserialize_index_binary(z["pdq"]),
+                faiss.deserialize_index_binary(z["phash"]),
+            )
+            meta = {
+                int(i): (str(w), float(t)) for i, w, t in zip(z["ids"], z["work_ids"], z["t_s"])
+            }
+            return cls(
+                int(z["dim"]), int(z["version"]), str(z["embedder"]), native=native, meta=meta
+            )
+
+
+def _release(*indexes: object) -> None:
+    for index in indexes:
+        index.reset()  # type: ignore[attr-defined]

@@ -1,0 +1,158 @@
+"""The process's live FAISS index, kept at the database's index version.
+
+Every search first reads the version from PostgreSQL (one tiny query). If the in-memory index is
+behind, it is reloaded from the saved file when that file is at the right version, and rebuilt
+from the database otherwise. So any number of API processes and workers agree on what matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from clipgate import db
+from clipgate.errors import Unavailable
+from clipgate.settings import Settings, get_settings
+from index import store
+from index.faiss_index import FrameIndex, FrameRows, Hit
+from index.fingerprint import Fingerprint, embedder_for
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "frames.npz"
+
+_lock = threading.Lock()
+_live: dict[str, FrameIndex] = {}  # keyed by index file path, so tests with several data dirs work
+
+
+@dataclass
+class SearchResult:
+    index_version: int
+    embedder: str
+    hits: list[Hit]
+    # frame id -> (work id, seconds into the work), for every frame id in hits
+    frames: dict[int, tuple[str, float]]
+    # work id -> {id, owner, title, policy, kind}, only works still active
+    works: dict[str, dict[str, Any]]
+
+
+def check_embedder(state: dict[str, Any], embedder_id: str) -> None:
+    """Vectors from two CLIP models (or weights) are not comparable: refuse to mix them."""
+    if state["embedder"] and state["embedder"] != embedder_id and state["version"] > 0:
+        raise Unavailable(
+            f"the index holds CLIP embeddings from {state['embedder']}, but this process embeds "
+            f"with {embedder_id}; set CLIPGATE_CLIP_MODEL / CLIPGATE_CLIP_CHECKPOINT to match, "
+            "or run `clipgate index rebuild --reembed`"
+        )
+
+
+def sync(settings: Settings | None = None) -> FrameIndex:
+    """The live index, at the database's current version."""
+    settings = settings or get_settings()
+    path = settings.index_dir / INDEX_FILE
+    key = str(path)
+    try:
+        with db.connection(settings) as conn:
+            version = int(store.index_state(conn)["version"])
+    except psycopg.Error as e:
+        raise Unavailable(f"database unreachable: {e}") from e
+    with _lock:
+        current = _live.get(key)
+        if current is not None and current.version == version:
+            return current
+        if path.exists():
+            try:
+                loaded = FrameIndex.load(path)
+                if loaded.version == version:
+                    _live[key] = loaded
+                    return loaded
+            except (OSError, ValueError, RuntimeError) as e:
+                log.warning("index file %s unreadable (%s); rebuilding from the database", path, e)
+        _live[key] = _build(settings)
+        return _live[key]
+
+
+def apply_change(
+    settings: Settings, version: int, *, added: FrameRows | None = None, removed: str | None = None
+) -> None:
+    """Apply a change this process just committed, if the live index is exactly one version
+    behind; otherwise leave it, and the next sync reloads. The saved file is only a cache, so it is
+    not rewritten for every change."""
+    with _lock:
+        current = _live.get(str(settings.index_dir / INDEX_FILE))
+        if current is None or current.version != version - 1:
+            return
+        if added is not None:
+            current.add(added)
+        if removed is not None:
+            current.remove_work(removed)
+        current.version = version
+
+
+def rebuild(settings: Settings | None = None) -> dict[str, Any]:
+    """Rebuild the index from the database and save it. Returns what was built."""
+    settings = settings or get_settings()
+    t0 = time.perf_counter()
+    with _lock:
+        index = _build(settings)
+        _live[str(settings.index_dir / INDEX_FILE)] = index
+    return {
+        "version": index.version,
+        "works": len(index.work_ids),
+        "frames": index.frames,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _build(settings: Settings) -> FrameIndex:
+    embedder = embedder_for(settings)
+    with db.connection(settings) as conn:
+        # One snapshot: the frames and the version we tag them with must agree.
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        state = store.index_state(conn)
+        check_embedder(state, embedder.info.id)
+        rows = store.all_active_frames(conn, dim=embedder.info.dim)
+    index = FrameIndex(embedder.info.dim, int(state["version"]), embedder.info.id)
+    index.add(rows)
+    index.save(settings.index_dir / INDEX_FILE)
+    log.info("index built at version %d: %d frames", index.version, index.frames)
+    return index
+
+
+def search(fp: Fingerprint, settings: Settings | None = None) -> SearchResult:
+    """Search every sampled frame of fp against the live index."""
+    settings = settings or get_settings()
+    index = sync(settings)
+    if index.embedder != fp.embedder.id and index.frames:
+        check_embedder({"embedder": index.embedder, "version": index.version}, fp.embedder.id)
+    hits = index.search(
+        fp.clip,
+        fp.pdq,
+        fp.phash,
+        clip_k=settings.clip_search_k,
+        pdq_max_distance=settings.pdq_max_distance,
+        phash_max_distance=settings.phash_max_distance,
+    )
+    frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
+    with db.connection(settings) as conn:
+        works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
+    return SearchResult(index.version, index.embedder, hits, frames, works)
+
+
+def health(settings: Settings | None = None) -> dict[str, Any]:
+    try:
+        index = sync(settings)
+        return {
+            "ok": True,
+            "version": index.version,
+            "frames": index.frames,
+            "works": len(index.work_ids),
+            "embedder": index.embedder,
+        }
+    except Exception as e:  # health reports, never raises
+        return {"ok": False, "error": str(e)}

@@ -1,0 +1,162 @@
+"""Reading media: sniff what a file is, refuse what we can't take, and yield its sampled frames.
+
+Images go through Pillow; videos through PyAV. Only the sampled frames are converted to RGB,
+so the cost of a video is its decode plus a few conversions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from clipgate.errors import BadInput, TooLarge
+from index.sampling import FrameSampler
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# PyAV's demuxer names for the containers we accept.
+VIDEO_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm"}
+# Sampled frames are scaled so their long side is at most this: every signal downsamples further.
+MAX_SAMPLE_SIDE = 640
+
+
+class MediaError(BadInput):
+    """The file is not media we accept, or it is broken."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # "image" | "video"
+    mime: str
+    width: int
+    height: int
+    duration_s: float  # 0 for images
+    fps: float | None
+
+
+@dataclass
+class Frame:
+    t_s: float  # seconds from the start of the media
+    rgb: np.ndarray  # (h, w, 3) uint8
+
+
+def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
+    """What the file is, without decoding all of it. Raises MediaError / TooLarge."""
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            if fmt not in IMAGE_FORMATS:
+                raise MediaError(f"{path.name}: image format {fmt} is not accepted (JPEG, PNG, WebP)")
+            _check_pixels(path, im.width, im.height, max_frame_pixels)
+            return MediaInfo("image", IMAGE_FORMATS[fmt], im.width, im.height, 0.0, None)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            mime = VIDEO_CONTAINERS.get(container.format.name)
+            if mime is None:
+                raise MediaError(
+                    f"{path.name}: container {container.format.name} is not accepted "
+                    "(MP4, MOV, WebM, MKV)"
+                )
+            if not container.streams.video:
+                raise MediaError(f"{path.name}: has no video stream")
+            stream = container.streams.video[0]
+            w, h = stream.codec_context.width, stream.codec_context.height
+            _check_pixels(path, w, h, max_frame_pixels)
+            duration = _duration_s(container, stream)
+            fps = float(stream.average_rate) if stream.average_rate else None
+            return MediaInfo("video", mime, w, h, duration, fps)
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path.name}: not a readable image or video ({_ffmpeg_reason(e)})") from e
+
+
+def iter_sampled_frames(
+    path: Path,
+    info: MediaInfo,
+    *,
+    sample_fps: float,
+    shot_change_threshold: float,
+    max_duration_s: float,
+    timings: dict[str, float] | None = None,
+) -> Iterator[Frame]:
+    """Yield the frames to fingerprint: once every 1/sample_fps seconds and at every shot change.
+
+    If `timings` is given, the seconds spent deciding what to sample are added to timings["sample"].
+    """
+    if info.kind == "image":
+        yield Frame(0.0, _load_image(path))
+        return
+    if info.duration_s > max_duration_s:
+        raise TooLarge(
+            f"{path.name}: {info.duration_s:.0f} s is longer than the limit of {max_duration_s:.0f} s"
+        )
+    sampler = FrameSampler(sample_fps=sample_fps, shot_change_threshold=shot_change_threshold)
+    decoded = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                decoded += 1
+                t = float(frame.time) if frame.time is not None else decoded / (info.fps or 25.0)
+                if t > max_duration_s:
+                    raise TooLarge(f"{path.name}: longer than the limit of {max_duration_s:.0f} s")
+                t0 = time.perf_counter()
+                thumb = frame.to_ndarray(width=32, height=32, format="gray")
+                keep = sampler.take(t, thumb)
+                if timings is not None:
+                    timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - t0
+                if keep:
+                    w, h = _sample_size(frame.width, frame.height)
+                    yield Frame(t, frame.to_ndarray(width=w, height=h, format="rgb24"))
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path.name}: video is damaged or truncated ({_ffmpeg_reason(e)})") from e
+    if decoded == 0:
+        raise MediaError(f"{path.name}: the video has no frames")
+
+
+def _load_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE))
+            return np.asarray(im)
+    except OSError as e:  # truncated or corrupt image data
+        raise MediaError(f"{path.name}: image is damaged ({e})") from e
+
+
+def _sample_size(w: int, h: int) -> tuple[int, int]:
+    scale = min(1.0, MAX_SAMPLE_SIDE / max(w, h))
+    # Even sizes keep swscale happy with chroma-subsampled input.
+    return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+
+
+def _check_pixels(path: Path, w: int, h: int, limit: int) -> None:
+    if w <= 0 or h <= 0:
+        raise MediaError(f"{path.name}: frame size {w}x{h} is invalid")
+    if w * h > limit:
+        raise TooLarge(
+            f"{path.name}: frames of {w}x{h} exceed the limit of {limit} pixels "
+            "(CLIPGATE_MAX_FRAME_PIXELS)"
+        )
+
+
+def _duration_s(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
+    return getattr(e, "strerror", None) or str(e)

@@ -1,0 +1,191 @@
+"""Registering and removing protected works: fingerprint first, then one transaction.
+
+A work's media is fingerprinted before anything is written, so bad input leaves no trace. The
+database insert of the work, its frames and the new index version commit together; the copy of
+the media in the data directory is removed again if that transaction fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipgate import db
+from clipgate.errors import BadInput, NotFound
+from clipgate.files import copy_atomic, sha256_file
+from clipgate.settings import Settings, get_settings
+from index import live, store
+from index.faiss_index import FrameRows
+from index.fingerprint import Fingerprint, fingerprint_file
+from index.media import probe
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("block", "review")
+
+
+def validate_meta(*, owner: str, title: str, policy: str) -> None:
+    if not owner or not owner.strip():
+        raise BadInput("owner is required")
+    if not title or not title.strip():
+        raise BadInput("title is required")
+    if policy not in POLICIES:
+        raise BadInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+
+
+def register_work(
+    path: Path,
+    *,
+    owner: str,
+    title: str,
+    policy: str,
+    filename: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Fingerprint and register one image or video, synchronously. Returns the work record."""
+    settings = settings or get_settings()
+    validate_meta(owner=owner, title=title, policy=policy)
+    path = Path(path)
+    fp = fingerprint_file(path, settings)
+    work_id = uuid.uuid4()
+    stored = _store_media(path, work_id, settings)
+    try:
+        with db.connection(settings) as conn:
+            store.insert_work(conn, work=_work_row(work_id, fp, owner, title, policy, filename,
+                                                   stored, status="active"))
+            version, rows = _add_frames(conn, work_id, fp)
+            work = store.get_work(conn, work_id=str(work_id))
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    log.info("registered work %s (%s, %d frames)", work_id, title, len(fp))
+    live.apply_change(settings, version, added=rows)
+    return work
+
+
+def create_pending_work(
+    path: Path,
+    *,
+    owner: str,
+    title: str,
+    policy: str,
+    filename: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Accept a work for fingerprinting on a worker: check it is media we take, store a copy,
+    record it as pending. `process_pending_work` finishes the job."""
+    settings = settings or get_settings()
+    validate_meta(owner=owner, title=title, policy=policy)
+    path = Path(path)
+    info = probe(path, max_frame_pixels=settings.max_frame_pixels)
+    work_id = uuid.uuid4()
+    stored = _store_media(path, work_id, settings)
+    row = {
+        "id": work_id, "owner": owner.strip(), "title": title.strip(), "policy": policy,
+        "kind": info.kind, "filename": filename or path.name, "sha256": sha256_file(stored),
+        "size_bytes": stored.stat().st_size, "width": info.width, "height": info.height,
+        "duration_s": info.duration_s, "media_path": str(stored), "status": "pending",
+    }
+    try:
+        with db.connection(settings) as conn:
+            store.insert_work(conn, work=row)
+            return store.get_work(conn, work_id=str(work_id))
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+
+
+def process_pending_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Fingerprint a pending work and make it active; a failure marks it failed with the reason."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        work = store.get_work(conn, work_id=work_id)
+    if work is None:
+        raise NotFound(f"no work with id {work_id}")
+    if work["status"] != "pending":
+        return work
+    try:
+        fp = fingerprint_file(Path(work["media_path"]), settings)
+    except BadInput as e:
+        with db.connection(settings) as conn:
+            store.set_status(conn, work_id=work["id"], status="failed", error=str(e))
+            return store.get_work(conn, work_id=work_id)
+    with db.connection(settings) as conn:
+        locked = store.get_work(conn, work_id=work_id, lock=True)
+        if locked["status"] != "pending":  # removed meanwhile: stays removed
+            return locked
+        version, rows = _add_frames(conn, work["id"], fp)
+        conn.execute(
+            "UPDATE works SET status = 'active', embedder = %s, width = %s, height = %s, "
+            "duration_s = %s WHERE id = %s",
+            (fp.embedder.id, fp.info.width, fp.info.height, fp.info.duration_s, work["id"]),
+        )
+        work = store.get_work(conn, work_id=work_id)
+    live.apply_change(settings, version, added=rows)
+    return work
+
+
+def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Remove a work: its frames leave the database and the index, and it never matches again."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        work = store.get_work(conn, work_id=work_id, lock=True)
+        if work is None:
+            raise NotFound(f"no work with id {work_id}")
+        if work["status"] == "removed":
+            return work
+        had_frames = store.delete_frames(conn, work_id=work["id"]) > 0
+        store.set_status(conn, work_id=work["id"], status="removed")
+        version = store.bump_version(conn) if had_frames else None
+        work = store.get_work(conn, work_id=work_id)
+    if version is not None:
+        live.apply_change(settings, version, removed=str(work["id"]))
+    return work
+
+
+def get_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        work = store.get_work(conn, work_id=work_id)
+    if work is None:
+        raise NotFound(f"no work with id {work_id}")
+    return work
+
+
+def list_works(
+    *, include_removed: bool = False, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    with db.connection(settings) as conn:
+        return store.list_works(conn, include_removed=include_removed)
+
+
+def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRows]:
+    """Insert fp's frames and bump the index version; returns the version and the rows."""
+    state = store.index_state(conn, lock=True)
+    live.check_embedder(state, fp.embedder.id)
+    ids = store.insert_frames(conn, work_id=work_id, fp=fp)
+    version = store.bump_version(conn, embedder=fp.embedder.id)
+    rows = FrameRows(
+        ids=np.array(ids, dtype=np.int64),
+        work_ids=np.array([str(work_id)] * len(ids), dtype="U36"),
+        t_s=fp.t_s, clip=fp.clip, pdq=fp.pdq, phash=fp.phash,
+    )
+    return version, rows
+
+
+def _store_media(path: Path, work_id: uuid.UUID, settings: Settings) -> Path:
+    # Keep the original: the review queue shows it, and a new CLIP model can re-embed it.
+    return copy_atomic(path, settings.data_dir / "works" / f"{work_id}{path.suffix.lower()}")
+
+
+def _work_row(work_id, fp: Fingerprint, owner, title, policy, filename, stored, *, status):
+    return {
+        "id": work_id, "owner": owner.strip(), "title": title.strip(), "policy": policy,
+        "kind": fp.info.kind, "filename": filename or fp.path.name, "sha256": fp.sha256,
+        "size_bytes": fp.size_bytes, "width": fp.info.width, "height": fp.info.height,
+        "duration_s": fp.info.duration_s, "media_path": str(stored), "status": status,
+        "embedder": fp.embedder.id,
+    }

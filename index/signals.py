@@ -1,0 +1,39 @@
+"""Perceptual hashes of one frame: PDQ (256 bits) and pHash (64 bits), packed as bytes.
+
+Each signal is one small function pair: compute, and the bit count its Hamming distance runs over.
+The CLIP embedding lives in embedder.py because it batches across frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import imagehash
+import numpy as np
+import pdqhash
+from PIL import Image
+
+PDQ_BITS = 256
+PHASH_BITS = 64
+
+
+@dataclass(frozen=True)
+class FrameHashes:
+    pdq: bytes  # 32 bytes
+    pdq_quality: int  # 0..100; low means a flat frame whose hash says little
+    phash: bytes  # 8 bytes
+
+
+def hash_frame(rgb: np.ndarray) -> FrameHashes:
+    """rgb: (h, w, 3) uint8."""
+    bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    ph = imagehash.phash(Image.fromarray(rgb))
+    return FrameHashes(
+        pdq=np.packbits(bits.astype(np.uint8)).tobytes(),
+        pdq_quality=int(quality),
+        phash=np.packbits(ph.hash.flatten().astype(np.uint8)).tobytes(),
+    )
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    return int(np.unpackbits(np.frombuffer(a, np.uint8) ^ np.frombuffer(b, np.uint8)).sum())

@@ -1,0 +1,141 @@
+"""The gate end to end on real PostgreSQL: register works, check clips, segments, removal, rebuild."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import index
+from compliance import check_clip
+from tests.media import noise_frame, pan, photo, write_image, write_video
+
+FPS = 12
+
+
+def _clip(tmp_path, name, shots):
+    """shots: list of (seconds, frame_fn(i, n))."""
+    frames = []
+    for seconds, fn in shots:
+        n = int(seconds * FPS)
+        frames += [fn(i, n) for i in range(n)]
+    return write_video(tmp_path / name, frames, fps=FPS)
+
+
+def _noise(seed):
+    return lambda i, n: noise_frame(seed + i // 6)
+
+
+def _reuse(name):
+    img = photo(name)
+    return lambda i, n: pan(img, i, n)
+
+
+@pytest.fixture
+def works(settings, tmp_path):
+    astronaut = index.register_work(
+        write_image(tmp_path / "astronaut.jpg", photo("astronaut", (512, 512))),
+        owner="NASA Archive", title="Astronaut portrait", policy="block", settings=settings,
+    )
+    coffee = index.register_work(
+        write_image(tmp_path / "coffee.png", photo("coffee", (600, 400))),
+        owner="Cafe Photo Co", title="Coffee cup", policy="review", settings=settings,
+    )
+    cat = photo("chelsea")
+    # A 6 s protected video: 3 s of noise, then 3 s slowly zooming on the cat.
+    video = write_video(
+        tmp_path / "short.mp4",
+        [noise_frame(900 + i // 6) for i in range(3 * FPS)] + [pan(cat, i, 3 * FPS) for i in range(3 * FPS)],
+        fps=FPS,
+    )
+    short = index.register_work(
+        video, owner="Studio Kat", title="Chelsea the cat (short)", policy="block", settings=settings
+    )
+    return {"astronaut": astronaut, "coffee": coffee, "short": short}
+
+
+def test_reused_image_is_blocked_with_its_segment(settings, tmp_path, works):
+    clip = _clip(tmp_path, "memorised.mp4", [(2, _noise(1)), (3, _reuse("astronaut")), (2, _noise(50))])
+    result = check_clip(clip, settings=settings)
+    assert result.verdict == "block"
+    [match] = result.matches
+    assert match.work_id == str(works["astronaut"]["id"])
+    assert {"pdq", "phash"} & set(match.signals)
+    [seg] = match.segments
+    assert 1.9 <= seg.clip_start <= 2.6 and 4.0 <= seg.clip_end <= 5.0
+    assert result.clip["weights"] == "random" and result.clip["counted"] is False
+    assert result.warnings  # random weights are said in every result
+
+
+def test_reused_video_segment_aligns_clip_and_work_time(settings, tmp_path, works):
+    cat = photo("chelsea")
+    # The clip shows the work's 3.0-6.0 s (the cat zoom) at clip time 1.0-4.0 s.
+    clip = _clip(tmp_path, "excerpt.mp4", [(1, _noise(7)), (3, lambda i, n: pan(cat, i, n)), (1, _noise(70))])
+    result = check_clip(clip, settings=settings)
+    assert result.verdict == "block"
+    match = next(m for m in result.matches if m.work_id == str(works["short"]["id"]))
+    seg = max(match.segments, key=lambda s: s.frames)
+    assert seg.clip_start == pytest.approx(1.0, abs=0.6)
+    assert seg.work_start == pytest.approx(3.0, abs=0.6)
+    assert (seg.clip_start - seg.work_start) == pytest.approx(-2.0, abs=0.6)
+
+
+def test_review_policy_work_sends_clip_to_review(settings, tmp_path, works):
+    clip = _clip(tmp_path, "coffee.mp4", [(3, _reuse("coffee")), (1, _noise(3))])
+    result = check_clip(clip, settings=settings)
+    assert result.verdict == "review"
+    assert [m.title for m in result.matches] == ["Coffee cup"]
+
+
+def test_unrelated_clips_are_released(settings, tmp_path, works):
+    for seed in (11, 12, 13):
+        clip = _clip(tmp_path, f"original{seed}.mp4", [(2, _noise(seed * 100)), (2, _reuse("rocket"))])
+        result = check_clip(clip, settings=settings)
+        assert result.verdict == "release", result.reasons
+        assert result.matches == []
+
+
+def test_every_check_is_recorded_with_its_index_version(settings, tmp_path, works):
+    from clipgate import db
+
+    clip = _clip(tmp_path, "c.mp4", [(2, _noise(5))])
+    result = check_clip(clip, settings=settings)
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT verdict, index_version, evidence FROM checks WHERE id = %s",
+                           (result.check_id,)).fetchone()
+    assert row["verdict"] == "release"
+    assert row["index_version"] == result.index_version == index.health(settings)["version"]
+
+
+def test_removed_work_never_matches_again(settings, tmp_path, works):
+    clip = _clip(tmp_path, "memorised.mp4", [(3, _reuse("astronaut"))])
+    before = check_clip(clip, settings=settings)
+    assert before.verdict == "block"
+    removed = index.remove_work(str(works["astronaut"]["id"]), settings=settings)
+    assert removed["status"] == "removed"
+    after = check_clip(clip, settings=settings)
+    assert after.verdict == "release"
+    assert after.index_version > before.index_version
+    # Still gone after a rebuild from the database.
+    index.rebuild(settings)
+    assert check_clip(clip, settings=settings).verdict == "release"
+
+
+def test_rebuild_from_database_gives_the_same_answers(settings, tmp_path, works):
+    clips = [
+        _clip(tmp_path, "a.mp4", [(1, _noise(1)), (3, _reuse("astronaut"))]),
+        _clip(tmp_path, "b.mp4", [(3, _reuse("coffee"))]),
+        _clip(tmp_path, "c.mp4", [(3, _noise(77))]),
+    ]
+
+    def answers():
+        out = []
+        for c in clips:
+            r = check_clip(c, settings=settings)
+            out.append((r.verdict, [(m.work_id, m.frames_matched, [(s.clip_start, s.clip_end) for s in m.segments]) for m in r.matches]))
+        return out
+
+    first = answers()
+    (settings.index_dir / "frames.npz").unlink()
+    built = index.rebuild(settings)
+    assert built["works"] == 3
+    assert answers() == first
