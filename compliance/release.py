@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ def release_clip(
         "checked_at": result.created_at,
         "clip_weights": result.clip["weights"],
     }
+    t0 = time.perf_counter()
     try:
         signed = clip_signer.sign(
             path, dst, generator=generator, compliance=compliance, title=filename or path.name
@@ -117,6 +119,7 @@ def release_clip(
     except BaseException:
         dst.unlink(missing_ok=True)  # an unrecorded file must not sit in the release store
         raise
+    result.timings["sign"] = round(time.perf_counter() - t0, 4)
     log.info("released %s (check %s)", release_id, result.check_id)
     return ReleaseOutcome(result, release)
 

@@ -26,9 +26,9 @@ class ImageReuse:
     def __init__(self, work: SampleWork, rng: np.random.Generator, width: int, height: int, frames: int, fps: int):
         self.w, self.h, self.frames, self.fps = width, height, frames, fps
         self.image = draw.limit_size(work.load_image(), width, height)
-        tight = 1.0 - rng.uniform(0.06, MAX_CROP)
+        tight = 1.0 - rng.uniform(0.04, 0.07)
         self.zoom = (1.0, tight) if rng.random() < 0.5 else (tight, 1.0)
-        self.pan = rng.uniform(0.2, 0.8, (2, 2))  # (start, end) x (x, y), as fractions of the free margin
+        self.pan = rng.uniform(0.3, 0.7, (2, 2))  # (start, end) x (x, y), as fractions of the free margin
         self.band_top = height - max(2, round(CAPTION_BAND * height))
         self.caption = _caption_glyphs(rng, width, height - self.band_top)
         self.sparkles = [

@@ -69,9 +69,9 @@ _WORKS: tuple[SampleWork, ...] = (
         kind="image", source="coffee.png",
     ),
     SampleWork(
-        key="deep-field", title="Deep Field", owner="Far Light Observatory Trust",
-        policy="review", aliases=("galaxy", "galaxies", "hubble", "deep field"),
-        kind="image", source="hubble_deep_field.jpg",
+        key="fundus-portrait", title="The Inner Eye", owner="Clearview Ophthalmic Imaging",
+        policy="review", aliases=("retina", "retinal", "fundus", "eyeball"),
+        kind="image", source="retina.jpg",
     ),
     SampleWork(
         key="night-ride", title="Night Ride (animated short)", owner="Redline Animation Studio",

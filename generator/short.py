@@ -78,5 +78,5 @@ def _night_grade(image: Image.Image) -> Image.Image:
     luma = a @ np.array([0.299, 0.587, 0.114], np.float32)
     shadow = (1.0 - luma)[:, :, None] * np.array([-0.06, 0.02, 0.10], np.float32)
     highlight = luma[:, :, None] * np.array([0.08, 0.02, -0.06], np.float32)
-    graded = np.clip((a * 0.85 + shadow + highlight) ** 1.1, 0, 1)
+    graded = np.clip(a * 0.85 + shadow + highlight, 0, 1) ** 1.1
     return Image.fromarray((graded * 255).astype(np.uint8))

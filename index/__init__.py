@@ -6,7 +6,7 @@ Other domains use only what is named here.
 from index.faiss_index import Hit
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.live import SearchResult, health, rebuild, search
-from index.media import MediaError, MediaInfo
+from index.media import MediaError, MediaInfo, frame_at
 from index.embedder import RANDOM_WEIGHTS_WARNING, EmbedderInfo
 from index.registry import (
     POLICIES,
@@ -16,6 +16,7 @@ from index.registry import (
     process_pending_work,
     register_work,
     remove_work,
+    validate_meta,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SearchResult",
     "create_pending_work",
     "fingerprint_file",
+    "frame_at",
     "get_work",
     "health",
     "list_works",
@@ -37,4 +39,5 @@ __all__ = [
     "register_work",
     "remove_work",
     "search",
+    "validate_meta",
 ]

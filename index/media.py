@@ -111,7 +111,7 @@ def iter_sampled_frames(
                 if t > max_duration_s:
                     raise TooLarge(f"{path.name}: longer than the limit of {max_duration_s:.0f} s")
                 t0 = time.perf_counter()
-                thumb = frame.to_ndarray(width=32, height=32, format="gray")
+                thumb = _luma_thumb(frame)
                 keep = sampler.take(t, thumb)
                 if timings is not None:
                     timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - t0
@@ -122,6 +122,17 @@ def iter_sampled_frames(
         raise MediaError(f"{path.name}: video is damaged or truncated ({_ffmpeg_reason(e)})") from e
     if decoded == 0:
         raise MediaError(f"{path.name}: the video has no frames")
+
+
+def _luma_thumb(frame: av.VideoFrame) -> np.ndarray:
+    """A ~32x32 grey thumbnail for shot detection. For YUV frames the Y plane is already grey, so
+    striding it costs next to nothing; a full swscale conversion per frame cost more than decoding."""
+    if frame.format.name.startswith(("yuv", "yuvj", "nv12")):
+        plane = frame.planes[0]
+        y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        sy, sx = max(1, frame.height // 32), max(1, frame.width // 32)
+        return y[: sy * 32 : sy, : sx * 32 : sx]
+    return frame.to_ndarray(width=32, height=32, format="gray")
 
 
 def _load_image(path: Path) -> np.ndarray:
@@ -160,3 +171,30 @@ def _duration_s(container: av.container.InputContainer, stream: av.video.VideoSt
 
 def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
     return getattr(e, "strerror", None) or str(e)
+
+
+def frame_at(path: Path, t_s: float, *, max_side: int = MAX_SAMPLE_SIDE) -> np.ndarray:
+    """The frame shown at t_s seconds (an image: the image), as RGB uint8; for evidence pictures."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((max_side, max_side))
+            return np.asarray(im)
+    except (UnidentifiedImageError, OSError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            last = None
+            for frame in container.decode(stream):
+                last = frame
+                if frame.time is not None and frame.time >= t_s - 1e-3:
+                    break
+            if last is None:
+                raise MediaError(f"{path.name}: the video has no frames")
+            w, h = last.width, last.height
+            scale = min(1.0, max_side / max(w, h))
+            return last.to_ndarray(width=int(w * scale) // 2 * 2, height=int(h * scale) // 2 * 2,
+                                   format="rgb24")
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path.name}: not a readable image or video ({_ffmpeg_reason(e)})") from e

@@ -37,3 +37,4 @@ def hash_frame(rgb: np.ndarray) -> FrameHashes:
 
 def hamming(a: bytes, b: bytes) -> int:
     return int(np.unpackbits(np.frombuffer(a, np.uint8) ^ np.frombuffer(b, np.uint8)).sum())
+

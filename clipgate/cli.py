@@ -1,0 +1,356 @@
+"""The `clipgate` command: one entry point for the demo, the API, workers and operators.
+
+Bad input (not media, truncated, no frames, too large, unknown id) exits with code 2 and a
+one-line message; an unreachable part (database, index, signer) exits with code 3.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clipgate.errors import BadInput, NotFound, Unavailable
+
+app = typer.Typer(
+    help="clipgate: gate AI-generated clips against protected works, sign what is released.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+works_app = typer.Typer(help="Protected works: add, list, remove.", no_args_is_help=True)
+index_app = typer.Typer(help="The FAISS index of protected works.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for the generator service.", no_args_is_help=True)
+app.add_typer(works_app, name="works")
+app.add_typer(index_app, name="index")
+app.add_typer(bench_app, name="bench")
+app.add_typer(keys_app, name="keys")
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn clipgate's errors into a message and an exit code instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (BadInput, NotFound) as e:
+            _fail(str(e), EXIT_BAD_INPUT)
+        except Unavailable as e:
+            _fail(str(e), EXIT_UNAVAILABLE)
+
+    return wrapper
+
+
+def _setup() -> Any:
+    from clipgate import logs
+    from clipgate.settings import get_settings
+
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    return settings
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _work_line(w: dict[str, Any]) -> str:
+    frames = w.get("frames", "?")
+    return (
+        f"{w['id']}  {w['status']:<8} {w['policy']:<6} {w['kind']:<5} {frames:>4} frames  "
+        f"{w['title']} ({w['owner']})"
+    )
+
+
+@works_app.command("add")
+@handles_errors
+def works_add(
+    paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, WebP) or videos.")],
+    owner: Annotated[str, typer.Option(help="Who holds the rights.")],
+    title: Annotated[str, typer.Option(help="The work's title.")],
+    policy: Annotated[str, typer.Option(help="block or review")] = "block",
+) -> None:
+    """Register protected works."""
+    import index
+    from clipgate import tasks
+
+    settings = _setup()
+    index.validate_meta(owner=owner, title=title, policy=policy)
+    for path in paths:
+        name = title if len(paths) == 1 else f"{title} ({path.name})"
+        if settings.broker_url:
+            work = index.create_pending_work(path, owner=owner, title=name, policy=policy,
+                                             settings=settings)
+            sub = tasks.submit_register(str(work["id"]), settings)
+            typer.echo(f"queued {work['id']} (task {sub.task_id}); see `clipgate works list`")
+        else:
+            typer.echo(_work_line(index.register_work(path, owner=owner, title=name,
+                                                      policy=policy, settings=settings)))
+
+
+@works_app.command("list")
+@handles_errors
+def works_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include removed works.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List protected works."""
+    import index
+
+    settings = _setup()
+    works = index.list_works(include_removed=all_, settings=settings)
+    if as_json:
+        _json([{k: v for k, v in w.items() if k != "media_path"} for w in works])
+        return
+    for w in works:
+        typer.echo(_work_line(w))
+    typer.echo(f"{len(works)} works")
+
+
+@works_app.command("remove")
+@handles_errors
+def works_remove(work_id: str) -> None:
+    """Remove a work: it never matches again."""
+    import index
+
+    settings = _setup()
+    typer.echo(_work_line(index.remove_work(work_id, settings=settings)))
+
+
+@index_app.command("rebuild")
+@handles_errors
+def index_rebuild() -> None:
+    """Rebuild the FAISS index from the database."""
+    from clipgate import tasks
+
+    settings = _setup()
+    sub = tasks.submit_rebuild(settings)
+    if sub.task_id:
+        typer.echo(f"rebuild queued as task {sub.task_id}")
+    else:
+        r = sub.result
+        typer.echo(f"index version {r['version']}: {r['works']} works, {r['frames']} frames "
+                   f"in {r['seconds']} s")
+
+
+def _print_check(result: dict[str, Any]) -> None:
+    colour = {"release": typer.colors.GREEN, "block": typer.colors.RED}.get(
+        result["verdict"], typer.colors.YELLOW)
+    typer.secho(f"{result['verdict'].upper()}  check {result['check_id']}  "
+                f"(index version {result['index_version']})", fg=colour, bold=True)
+    for r in result["reasons"]:
+        typer.echo(f"  - {r}")
+    for m in result["matches"]:
+        typer.echo(f"  {m['title']} [{m['work_id']}] policy={m['policy']} score={m['score']} "
+                   f"signals={','.join(m['signals'])}")
+        for s in m["segments"]:
+            typer.echo(f"      clip {s['clip_start']:.2f}-{s['clip_end']:.2f} s  ~  work "
+                       f"{s['work_start']:.2f}-{s['work_end']:.2f} s  ({s['frames']} frames)")
+    for w in result["warnings"]:
+        typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
+
+
+@app.command()
+@handles_errors
+def check(
+    path: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full evidence as JSON.")] = False,
+) -> None:
+    """Gate a clip: print the verdict with its evidence."""
+    from compliance import check_clip
+
+    settings = _setup()
+    result = check_clip(path, source="cli", settings=settings).to_dict()
+    if as_json:
+        _json(result)
+    else:
+        _print_check(result)
+
+
+@app.command()
+@handles_errors
+def release(
+    path: Path,
+    model: Annotated[str | None, typer.Option(help="Generator model name.")] = None,
+    model_version: Annotated[str | None, typer.Option(help="Generator model version.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="The prompt (only its sha256 is kept).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Gate a clip and, if released, write the signed file and print its path."""
+    import hashlib
+
+    from compliance import generator_identity, public_release, release_clip
+
+    settings = _setup()
+    digest = hashlib.sha256(prompt.encode()).hexdigest() if prompt is not None else None
+    ident = generator_identity(model=model, version=model_version, prompt_sha256=digest)
+    outcome = release_clip(path, generator=ident, source="cli", settings=settings)
+    if as_json:
+        _json({"released": outcome.released, "check": outcome.check.to_dict(),
+               "release": public_release(outcome.release) if outcome.release else None,
+               "path": outcome.release["path"] if outcome.release else None})
+    elif outcome.released:
+        typer.echo(outcome.release["path"])
+    else:
+        _print_check(outcome.check.to_dict())
+        typer.secho("not released", fg=typer.colors.RED, err=True)
+    if not outcome.released:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def verify(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Report a file's C2PA manifest, its validation state and its release record."""
+    from compliance import verify_clip
+
+    settings = _setup()
+    report = verify_clip(path, settings=settings)
+    if as_json:
+        _json(report)
+        return
+    colour = {"Trusted": typer.colors.GREEN, "Valid": typer.colors.YELLOW}.get(
+        report["state"], typer.colors.RED)
+    typer.secho(f"{report['state']}  {report['file']}", fg=colour, bold=True)
+    comp = report["assertions"].get("org.clipgate.compliance")
+    if comp:
+        typer.echo(f"  compliance: verdict {comp.get('verdict')}, check {comp.get('check_id')}, "
+                   f"index version {comp.get('index_version')}, at {comp.get('checked_at')}")
+    gen = report["assertions"].get("org.clipgate.generator")
+    if gen:
+        typer.echo(f"  generator: {gen.get('model')} {gen.get('version')}")
+    for err in report["validation_errors"]:
+        typer.echo(f"  validation: {err.get('code')} {err.get('explanation', '')}")
+    rel = report["release"]
+    if rel:
+        typer.echo(f"  release {rel['release_id']}: {rel['status'].upper()}"
+                   + (f" ({rel['revoked_reason']})" if rel["revoked_reason"] else ""))
+    else:
+        typer.echo("  no clipgate release record")
+
+
+@app.command()
+@handles_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the report and clips.")] = Path("demo-out"),
+) -> None:
+    """The main job: register sample works, generate and gate a dozen clips, sign and verify the
+    releases, and write an HTML + JSON report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from clipgate.demo import run_demo
+
+    settings = _setup()
+    console = Console()
+    where = "embedded PostgreSQL" if settings.embedded else "configured PostgreSQL"
+    console.print(f"clipgate demo: data in {settings.data_dir} ({where})")
+    with console.status("starting") as status:
+        report = run_demo(settings, out, progress=lambda msg: status.update(msg))
+    table = Table(title="clipgate demo")
+    for col in ("#", "prompt", "verdict", "matched work", "reused (truth)", "verify"):
+        table.add_column(col)
+    colours = {"release": "green", "block": "red", "review": "yellow"}
+    for i, c in enumerate(report["clips"], 1):
+        matched = ", ".join(m["title"] for m in c["check"]["matches"]) or "-"
+        verify_state = c["verification"]["state"] if c["verification"] else "-"
+        table.add_row(str(i), c["prompt"], f"[{colours[c['verdict']]}]{c['verdict']}[/]",
+                      matched, ", ".join(c["reused"]) or "-", verify_state)
+    console.print(table)
+    counts = report["counts"]
+    console.print(f"released {counts['release']}, blocked {counts['block']}, "
+                  f"held for review {counts['review']} in {report['seconds']} s")
+    if report["tamper_test"]:
+        console.print(f"tampered signed copy verifies: {report['tamper_test']['state']}")
+    for w in report["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"report: {(out / 'index.html').resolve()}  (JSON: {out / 'report.json'})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default from CLIPGATE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default from CLIPGATE_PORT.")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from clipgate.app import create_app
+
+    settings = _setup()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "cpu",
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run a Celery worker (needs CLIPGATE_BROKER_URL)."""
+    settings = _setup()
+    if not settings.broker_url:
+        _fail("CLIPGATE_BROKER_URL is not set: without a broker tasks run in-process "
+              "and no worker is needed", EXIT_BAD_INPUT)
+    from clipgate.tasks import celery_app
+
+    celery_app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", "INFO"])
+
+
+@app.command()
+@handles_errors
+def migrate() -> None:
+    """Bring the database schema up to date (the compose one-shot migration service)."""
+    from clipgate import db
+
+    _setup()
+    db.migrate()
+    typer.echo("database is at the newest schema")
+
+
+@bench_app.command("perf")
+@handles_errors
+def bench_perf(
+    works: Annotated[int, typer.Option(help="Protected works in the bench index.")] = 1000,
+    runs: Annotated[int, typer.Option(help="Timed runs; the median is reported.")] = 3,
+    device: Annotated[str | None, typer.Option(help="CLIP device: cpu, cuda or auto.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+) -> None:
+    """Time each gate stage on a 10 s 640x360 clip against an index of >= 1,000 works; print JSON."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from clipgate.bench import run_perf
+
+    settings = _setup()
+    bench_settings = settings.model_copy(update={
+        "data_dir": data_dir or settings.data_dir / "bench",
+        "database_url": None,  # its own embedded database: never the operator's
+        "broker_url": None,
+        "clip_device": device or settings.clip_device,
+    })
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("registering bench works", total=works)
+        result = run_perf(bench_settings, works=works, runs=runs,
+                          progress=lambda done, total: bar.update(task, completed=done))
+    _json(result)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
