@@ -133,11 +133,20 @@ def works_remove(work_id: str) -> None:
 
 @index_app.command("rebuild")
 @handles_errors
-def index_rebuild() -> None:
+def index_rebuild(
+    reembed: Annotated[bool, typer.Option(
+        help="Embed every work again from its stored media (after changing the CLIP model).")] = False,
+) -> None:
     """Rebuild the FAISS index from the database."""
+    import index
     from clipgate import tasks
 
     settings = _setup()
+    if reembed:
+        r = index.reembed_all(settings)
+        typer.echo(f"re-embedded: index version {r['version']}, {r['works']} works, "
+                   f"{r['frames']} frames")
+        return
     sub = tasks.submit_rebuild(settings)
     if sub.task_id:
         typer.echo(f"rebuild queued as task {sub.task_id}")
@@ -289,9 +298,16 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from clipgate import apikeys, db
     from clipgate.app import create_app
 
     settings = _setup()
+    db.migrate(db.database_url(settings))  # waits (bounded) for the database to come up
+    if not settings.api_key and not apikeys.list_keys(settings, include_revoked=False):
+        _, key = apikeys.create_key("local-generator", "generator", settings)
+        typer.secho(f"No API key existed, so one was created for the generator service:\n  {key}\n"
+                    "Send it as the X-API-Key header. It is not shown again "
+                    "(`clipgate keys create NAME` makes more).", fg=typer.colors.CYAN)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
 
 
@@ -319,6 +335,46 @@ def migrate() -> None:
     _setup()
     db.migrate()
     typer.echo("database is at the newest schema")
+
+
+@keys_app.command("create")
+@handles_errors
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who uses the key, e.g. generator-prod.")],
+    role: Annotated[str, typer.Option(help="generator or admin")] = "generator",
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from clipgate import apikeys
+
+    settings = _setup()
+    record, key = apikeys.create_key(name, role, settings)
+    typer.echo(key)
+    typer.echo(f"key {record['id']} ({record['role']}) created; store it now, it is not "
+               "shown again", err=True)
+
+
+@keys_app.command("list")
+@handles_errors
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+    from clipgate import apikeys
+
+    settings = _setup()
+    for k in apikeys.list_keys(settings):
+        pk = apikeys.public_key(k)
+        state = "revoked" if pk.get("revoked_at") else "active"
+        typer.echo(f"{pk['id']}  {pk['prefix']}...  {pk['role']:<9} {state:<7} {pk['name']}")
+
+
+@keys_app.command("revoke")
+@handles_errors
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key by its id."""
+    from clipgate import apikeys
+
+    settings = _setup()
+    apikeys.revoke_key(key_id, settings)
+    typer.echo(f"revoked {key_id}")
 
 
 @bench_app.command("perf")

@@ -63,13 +63,21 @@ def _wait_for(url: str) -> None:
         conn.execute("SELECT 1")
 
 
-def migrate(url: str | None = None) -> None:
-    """Bring the schema to the newest revision (alembic upgrade head)."""
+def migrate(url: str | None = None, *, wait: bool = True) -> None:
+    """Bring the schema to the newest revision (alembic upgrade head).
+
+    wait: retry for a while until the database answers (start-up, `clipgate migrate`). The
+    request path passes False, so a request fails fast when the database is down.
+    """
     from alembic import command
     from alembic.config import Config
 
     url = url or database_url()
-    _wait_for(url)
+    if wait:
+        _wait_for(url)
+    else:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
@@ -84,7 +92,7 @@ def pool(settings: Settings | None = None) -> ConnectionPool:
     if existing is not None:
         return existing
     try:
-        migrate(url)
+        migrate(url, wait=False)
     except psycopg.OperationalError as e:
         raise Unavailable(f"database unreachable: {e}") from e
     new = ConnectionPool(

@@ -35,12 +35,12 @@ PROMPTS = (
     "rocket liftoff at dawn, smoke billowing",
     "a biker racing through neon streets at night",
     "latte art poured in slow motion",
-    "a sweeping journey through distant galaxies",
+    "a close-up of a human retina, glowing veins",
+    "an espresso cup beside a rocket on the launchpad",
     "ocean waves at sunset in pastel colours",
     "abstract neon particles dancing to music",
     "a forest stream in autumn, leaves drifting",
     "northern lights rippling over a frozen lake",
-    "a calm desert at noon with heat shimmer",
     "paper lanterns floating over a quiet river",
 )
 THUMB_W = 192

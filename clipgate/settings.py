@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
     clip_min_similarity: float = 0.92
     clip_search_k: int = 8
+    # Candidates for the geometric (ORB + RANSAC) check: hash hits up to this PDQ distance, and
+    # CLIP's nearest frames; at most orb_max_candidates work frames per clip frame.
+    pdq_candidate_distance: int = 100
+    orb_clip_candidates: int = 3
+    orb_max_candidates: int = 6
+    # Keypoint matches that must agree on one placement for the geometric check to fire.
+    orb_min_inliers: int = 20
     # Frames of the clip with a hit that make a match strong enough to block outright; fewer
     # (a stray frame) sends the clip to review instead.
     block_min_frames: int = 2

@@ -18,6 +18,8 @@ from clipgate.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 CPU_QUEUE = "cpu"
+REGISTER_WORK = "clipgate.register_work"
+REBUILD_INDEX = "clipgate.rebuild_index"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -39,25 +41,37 @@ def make_celery(settings: Settings | None = None) -> Celery:
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
     )
+    app.task(name=REGISTER_WORK)(_register_work)
+    app.task(name=REBUILD_INDEX)(_rebuild_index)
     return app
 
 
-celery_app = make_celery()
-
-
-@celery_app.task(name="clipgate.register_work", bind=True, max_retries=3)
-def register_work_task(self, work_id: str) -> dict[str, Any]:
+def _register_work(work_id: str) -> dict[str, Any]:
     import index
 
     work = index.process_pending_work(work_id)
     return {"work_id": str(work["id"]), "status": work["status"], "error": work["error"]}
 
 
-@celery_app.task(name="clipgate.rebuild_index")
-def rebuild_index_task() -> dict[str, Any]:
+def _rebuild_index() -> dict[str, Any]:
     import index
 
     return index.rebuild()
+
+
+celery_app = make_celery()  # what `clipgate worker` runs, configured from the environment
+_apps: dict[str, Celery] = {}
+
+
+def _app_for(settings: Settings) -> Celery:
+    """The Celery app that sends to settings' broker (the API may be given other settings than
+    the environment's, as the tests do)."""
+    if settings.broker_url == celery_app.conf.broker_url:
+        return celery_app
+    key = f"{settings.broker_url}|{settings.result_backend}"
+    if key not in _apps:
+        _apps[key] = make_celery(settings)
+    return _apps[key]
 
 
 @dataclass
@@ -74,7 +88,8 @@ def submit_register(work_id: str, settings: Settings | None = None) -> Submitted
         work = index.process_pending_work(work_id, settings)
         return Submitted(None, {"work_id": str(work["id"]), "status": work["status"],
                                 "error": work["error"]})
-    return Submitted(register_work_task.delay(work_id).id, None)
+    sent = _app_for(settings).send_task(REGISTER_WORK, args=[work_id])
+    return Submitted(sent.id, None)
 
 
 def submit_rebuild(settings: Settings | None = None) -> Submitted:
@@ -83,11 +98,11 @@ def submit_rebuild(settings: Settings | None = None) -> Submitted:
         import index
 
         return Submitted(None, index.rebuild(settings))
-    return Submitted(rebuild_index_task.delay().id, None)
+    return Submitted(_app_for(settings).send_task(REBUILD_INDEX).id, None)
 
 
-def task_status(task_id: str) -> dict[str, Any]:
-    res = celery_app.AsyncResult(task_id)
+def task_status(task_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    res = _app_for(settings or get_settings()).AsyncResult(task_id)
     out: dict[str, Any] = {"task_id": task_id, "state": res.state}
     if res.successful():
         out["result"] = res.result

@@ -25,7 +25,8 @@ class FramePair:
     clip_t: float
     work_t: float
     signals: dict[str, float]  # signal -> similarity in 0..1 (cosine for clip)
-    distances: dict[str, float]  # hash signal -> Hamming distance
+    distances: dict[str, float]  # hash signal -> Hamming distance; orb -> inlier count
+    region: tuple[float, float, float, float] | None = None  # where the copy sits (orb), 0..1
 
     @property
     def score(self) -> float:
@@ -59,7 +60,9 @@ class WorkMatch:
         return asdict(self)
 
 
-def _similarity(signal: str, value: float) -> float:
+def _similarity(signal: str, value: float, settings: Settings) -> float:
+    if signal == "orb":  # inliers -> 0.5 at the threshold, towards 1 with more agreement
+        return value / (value + settings.orb_min_inliers)
     if signal == "pdq":
         return 1.0 - value / PDQ_BITS
     if signal == "phash":
@@ -97,7 +100,7 @@ def match_works(
             continue
         key = (hit.query, work_id)
         pair = best.get(key)
-        sim = _similarity(hit.signal, hit.value)
+        sim = _similarity(hit.signal, hit.value, settings)
         if pair is None or abs(pair.work_t - work_t) > 1e-6:
             # Prefer the work frame with the stronger evidence for this query frame.
             if pair is not None and pair.score >= sim:
@@ -108,6 +111,8 @@ def match_works(
             pair.signals[hit.signal] = sim
             if hit.signal != "clip":
                 pair.distances[hit.signal] = hit.value
+            if hit.region is not None:
+                pair.region = hit.region
 
     by_work: dict[str, list[FramePair]] = {}
     for (_, work_id), pair in best.items():

@@ -17,7 +17,7 @@ from generator import draw, short
 from generator.samples import SampleWork, animated_short
 
 MAX_CROP = 0.10  # fraction of each side the Ken Burns window may lose
-CAPTION_BAND = 0.09  # fraction of the frame height
+CAPTION_BAND = 0.08  # fraction of the frame height
 
 
 class ImageReuse:
@@ -46,7 +46,7 @@ class ImageReuse:
         left, top = ux * (iw - bw), uy * (ih - bh)
         out = draw.crop_resize(self.image, (left, top, left + bw, top + bh), (self.w, self.h))
         band = out[self.band_top :]
-        band *= 0.4
+        band *= 0.55
         band += self.caption
         t = i / self.fps
         white = np.array([255, 250, 235], np.float32)

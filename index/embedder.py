@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 RANDOM_WEIGHTS_WARNING = (
     "CLIP is running with RANDOM weights (no CLIPGATE_CLIP_CHECKPOINT set): its similarities "
-    "mean nothing and it does not count towards any verdict; only the hash signals decide."
+    "mean nothing and it does not count towards any verdict; only the hash and local-feature "
+    "(ORB) signals decide."
 )
 # Random weights must be the same in every process, or embeddings stored by one worker would not
 # be comparable with those computed by another.

@@ -44,8 +44,9 @@ class Hit:
 
     query: int  # row of the query batch
     frame_id: int
-    signal: str  # "clip" | "pdq" | "phash"
-    value: float  # cosine similarity for clip, Hamming distance for hashes
+    signal: str  # "clip" | "pdq" | "phash" | "orb"
+    value: float  # cosine for clip, Hamming distance for hashes, inlier count for orb
+    region: tuple[float, float, float, float] | None = None  # orb: where in the clip frame (0..1)
 
 
 class FrameIndex:
@@ -106,31 +107,39 @@ class FrameIndex:
         clip_k: int,
         pdq_max_distance: int,
         phash_max_distance: int,
-    ) -> list[Hit]:
+        pdq_candidate_distance: int | None = None,
+    ) -> tuple[list[Hit], list[tuple[int, int]]]:
         """Query frames: clip (q, d) float32, pdq (q, 32) uint8, phash (q, 8) uint8.
 
-        CLIP returns the k nearest (candidates, whatever their score); the hashes return every
-        frame within their distance threshold.
+        Returns the hits and the near misses. CLIP returns the k nearest (whatever their score);
+        the hashes return every frame within their distance threshold. Near misses are (query,
+        frame id) pairs whose PDQ distance is above pdq_max_distance but within
+        pdq_candidate_distance: worth a geometric check.
         """
         hits: list[Hit] = []
+        near: list[tuple[int, int]] = []
         if self.frames == 0 or len(clip) == 0:
-            return hits
+            return hits, near
         k = min(clip_k, self.frames)
         sims, ids = self.clip.search(np.ascontiguousarray(clip, dtype=np.float32), k)
         for q in range(len(clip)):
             for s, i in zip(sims[q], ids[q]):
                 if i >= 0:
                     hits.append(Hit(q, int(i), "clip", float(s)))
+        loose = max(pdq_max_distance, pdq_candidate_distance or 0)
         for name, index, codes, radius in (
-            ("pdq", self.pdq, pdq, pdq_max_distance),
+            ("pdq", self.pdq, pdq, loose),
             ("phash", self.phash, phash, phash_max_distance),
         ):
             # range_search's radius is exclusive.
             lims, dist, rid = index.range_search(np.ascontiguousarray(codes, np.uint8), radius + 1)
             for q in range(len(codes)):
                 for j in range(lims[q], lims[q + 1]):
-                    hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
-        return hits
+                    if name == "pdq" and dist[j] > pdq_max_distance:
+                        near.append((q, int(rid[j])))
+                    else:
+                        hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
+        return hits, near
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""

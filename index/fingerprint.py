@@ -11,6 +11,7 @@ import numpy as np
 from clipgate.errors import TooLarge
 from clipgate.files import sha256_file
 from clipgate.settings import Settings
+from index.features import Features, extract
 from index.embedder import ClipEmbedder, EmbedderInfo, get_embedder
 from index.media import MediaError, MediaInfo, iter_sampled_frames, probe
 from index.signals import hash_frame
@@ -31,6 +32,7 @@ class Fingerprint:
     pdq_quality: np.ndarray
     phash: np.ndarray
     embedder: EmbedderInfo
+    features: list[Features]  # ORB keypoints per sampled frame
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def __len__(self) -> int:
@@ -83,6 +85,10 @@ def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
     hashes = [hash_frame(f.rgb) for f in frames]
     timings["hash"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    features = [extract(f.rgb) for f in frames]
+    timings["features"] = time.perf_counter() - t0
+
     return Fingerprint(
         path=path,
         info=info,
@@ -94,5 +100,6 @@ def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
         pdq_quality=np.array([h.pdq_quality for h in hashes], dtype=np.int32),
         phash=np.frombuffer(b"".join(h.phash for h in hashes), np.uint8).reshape(-1, 8),
         embedder=embedder.info,
+        features=features,
         timings=timings,
     )

@@ -20,6 +20,7 @@ from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 from index import store
 from index.faiss_index import FrameIndex, FrameRows, Hit
+from index.features import verify
 from index.fingerprint import Fingerprint, embedder_for
 
 log = logging.getLogger(__name__)
@@ -130,18 +131,55 @@ def search(fp: Fingerprint, settings: Settings | None = None) -> SearchResult:
     index = sync(settings)
     if index.embedder != fp.embedder.id and index.frames:
         check_embedder({"embedder": index.embedder, "version": index.version}, fp.embedder.id)
-    hits = index.search(
+    hits, near = index.search(
         fp.clip,
         fp.pdq,
         fp.phash,
         clip_k=settings.clip_search_k,
         pdq_max_distance=settings.pdq_max_distance,
         phash_max_distance=settings.phash_max_distance,
+        pdq_candidate_distance=settings.pdq_candidate_distance,
     )
-    frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
     with db.connection(settings) as conn:
+        hits += _geometric_hits(conn, fp, hits, near, settings)
+        frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, index.embedder, hits, frames, works)
+
+
+def _geometric_hits(
+    conn: psycopg.Connection,
+    fp: Fingerprint,
+    hits: list[Hit],
+    near: list[tuple[int, int]],
+    settings: Settings,
+) -> list[Hit]:
+    """ORB + RANSAC on the candidate pairs that no hash already settled: PDQ near misses first,
+    then CLIP's nearest frames, at most orb_max_candidates per clip frame."""
+    settled = {(h.query, h.frame_id) for h in hits if h.signal != "clip"}
+    nearest_by_clip = sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value)
+    per_query: dict[int, list[int]] = {}
+    clip_taken: dict[int, int] = {}
+    proposals = [(q, f) for q, f in near]
+    for h in nearest_by_clip:
+        if clip_taken.get(h.query, 0) < settings.orb_clip_candidates:
+            clip_taken[h.query] = clip_taken.get(h.query, 0) + 1
+            proposals.append((h.query, h.frame_id))
+    for q, f in proposals:
+        chosen = per_query.setdefault(q, [])
+        if (q, f) not in settled and f not in chosen and len(chosen) < settings.orb_max_candidates:
+            chosen.append(f)
+    wanted = sorted({f for fs in per_query.values() for f in fs})
+    stored = store.frame_features(conn, frame_ids=wanted)
+    out = []
+    for q, frame_ids in per_query.items():
+        for f in frame_ids:
+            if f not in stored:
+                continue
+            v = verify(fp.features[q], stored[f], min_inliers=settings.orb_min_inliers)
+            if v is not None:
+                out.append(Hit(q, f, "orb", float(v.inliers), v.region))
+    return out
 
 
 def health(settings: Settings | None = None) -> dict[str, Any]:

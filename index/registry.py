@@ -147,6 +147,25 @@ def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any
     return work
 
 
+def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
+    """Fingerprint every active work again from its stored media with the configured CLIP model,
+    replacing all frames in one transaction (after changing CLIPGATE_CLIP_MODEL or its weights)."""
+    settings = settings or get_settings()
+    works = list_works(settings=settings)
+    prints = {str(w["id"]): fingerprint_file(Path(w["media_path"]), settings)
+              for w in works if w["status"] == "active"}
+    embedder_id = next(iter(prints.values())).embedder.id if prints else None
+    with db.connection(settings) as conn:
+        store.index_state(conn, lock=True)
+        conn.execute("DELETE FROM work_frames")
+        for work_id, fp in prints.items():
+            store.insert_frames(conn, work_id=uuid.UUID(work_id), fp=fp)
+            conn.execute("UPDATE works SET embedder = %s WHERE id = %s", (embedder_id, work_id))
+        conn.execute("UPDATE index_state SET embedder = %s WHERE id = 1", (embedder_id,))
+        store.bump_version(conn)
+    return live.rebuild(settings)
+
+
 def get_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     with db.connection(settings) as conn:
         work = store.get_work(conn, work_id=work_id)

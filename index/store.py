@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 
 from index.faiss_index import FrameRows
+from index.features import Features
 from index.fingerprint import Fingerprint
 
 WORK_COLUMNS = (
@@ -49,8 +50,30 @@ def insert_frames(conn: psycopg.Connection, *, work_id: uuid.UUID, fp: Fingerpri
                     fp.phash[i].tobytes(),
                 ),
             )
-            ids.append(cur.fetchone()["id"])
+            frame_id = cur.fetchone()["id"]
+            ids.append(frame_id)
+            feats = fp.features[i]
+            kp, desc = feats.to_bytes()
+            cur.execute(
+                "INSERT INTO work_frame_features (frame_id, width, height, keypoints, descriptors) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (frame_id, feats.width, feats.height, kp, desc),
+            )
     return ids
+
+
+def frame_features(conn: psycopg.Connection, *, frame_ids: list[int]) -> dict[int, Features]:
+    if not frame_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT frame_id, width, height, keypoints, descriptors FROM work_frame_features "
+        "WHERE frame_id = ANY(%s)",
+        (frame_ids,),
+    ).fetchall()
+    return {
+        r["frame_id"]: Features.from_bytes(r["keypoints"], r["descriptors"], r["width"], r["height"])
+        for r in rows
+    }
 
 
 def index_state(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, Any]:

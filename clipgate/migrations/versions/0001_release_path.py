@@ -57,6 +57,15 @@ def upgrade() -> None:
         );
         CREATE INDEX work_frames_work ON work_frames (work_id);
 
+        -- ORB keypoints of each work frame, for the geometric check of candidate pairs.
+        CREATE TABLE work_frame_features (
+            frame_id bigint PRIMARY KEY REFERENCES work_frames (id) ON DELETE CASCADE,
+            width int NOT NULL,
+            height int NOT NULL,
+            keypoints bytea NOT NULL,        -- float32 (n, 2)
+            descriptors bytea NOT NULL       -- uint8 (n, 32)
+        );
+
         CREATE TABLE checks (
             id uuid PRIMARY KEY,
             created_at timestamptz NOT NULL DEFAULT now(),
@@ -106,5 +115,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        "DROP TABLE api_keys, releases, checks, work_frames, works, index_state CASCADE"
+        "DROP TABLE api_keys, releases, checks, work_frame_features, work_frames, works, "
+        "index_state CASCADE"
     )

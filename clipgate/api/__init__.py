@@ -1,0 +1,28 @@
+"""What the domains' routers share: dependencies (settings, API keys, uploads) and error mapping.
+
+`clipgate.app` assembles the routers; the domains import only the names below.
+"""
+
+from clipgate.api.deps import (
+    ApiKeyDep,
+    GeneratorKeyDep,
+    SettingsDep,
+    discard_upload,
+    get_app_settings,
+    require_roles,
+    save_upload,
+    upload_name,
+    uploaded,
+)
+
+__all__ = [
+    "ApiKeyDep",
+    "GeneratorKeyDep",
+    "SettingsDep",
+    "discard_upload",
+    "get_app_settings",
+    "require_roles",
+    "save_upload",
+    "upload_name",
+    "uploaded",
+]

@@ -1,0 +1,126 @@
+"""API keys: random tokens shown once, stored only as their sha256.
+
+Keys are 32 random bytes (high entropy, not passwords), so a plain sha256 is enough to store them:
+nobody can brute-force the hash back into a key. The first 8 characters are kept for display.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from typing import Any
+
+from clipgate import db
+from clipgate.errors import BadInput, NotFound
+from clipgate.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "cg_"
+# Below this a bootstrap key could be guessed; it still works, but the operator is told.
+_MIN_BOOTSTRAP_LEN = 24
+ROLES = ("generator", "admin")
+_COLUMNS = "id, name, role, prefix, created_at, revoked_at"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _validate(name: str, role: str) -> None:
+    if not name or not name.strip():
+        raise BadInput("an API key needs a name")
+    if role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+
+
+def create_key(
+    name: str, role: str = "generator", settings: Settings | None = None
+) -> tuple[dict[str, Any], str]:
+    """A new key. Returns (record, plaintext key); the plaintext is not stored anywhere."""
+    _validate(name, role)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return _insert(name.strip(), role, key, settings), key
+
+
+def _insert(name: str, role: str, key: str, settings: Settings | None) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        return conn.execute(
+            f"INSERT INTO api_keys (name, role, prefix, key_hash) VALUES (%s, %s, %s, %s) "
+            f"RETURNING {_COLUMNS}",
+            (name, role, key[:8], hash_key(key)),
+        ).fetchone()
+
+
+def verify_key(key: str, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The active (not revoked) key record for this plaintext key, or None."""
+    if not key:
+        return None
+    digest = hash_key(key)
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+            (digest,),
+        ).fetchone()
+    # The lookup is by hash, so timing reveals nothing about the key; compare anyway, cheaply.
+    if row is None or not hmac.compare_digest(row.pop("key_hash"), digest):
+        return None
+    return row
+
+
+def list_keys(settings: Settings | None = None, *, include_revoked: bool = True) -> list[dict]:
+    where = "" if include_revoked else "WHERE revoked_at IS NULL"
+    with db.connection(settings) as conn:
+        return conn.execute(f"SELECT {_COLUMNS} FROM api_keys {where} ORDER BY created_at").fetchall()
+
+
+def revoke_key(key_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Revoke a key by id; it stops working at once. Revoking twice keeps the first time."""
+    try:
+        kid = uuid.UUID(str(key_id))
+    except ValueError:
+        raise NotFound(f"no API key with id {key_id}") from None
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = %s "
+            f"RETURNING {_COLUMNS}",
+            (kid,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no API key with id {key_id}")
+    return row
+
+
+def ensure_bootstrap_key(settings: Settings | None = None) -> None:
+    """Make CLIPGATE_API_KEY a valid generator key (stored hashed), if it is set.
+
+    A bootstrap key that was revoked stays revoked: the operator revoked it on purpose.
+    """
+    settings = settings or get_settings()
+    if not settings.api_key:
+        return
+    if len(settings.api_key) < _MIN_BOOTSTRAP_LEN:
+        log.warning("CLIPGATE_API_KEY is only %d characters: use a long random key "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+                    len(settings.api_key))
+    with db.connection(settings) as conn:
+        conn.execute(
+            "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ('bootstrap', 'generator', "
+            "%s, %s) ON CONFLICT (key_hash) DO NOTHING",
+            (settings.api_key[:8], hash_key(settings.api_key)),
+        )
+
+
+def public_key(record: dict[str, Any]) -> dict[str, Any]:
+    """A key record as the API and CLI show it (never the hash)."""
+    return {
+        "id": str(record["id"]),
+        "name": record["name"],
+        "role": record["role"],
+        "prefix": record["prefix"],
+        "created_at": record["created_at"].isoformat(),
+        "revoked_at": record["revoked_at"].isoformat() if record["revoked_at"] else None,
+    }

@@ -1,0 +1,147 @@
+"""Assembly of the HTTP API: settings, the domains' routers, error mapping, health.
+
+`create_app(settings)` is the only entry point (`clipgate serve` and the tests use it). Every
+route is under /v1; OpenAPI docs are at /docs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import compliance
+import index
+from clipgate import __version__, apikeys, db, tasks
+from clipgate.api import SettingsDep
+from clipgate.api import errors as api_errors
+from clipgate.errors import ClipgateError
+from clipgate.settings import Settings, get_settings
+from compliance.routes import router as compliance_router
+from index.routes import router as works_router
+
+log = logging.getLogger(__name__)
+
+# Room for multipart framing and form fields on top of the largest file we accept.
+_BODY_SLACK = 1 << 20
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(apikeys.ensure_bootstrap_key, settings)
+        except ClipgateError as e:
+            # Keep serving: health says what is down, and the key is stored on first use.
+            log.error("bootstrap API key not stored yet: %s", e)
+            app.state.bootstrap_pending = True
+        yield
+
+    app = FastAPI(
+        title="clipgate",
+        version=__version__,
+        description="Copyright-compliance gate for AI video generators: register protected "
+        "works, gate generated clips (release / block / review), C2PA-sign what is released.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.bootstrap_pending = False
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
+    api_errors.install(app)
+    app.include_router(works_router)
+    app.include_router(compliance_router)
+    app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
+                      summary="Readiness: 200 when every part works, 503 otherwise")
+    app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
+                      summary="Liveness: 200 while the process answers")
+    return app
+
+
+def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
+    parts = {
+        "database": db.ping(settings),
+        "broker": tasks.broker_health(settings),
+        "index": index.health(settings),
+        "signer": _signer_health(settings),
+        "clip": _clip_health(settings),
+    }
+    ok = all(p.get("ok") for p in parts.values())
+    response.status_code = 200 if ok else 503
+    return {"status": "ok" if ok else "degraded", "version": __version__, **parts}
+
+
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _signer_health(settings: Settings) -> dict[str, Any]:
+    try:
+        return compliance.signer(settings).health()
+    except Exception as e:  # health reports, never raises
+        return {"ok": False, "error": str(e)}
+
+
+def _clip_health(settings: Settings) -> dict[str, Any]:
+    """The configured CLIP model, without loading it. Random weights are a working (if weak)
+    mode, so they are reported, not counted as down; a configured checkpoint that is missing is."""
+    ckpt = settings.clip_checkpoint
+    out: dict[str, Any] = {
+        "ok": True,
+        "model": settings.clip_model,
+        "weights": "checkpoint" if ckpt else "random",
+        "checkpoint": str(ckpt) if ckpt else None,
+        "device": settings.clip_device,
+    }
+    if ckpt is None:
+        out["warning"] = index.RANDOM_WEIGHTS_WARNING
+    elif not ckpt.is_file():
+        out.update(ok=False, error=f"CLIP checkpoint not found: {ckpt} (CLIPGATE_CLIP_CHECKPOINT)")
+    return out
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413 before they are spooled to disk: by
+    Content-Length up front, and by counting for bodies sent without one."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                # An HTTPException passes FastAPI's body parsing unchanged and becomes JSON.
+                raise HTTPException(413, _too_large_message(self.limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _too_large_message(limit: int) -> str:
+    return (f"request body is over the limit of {limit} bytes "
+            f"(CLIPGATE_MAX_UPLOAD_BYTES plus {_BODY_SLACK} for form fields)")
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse({"detail": _too_large_message(limit)}, status_code=413,
+                        headers={"Connection": "close"})

@@ -1,0 +1,114 @@
+"""HTTP routes for protected works: register (image or video), list, show, remove.
+
+Images are fingerprinted in the request (a second or so). Videos go to a worker when a broker is
+configured (202 + Location of the pending work), and are registered in the request otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+
+from clipgate import tasks
+from clipgate.api import GeneratorKeyDep, SettingsDep, upload_name, uploaded
+from clipgate.errors import NotFound, Unavailable
+from index.media import probe
+from index.registry import (
+    create_pending_work,
+    get_work,
+    list_works,
+    register_work,
+    remove_work,
+    validate_meta,
+)
+
+router = APIRouter(prefix="/v1/works", tags=["works"])
+
+
+def public_work(work: dict[str, Any]) -> dict[str, Any]:
+    """A work row as JSON: ids and times as strings; the stored media path stays private."""
+    out = {}
+    for k, v in work.items():
+        if k == "media_path":
+            continue
+        if isinstance(v, uuid.UUID):
+            v = str(v)
+        elif isinstance(v, dt.datetime):
+            v = v.isoformat()
+        out[k] = v
+    return out
+
+
+def _checked_id(work_id: str) -> str:
+    try:
+        return str(uuid.UUID(work_id))
+    except ValueError:
+        raise NotFound(f"no work with id {work_id!r}: not a valid work id (a UUID)") from None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a protected work (JPEG/PNG/WebP image or MP4/MOV/WebM/MKV video)",
+    responses={202: {"description": "A video accepted for fingerprinting on a worker"},
+               400: {"description": "Not media, damaged, empty, or bad metadata"},
+               413: {"description": "Over the upload, frame-size or duration limit"}},
+)
+def add_work(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    _key: GeneratorKeyDep,
+    file: Annotated[UploadFile, File(description="The protected image or video.")],
+    owner: Annotated[str, Form(description="Who holds the rights.")],
+    title: Annotated[str, Form(description="The work's title.")],
+    policy: Annotated[Literal["block", "review"],
+                      Form(description="What a match does: block the clip, or hold it for review.")],
+) -> dict[str, Any]:
+    validate_meta(owner=owner, title=title, policy=policy)  # before reading the upload
+    meta = {"owner": owner, "title": title, "policy": policy, "filename": upload_name(file)}
+    with uploaded(file, settings) as path:
+        kind = probe(path, max_frame_pixels=settings.max_frame_pixels).kind
+        if kind == "video" and settings.broker_url:
+            work, task_id = _queue_video(path, meta, settings)
+            response.status_code = status.HTTP_202_ACCEPTED
+        else:
+            work, task_id = register_work(path, **meta, settings=settings), None
+    response.headers["Location"] = str(request.url_for("get_work_route", work_id=str(work["id"])))
+    out = public_work(work)
+    if task_id is not None:
+        out["task_id"] = task_id
+    return out
+
+
+def _queue_video(path, meta: dict[str, Any], settings) -> tuple[dict[str, Any], str | None]:
+    work = create_pending_work(path, **meta, settings=settings)
+    try:
+        submitted = tasks.submit_register(str(work["id"]), settings)
+    except Exception as e:  # broker down: leave no pending work that nobody will ever process
+        remove_work(str(work["id"]), settings=settings)
+        raise Unavailable(f"the task queue is unreachable, so the work was not registered: {e}") from e
+    return work, submitted.task_id
+
+
+@router.get("", summary="List protected works")
+def list_works_route(
+    settings: SettingsDep,
+    _key: GeneratorKeyDep,
+    include_removed: Annotated[bool, Query(description="Also list removed works.")] = False,
+) -> dict[str, Any]:
+    works = list_works(include_removed=include_removed, settings=settings)
+    return {"works": [public_work(w) for w in works], "count": len(works)}
+
+
+@router.get("/{work_id}", summary="One protected work (status pending/active/removed/failed)")
+def get_work_route(work_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
+    return public_work(get_work(_checked_id(work_id), settings=settings))
+
+
+@router.delete("/{work_id}", summary="Remove a work: it never matches again")
+def remove_work_route(work_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
+    return public_work(remove_work(_checked_id(work_id), settings=settings))

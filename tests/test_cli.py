@@ -1,0 +1,96 @@
+"""The clipgate command: works add/list/remove, check, release, verify, and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from clipgate.cli import app
+from clipgate.settings import get_settings
+from tests.media import noise_frame, pan, photo, write_image, write_video
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(settings, monkeypatch):
+    """Run `clipgate ...` in-process against the test database and data directory."""
+    monkeypatch.setenv("CLIPGATE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("CLIPGATE_DATABASE_URL", settings.database_url)
+    monkeypatch.delenv("CLIPGATE_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    yield lambda *args: runner.invoke(app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
+def test_works_add_list_check_release_verify_remove(cli, tmp_path):
+    work = write_image(tmp_path / "astronaut.jpg", photo("astronaut", (512, 512)))
+    r = cli("works", "add", work, "--owner", "NASA", "--title", "Astronaut", "--policy", "block")
+    assert r.exit_code == 0, r.output
+    work_id = r.output.split()[0]
+
+    r = cli("works", "list", "--json")
+    assert [w["title"] for w in json.loads(r.output)] == ["Astronaut"]
+
+    img = photo("astronaut")
+    copy = write_video(tmp_path / "copy.mp4", [pan(img, i, 36) for i in range(36)])
+    r = cli("check", copy, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["verdict"] == "block"
+
+    r = cli("release", copy)
+    assert r.exit_code == 1 and "not released" in r.output
+
+    original = write_video(tmp_path / "original.mp4", [noise_frame(i // 6) for i in range(36)])
+    r = cli("release", original, "--model", "m", "--prompt", "a prompt")
+    assert r.exit_code == 0, r.output
+    signed = r.output.strip().splitlines()[-1]
+    r = cli("verify", signed, "--json")
+    report = json.loads(r.output)
+    assert report["state"] == "Trusted"
+    assert report["release"]["status"] == "active"
+    assert report["assertions"]["org.clipgate.generator"]["prompt_sha256"] != "a prompt"
+
+    r = cli("works", "remove", work_id)
+    assert r.exit_code == 0 and "removed" in r.output
+    r = cli("check", copy, "--json")
+    assert json.loads(r.output)["verdict"] == "release"
+
+    r = cli("index", "rebuild")
+    assert r.exit_code == 0 and "0 works" in r.output
+
+
+def test_bad_input_exits_2_with_a_message(cli, tmp_path, settings):
+    not_media = tmp_path / "notes.mp4"
+    not_media.write_text("this is not a video")
+    real = write_video(tmp_path / "real.mp4", [noise_frame(i) for i in range(48)])
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    big = write_image(tmp_path / "big.png", photo("coffee", (900, 600)))
+
+    for args in (
+        ("check", not_media),
+        ("check", truncated),
+        ("check", tmp_path / "missing.mp4"),
+        ("works", "add", not_media, "--owner", "o", "--title", "t"),
+        ("works", "add", big, "--owner", "o", "--title", "t", "--policy", "sometimes"),
+        ("works", "remove", "00000000-0000-0000-0000-000000000000"),
+        ("works", "remove", "not-an-id"),
+        ("release", not_media),
+    ):
+        r = cli(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "error:" in r.output
+    r = cli("works", "list", "--json")
+    assert json.loads(r.output) == []  # nothing was half-registered
+
+
+def test_frame_over_the_pixel_limit_exits_2(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPGATE_MAX_FRAME_PIXELS", str(320 * 240))
+    get_settings.cache_clear()
+    big = write_image(tmp_path / "big.png", photo("coffee", (900, 600)))
+    r = cli("works", "add", big, "--owner", "o", "--title", "t")
+    assert r.exit_code == 2
+    assert "CLIPGATE_MAX_FRAME_PIXELS" in r.output

@@ -1,0 +1,89 @@
+"""CLIP embeddings: random weights are said, a local checkpoint loads, spaces never mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+import index
+from clipgate.errors import BadInput, Unavailable
+from index.embedder import ClipEmbedder
+from tests.media import photo, write_image
+
+SMALL = "ViT-S-32"  # 384-d: small enough to save and load in a test
+
+
+def test_random_weights_are_deterministic_and_flagged():
+    a = ClipEmbedder(SMALL, None)
+    b = ClipEmbedder(SMALL, None)
+    frames = [photo("astronaut"), photo("coffee")]
+    assert a.info.random and a.info.weights == "random"
+    assert a.info.id == f"{SMALL}:random-seed0"
+    np.testing.assert_allclose(a.embed(frames), b.embed(frames), atol=1e-5)
+    v = a.embed(frames)
+    assert v.shape == (2, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_checkpoint_from_a_local_path_is_loaded(tmp_path):
+    torch.manual_seed(1234)
+    trained = open_clip.create_model(SMALL, pretrained=None).eval()
+    ckpt = tmp_path / "weights.pt"
+    torch.save(trained.state_dict(), ckpt)
+
+    loaded = ClipEmbedder(SMALL, ckpt)
+    assert loaded.info.weights == "checkpoint" and not loaded.info.random
+    assert loaded.info.checkpoint_sha256 and loaded.info.id.startswith(f"{SMALL}:")
+
+    frame = photo("chelsea")
+    with torch.inference_mode():
+        x = loaded._prepare(frame)[None]
+        x = (x - loaded._mean) / loaded._std
+        expected = torch.nn.functional.normalize(trained.encode_image(x), dim=-1).numpy()
+    np.testing.assert_allclose(loaded.embed([frame]), expected, atol=1e-4)
+    random = ClipEmbedder(SMALL, None).embed([frame])
+    assert not np.allclose(random, expected, atol=1e-3)
+
+
+def test_checkpoint_weights_make_clip_count(settings, tmp_path):
+    torch.manual_seed(99)
+    ckpt = tmp_path / "w.pt"
+    torch.save(open_clip.create_model(SMALL, pretrained=None).state_dict(), ckpt)
+    s = settings.model_copy(update={"clip_model": SMALL, "clip_checkpoint": ckpt})
+    from compliance import check_clip
+
+    img = write_image(tmp_path / "a.png", photo("astronaut"))
+    result = check_clip(img, settings=s)
+    assert result.clip == {"model": SMALL, "weights": "checkpoint",
+                           "embedder": result.clip["embedder"], "counted": True}
+    assert result.warnings == []
+
+
+def test_bad_model_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(BadInput, match="unknown CLIP model"):
+        ClipEmbedder("ViT-Nope", None)
+    with pytest.raises(BadInput, match="checkpoint not found"):
+        ClipEmbedder(SMALL, tmp_path / "nothing.pt")
+
+
+def test_index_refuses_to_mix_embedding_spaces(settings, tmp_path):
+    img = write_image(tmp_path / "a.png", photo("astronaut"))
+    index.register_work(img, owner="o", title="t", policy="block", settings=settings)
+    other = settings.model_copy(update={"clip_model": SMALL})
+    with pytest.raises(Unavailable, match="re-?embed|CLIPGATE_CLIP_MODEL"):
+        index.register_work(img, owner="o", title="t2", policy="block", settings=other)
+    assert len(index.list_works(settings=settings)) == 1
+
+
+def test_reembed_moves_the_index_to_the_new_model(settings, tmp_path):
+    img = write_image(tmp_path / "a.png", photo("astronaut"))
+    index.register_work(img, owner="o", title="t", policy="block", settings=settings)
+    other = settings.model_copy(update={"clip_model": SMALL})
+    built = index.reembed_all(other)
+    assert built["works"] == 1 and built["frames"] == 1
+    assert index.health(other)["embedder"] == f"{SMALL}:random-seed0"
+    from compliance import check_clip
+
+    assert check_clip(img, settings=other).verdict == "block"
