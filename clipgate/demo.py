@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import index
 from clipgate.settings import Settings
@@ -77,8 +77,12 @@ def register_samples(settings: Settings, workdir: Path) -> list[dict[str, Any]]:
     return works
 
 
-def _thumb(rgb: np.ndarray, path: Path) -> str:
+def _thumb(rgb: np.ndarray, path: Path, region: list[float] | None = None) -> str:
     img = Image.fromarray(rgb)
+    if region:  # (x0, y0, x1, y1) as fractions of the frame
+        w, h = img.size
+        box = [region[0] * w, region[1] * h, region[2] * w, region[3] * h]
+        ImageDraw.Draw(img).rectangle(box, outline=(255, 40, 40), width=max(2, w // 160))
     img.thumbnail((THUMB_W, THUMB_W))
     img.save(path, quality=85)
     return path.name
@@ -94,13 +98,17 @@ def _evidence_thumbs(clip: Path, check: dict[str, Any], thumbs: Path, stem: str,
     """For each match, the clip frame and the work frame of its best pair, side by side."""
     out = []
     for k, m in enumerate(check["matches"]):
-        best = max(m["pairs"], key=lambda p: max(p["signals"].values()))
+        # Prefer a pair whose region is known, so the picture shows where the copy sits.
+        best = max(m["pairs"], key=lambda p: (p["region"] is not None, max(p["signals"].values())))
         media = Path(index.get_work(m["work_id"], settings=settings)["media_path"])
         out.append({
             "title": m["title"],
+            "work_kind": m["kind"],
             "clip_t": best["clip_t"],
             "work_t": best["work_t"],
-            "clip": _thumb(index.frame_at(clip, best["clip_t"]), thumbs / f"{stem}-m{k}c.jpg"),
+            "region": best["region"],
+            "clip": _thumb(index.frame_at(clip, best["clip_t"]), thumbs / f"{stem}-m{k}c.jpg",
+                           best["region"]),
             "work": _thumb(index.frame_at(media, best["work_t"]), thumbs / f"{stem}-m{k}w.jpg"),
         })
     return out

@@ -42,9 +42,10 @@ class SearchResult:
     works: dict[str, dict[str, Any]]
 
 
-def check_embedder(state: dict[str, Any], embedder_id: str) -> None:
-    """Vectors from two CLIP models (or weights) are not comparable: refuse to mix them."""
-    if state["embedder"] and state["embedder"] != embedder_id and state["version"] > 0:
+def check_embedder(state: dict[str, Any], embedder_id: str, *, frames: int) -> None:
+    """Vectors from two CLIP models (or weights) are not comparable: refuse to mix them while the
+    index holds any (`frames` > 0)."""
+    if frames and state["embedder"] and state["embedder"] != embedder_id:
         raise Unavailable(
             f"the index holds CLIP embeddings from {state['embedder']}, but this process embeds "
             f"with {embedder_id}; set CLIPGATE_CLIP_MODEL / CLIPGATE_CLIP_CHECKPOINT to match, "
@@ -116,7 +117,7 @@ def _build(settings: Settings) -> FrameIndex:
         # One snapshot: the frames and the version we tag them with must agree.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         state = store.index_state(conn)
-        check_embedder(state, embedder.info.id)
+        check_embedder(state, embedder.info.id, frames=store.count_frames(conn))
         rows = store.all_active_frames(conn, dim=embedder.info.dim)
     index = FrameIndex(embedder.info.dim, int(state["version"]), embedder.info.id)
     index.add(rows)
@@ -129,8 +130,7 @@ def search(fp: Fingerprint, settings: Settings | None = None) -> SearchResult:
     """Search every sampled frame of fp against the live index."""
     settings = settings or get_settings()
     index = sync(settings)
-    if index.embedder != fp.embedder.id and index.frames:
-        check_embedder({"embedder": index.embedder, "version": index.version}, fp.embedder.id)
+    check_embedder({"embedder": index.embedder}, fp.embedder.id, frames=index.frames)
     hits, near = index.search(
         fp.clip,
         fp.pdq,

@@ -184,7 +184,7 @@ def list_works(
 def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRows]:
     """Insert fp's frames and bump the index version; returns the version and the rows."""
     state = store.index_state(conn, lock=True)
-    live.check_embedder(state, fp.embedder.id)
+    live.check_embedder(state, fp.embedder.id, frames=store.count_frames(conn))
     ids = store.insert_frames(conn, work_id=work_id, fp=fp)
     version = store.bump_version(conn, embedder=fp.embedder.id)
     rows = FrameRows(

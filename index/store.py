@@ -93,6 +93,10 @@ def bump_version(conn: psycopg.Connection, *, embedder: str | None = None) -> in
     return int(row["version"])
 
 
+def count_frames(conn: psycopg.Connection) -> int:
+    return int(conn.execute("SELECT count(*) AS n FROM work_frames").fetchone()["n"])
+
+
 def get_work(conn: psycopg.Connection, *, work_id: str, lock: bool = False) -> dict | None:
     wid = parse_id(work_id)
     if wid is None:

@@ -38,6 +38,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for one test: its own data directory, an emptied database, no broker."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("TRUNCATE releases, checks, work_frames, works, api_keys CASCADE")
+        conn.execute("UPDATE index_state SET embedder = NULL")
     return Settings(
         _env_file=None,
         data_dir=tmp_path / "data",

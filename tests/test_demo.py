@@ -1,0 +1,90 @@
+"""The main job: `clipgate demo` end to end, and its report page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from clipgate.demo import run_demo
+from clipgate.settings import Settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE releases, checks, work_frames, works, api_keys CASCADE")
+        conn.execute("UPDATE index_state SET embedder = NULL")
+    root = tmp_path_factory.mktemp("demo")
+    settings = Settings(_env_file=None, data_dir=root / "data", database_url=database_url)
+    out = root / "out"
+    report = run_demo(settings, out)
+    return settings, out, report
+
+
+def test_demo_shows_all_three_verdicts_and_trusted_releases(demo):
+    settings, out, report = demo
+    assert report["counts"]["release"] >= 1
+    assert report["counts"]["block"] >= 1
+    assert report["counts"]["review"] >= 1
+    for clip in report["clips"]:
+        if clip["verdict"] == "release":
+            assert clip["verification"]["state"] == "Trusted"
+            assert clip["verification"]["release_status"] == "active"
+        else:
+            assert clip["release"] is None and clip["verification"] is None
+    # The gate caught every clip the generator built from a protected work, and only those.
+    for clip in report["clips"]:
+        assert bool(clip["reused"]) == (clip["verdict"] != "release"), clip["prompt"]
+    assert report["tamper_test"]["state"] == "Invalid"
+    assert report["clip_weights"] == "random" and report["warnings"]
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["counts"] == report["counts"]
+    # Blocked and held clips never reach the release store.
+    released = {c["release"]["release_id"] for c in report["clips"] if c["release"]}
+    assert {p.stem for p in settings.release_dir.iterdir()} == released
+
+
+def test_demo_is_rerunnable_without_registering_works_twice(demo):
+    settings, out, report = demo
+    again = run_demo(settings, out)
+    assert len(again["works"]) == len(report["works"])
+    assert again["counts"] == report["counts"]
+
+
+@pytest.mark.browser
+def test_report_page_in_headless_chromium(demo):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CLIPGATE_REQUIRE_BROWSER"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    _, out, report = demo
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        page.goto((out / "index.html").as_uri())
+        assert page.locator("h1").inner_text() == "clipgate demo report"
+        counts = page.get_by_label("Verdict counts").inner_text()
+        assert f"Blocked: {report['counts']['block']}" in counts
+        assert page.locator("article").count() == len(report["clips"])
+        assert page.get_by_role("note").first.inner_text().startswith("Warning:")
+        images = page.locator("img")
+        assert images.count() > len(report["clips"]) * 4
+        for i in range(images.count()):
+            img = images.nth(i)
+            assert img.get_attribute("alt")
+            assert img.evaluate("el => el.complete && el.naturalWidth > 0"), img.get_attribute("src")
+        page.screenshot(path=str(out / "report.png"), full_page=False)
+        browser.close()
+    assert Path(out / "report.png").stat().st_size > 0
