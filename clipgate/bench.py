@@ -21,7 +21,10 @@ from PIL import Image, ImageDraw
 
 from clipgate.settings import Settings
 
-STAGES = ("decode", "sample", "embed", "hash", "search", "aggregate", "decide", "record", "sign")
+# "features" is ORB extraction; "search" includes the geometric check of candidates.
+STAGES = (
+    "decode", "sample", "embed", "hash", "features", "search", "aggregate", "decide", "record", "sign",
+)
 
 
 def synthetic_work(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:

@@ -200,13 +200,10 @@ def release(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Gate a clip and, if released, write the signed file and print its path."""
-    import hashlib
-
     from compliance import generator_identity, public_release, release_clip
 
     settings = _setup()
-    digest = hashlib.sha256(prompt.encode()).hexdigest() if prompt is not None else None
-    ident = generator_identity(model=model, version=model_version, prompt_sha256=digest)
+    ident = generator_identity(model=model, version=model_version, prompt=prompt)
     outcome = release_clip(path, generator=ident, source="cli", settings=settings)
     if as_json:
         _json({"released": outcome.released, "check": outcome.check.to_dict(),
@@ -391,7 +388,10 @@ def bench_perf(
 
     from clipgate.bench import run_perf
 
+    import logging
+
     settings = _setup()
+    logging.getLogger("index.registry").setLevel(logging.WARNING)  # a line per synthetic work is noise
     bench_settings = settings.model_copy(update={
         "data_dir": data_dir or settings.data_dir / "bench",
         "database_url": None,  # its own embedded database: never the operator's

@@ -7,6 +7,7 @@ only with its release row committed. Any failure on the way leaves no file behin
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -54,9 +55,17 @@ def signer(settings: Settings | None = None) -> ClipSigner:
 
 
 def generator_identity(
-    *, model: str | None, version: str | None, prompt_sha256: str | None
+    *,
+    model: str | None,
+    version: str | None,
+    prompt_sha256: str | None = None,
+    prompt: str | None = None,
 ) -> dict[str, Any]:
     """What the manifest says made the clip. The prompt itself is never stored, only its hash."""
+    if prompt is not None and prompt_sha256:
+        raise BadInput("send either prompt or prompt_sha256, not both")
+    if prompt is not None:
+        prompt_sha256 = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
     if prompt_sha256 is not None:
         p = prompt_sha256.lower()
         if len(p) != 64 or any(c not in "0123456789abcdef" for c in p):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, Response, Upl
 from fastapi.responses import FileResponse
 
 from clipgate.api import ApiKeyDep, GeneratorKeyDep, SettingsDep, upload_name, uploaded
-from clipgate.errors import BadInput, NotFound, Unavailable
+from clipgate.errors import NotFound, Unavailable
 from compliance.gate import check_clip
 from compliance.release import (
     generator_identity,
@@ -38,15 +37,6 @@ def check_route(
     return result.to_dict()
 
 
-def _identity(model: str | None, version: str | None, prompt_sha256: str | None,
-              prompt: str | None) -> dict[str, Any]:
-    if prompt is not None and prompt_sha256:
-        raise BadInput("send either prompt or prompt_sha256, not both")
-    if prompt is not None:
-        prompt_sha256 = hashlib.sha256(prompt.encode("utf-8")).hexdigest()  # the prompt is not kept
-    return generator_identity(model=model, version=version, prompt_sha256=prompt_sha256 or None)
-
-
 @router.post(
     "/releases",
     status_code=status.HTTP_201_CREATED,
@@ -64,7 +54,8 @@ def release_route(
     prompt_sha256: Annotated[str | None, Form(description="sha256 of the prompt, hex.")] = None,
     prompt: Annotated[str | None, Form(description="The prompt; only its sha256 is kept.")] = None,
 ) -> dict[str, Any]:
-    ident = _identity(generator_model, generator_version, prompt_sha256, prompt)
+    ident = generator_identity(model=generator_model, version=generator_version,
+                               prompt_sha256=prompt_sha256 or None, prompt=prompt)
     with uploaded(file, settings) as path:
         try:
             outcome = release_clip(path, generator=ident, source="api",
