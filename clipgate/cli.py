@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -259,9 +260,14 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
+    import logging
+
     from clipgate.demo import run_demo
 
     settings = _setup()
+    if "CLIPGATE_LOG_LEVEL" not in os.environ:
+        # The table below is the demo's story; per-step INFO lines would bury it.
+        logging.getLogger().setLevel(logging.WARNING)
     console = Console()
     where = "embedded PostgreSQL" if settings.embedded else "configured PostgreSQL"
     console.print(f"clipgate demo: data in {settings.data_dir} ({where})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 
 def configure(level: str = "INFO") -> None:
@@ -10,3 +11,7 @@ def configure(level: str = "INFO") -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The embedded PostgreSQL narrates every start and stop at INFO; only its problems matter.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # pgserver asks platformdirs for a runtime dir that containers and CI often lack; harmless.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")

@@ -15,9 +15,9 @@ fi
 stamp=.venv/.clipgate-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet --quiet --upgrade pip
   # torch first, pinned: anything else pulling torch would otherwise fetch a different build.
-  .venv/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  .venv/bin/python -m pip install --quiet --quiet torch==2.14.1 torchvision==0.29.1
+  .venv/bin/python -m pip install --quiet --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi
