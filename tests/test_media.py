@@ -1,0 +1,78 @@
+"""Reading media: the containers and formats we accept, frame sampling, and what we refuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import index
+from clipgate.errors import TooLarge
+from index.media import MediaError, iter_sampled_frames, probe
+from index.sampling import FrameSampler
+from tests.media import noise_frame, photo, write_image, write_video
+
+LIMIT = 3840 * 2160
+
+
+def _sampled(path, fps=1.0):
+    info = probe(path, max_frame_pixels=LIMIT)
+    return info, [f.t_s for f in iter_sampled_frames(
+        path, info, sample_fps=fps, shot_change_threshold=0.18, max_duration_s=600)]
+
+
+def test_samples_every_second_and_at_every_shot_change(tmp_path):
+    # 12 fps; hard cuts at frames 17 (1.417 s) and 41 (3.417 s); 5 s in all.
+    shots = [photo("astronaut"), photo("coffee"), photo("rocket")]
+    frames = [shots[0 if i < 17 else 1 if i < 41 else 2] for i in range(60)]
+    info, times = _sampled(write_video(tmp_path / "cuts.mp4", frames, fps=12))
+    assert info.kind == "video" and info.duration_s == pytest.approx(5.0, abs=0.1)
+    assert any(abs(t - 17 / 12) < 1e-3 for t in times)
+    assert any(abs(t - 41 / 12) < 1e-3 for t in times)
+    gaps = np.diff([0.0, *times, info.duration_s])
+    assert gaps.max() <= 1.0 + 1e-3
+
+
+def test_sampler_keeps_steady_rate_without_cuts():
+    sampler = FrameSampler(sample_fps=2.0, shot_change_threshold=0.18)
+    still = np.full((32, 32), 128, np.uint8)
+    kept = [t for t in np.arange(0, 3, 1 / 24) if sampler.take(float(t), still)]
+    assert len(kept) == 6 and sampler.shot_changes == []
+
+
+@pytest.mark.parametrize("name,codec", [
+    ("clip.mp4", "libx264"), ("clip.mov", "libx264"), ("clip.mkv", "libx264"),
+    ("clip.webm", "libvpx-vp9"),
+])
+def test_video_containers_we_accept(tmp_path, name, codec):
+    path = write_video(tmp_path / name, [noise_frame(i // 6) for i in range(24)], codec=codec)
+    info, times = _sampled(path)
+    assert info.kind == "video" and len(times) >= 2
+
+
+@pytest.mark.parametrize("fmt,mime", [("JPEG", "image/jpeg"), ("PNG", "image/png"),
+                                      ("WEBP", "image/webp")])
+def test_image_formats_we_accept(tmp_path, fmt, mime):
+    path = write_image(tmp_path / f"img.{fmt.lower()}", photo("coffee"), fmt)
+    info, times = _sampled(path)
+    assert (info.kind, info.mime, times) == ("image", mime, [0.0])
+
+
+def test_what_we_refuse(tmp_path):
+    gif = tmp_path / "a.gif"
+    write_image(gif, photo("coffee"), "GIF")
+    with pytest.raises(MediaError, match="not accepted"):
+        probe(gif, max_frame_pixels=LIMIT)
+    text = tmp_path / "x.mp4"
+    text.write_text("hello")
+    with pytest.raises(MediaError, match="not a readable image or video"):
+        probe(text, max_frame_pixels=LIMIT)
+    big = write_image(tmp_path / "big.png", photo("coffee", (800, 600)))
+    with pytest.raises(TooLarge, match="CLIPGATE_MAX_FRAME_PIXELS"):
+        probe(big, max_frame_pixels=640 * 480)
+
+
+def test_overlong_video_is_refused_before_fingerprinting(settings, tmp_path):
+    path = write_video(tmp_path / "long.mp4", [noise_frame(i) for i in range(36)], fps=12)
+    short = settings.model_copy(update={"max_duration_s": 2.0})
+    with pytest.raises(TooLarge, match="longer than the limit"):
+        index.fingerprint_file(path, short)
