@@ -21,7 +21,7 @@ from clipgate.settings import Settings, get_settings
 from index import live, store
 from index.faiss_index import FrameRows
 from index.fingerprint import Fingerprint, fingerprint_file
-from index.media import probe
+from index.media import MediaInfo, probe
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,10 @@ def register_work(
     """Fingerprint and register one image or video, synchronously. Returns the work record."""
     settings = settings or get_settings()
     validate_meta(owner=owner, title=title, policy=policy)
-    path = Path(path)
-    fp = fingerprint_file(path, settings)
-    work_id = uuid.uuid4()
-    stored = _store_media(path, work_id, settings)
-    try:
-        with db.connection(settings) as conn:
-            store.insert_work(conn, work=_work_row(work_id, fp, owner, title, policy, filename,
-                                                   stored, status="active"))
-            version, rows = _add_frames(conn, work_id, fp)
-            work = store.get_work(conn, work_id=str(work_id))
-    except BaseException:
-        stored.unlink(missing_ok=True)
-        raise
-    log.info("registered work %s (%s, %d frames)", work_id, title, len(fp))
+    fp = fingerprint_file(Path(path), settings)
+    meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
+    work, (version, rows) = _insert_new_work(Path(path), fp.info, meta, settings, fp=fp)
+    log.info("registered work %s (%s, %d frames)", work["id"], title, len(fp))
     live.apply_change(settings, version, added=rows)
     return work
 
@@ -80,20 +70,32 @@ def create_pending_work(
     record it as pending. `process_pending_work` finishes the job."""
     settings = settings or get_settings()
     validate_meta(owner=owner, title=title, policy=policy)
-    path = Path(path)
-    info = probe(path, max_frame_pixels=settings.max_frame_pixels)
+    info = probe(Path(path), max_frame_pixels=settings.max_frame_pixels)
+    meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
+    work, _ = _insert_new_work(Path(path), info, meta, settings, fp=None)
+    return work
+
+
+def _insert_new_work(
+    path: Path, info: MediaInfo, meta: dict[str, Any], settings: Settings, *, fp: Fingerprint | None
+) -> tuple[dict[str, Any], tuple[int, FrameRows] | None]:
+    """Copy the media into the store and insert the work: active with fp's frames, or pending
+    without fp. The stored copy is removed again if the transaction fails."""
     work_id = uuid.uuid4()
-    stored = _store_media(path, work_id, settings)
+    stored = copy_atomic(path, settings.data_dir / "works" / f"{work_id}{path.suffix.lower()}")
     row = {
-        "id": work_id, "owner": owner.strip(), "title": title.strip(), "policy": policy,
-        "kind": info.kind, "filename": filename or path.name, "sha256": sha256_file(stored),
-        "size_bytes": stored.stat().st_size, "width": info.width, "height": info.height,
-        "duration_s": info.duration_s, "media_path": str(stored), "status": "pending",
+        "id": work_id, "owner": meta["owner"].strip(), "title": meta["title"].strip(),
+        "policy": meta["policy"], "kind": info.kind, "filename": meta["filename"] or path.name,
+        "sha256": fp.sha256 if fp else sha256_file(stored), "size_bytes": stored.stat().st_size,
+        "width": info.width, "height": info.height, "duration_s": info.duration_s,
+        "media_path": str(stored), "status": "active" if fp else "pending",
+        "embedder": fp.embedder.id if fp else None,
     }
     try:
         with db.connection(settings) as conn:
             store.insert_work(conn, work=row)
-            return store.get_work(conn, work_id=str(work_id))
+            added = _add_frames(conn, work_id, fp) if fp else None
+            return store.get_work(conn, work_id=str(work_id)), added
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
@@ -193,18 +195,3 @@ def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRo
         t_s=fp.t_s, clip=fp.clip, pdq=fp.pdq, phash=fp.phash,
     )
     return version, rows
-
-
-def _store_media(path: Path, work_id: uuid.UUID, settings: Settings) -> Path:
-    # Keep the original: the review queue shows it, and a new CLIP model can re-embed it.
-    return copy_atomic(path, settings.data_dir / "works" / f"{work_id}{path.suffix.lower()}")
-
-
-def _work_row(work_id, fp: Fingerprint, owner, title, policy, filename, stored, *, status):
-    return {
-        "id": work_id, "owner": owner.strip(), "title": title.strip(), "policy": policy,
-        "kind": fp.info.kind, "filename": filename or fp.path.name, "sha256": fp.sha256,
-        "size_bytes": fp.size_bytes, "width": fp.info.width, "height": fp.info.height,
-        "duration_s": fp.info.duration_s, "media_path": str(stored), "status": status,
-        "embedder": fp.embedder.id,
-    }
