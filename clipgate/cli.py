@@ -93,14 +93,12 @@ def works_add(
     index.validate_meta(owner=owner, title=title, policy=policy)
     for path in paths:
         name = title if len(paths) == 1 else f"{title} ({path.name})"
-        if settings.broker_url:
-            work = index.create_pending_work(path, owner=owner, title=name, policy=policy,
-                                             settings=settings)
-            sub = tasks.submit_register(str(work["id"]), settings)
-            typer.echo(f"queued {work['id']} (task {sub.task_id}); see `clipgate works list`")
+        work, task_id = tasks.add_work(path, owner=owner, title=name, policy=policy,
+                                       settings=settings)
+        if task_id:
+            typer.echo(f"queued {work['id']} (task {task_id}); see `clipgate works list`")
         else:
-            typer.echo(_work_line(index.register_work(path, owner=owner, title=name,
-                                                      policy=policy, settings=settings)))
+            typer.echo(_work_line(work))
 
 
 @works_app.command("list")
@@ -195,25 +193,36 @@ def check(
 @handles_errors
 def release(
     path: Path,
-    model: Annotated[str | None, typer.Option(help="Generator model name.")] = None,
+    model: Annotated[str, typer.Option(help="Generator model name (goes into the manifest).")],
     model_version: Annotated[str | None, typer.Option(help="Generator model version.")] = None,
     prompt: Annotated[str | None, typer.Option(help="The prompt (only its sha256 is kept).")] = None,
+    prompt_sha256: Annotated[str | None, typer.Option(help="sha256 of the prompt, hex.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also copy the signed clip here.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Gate a clip and, if released, write the signed file and print its path."""
+    """Gate a clip and, if released, write the signed file and print its path.
+
+    Exit code 0: released; 1: not released (blocked or held for review); 2: bad input."""
+    from clipgate.files import copy_atomic
     from compliance import generator_identity, public_release, release_clip
 
     settings = _setup()
-    ident = generator_identity(model=model, version=model_version, prompt=prompt)
+    ident = generator_identity(model=model, version=model_version, prompt=prompt,
+                               prompt_sha256=prompt_sha256)
     outcome = release_clip(path, generator=ident, source="cli", settings=settings)
+    signed = outcome.release["path"] if outcome.release else None
+    if signed and out:
+        signed = str(copy_atomic(Path(signed), out))
+    check = outcome.check.to_dict()
     if as_json:
-        _json({"released": outcome.released, "check": outcome.check.to_dict(),
+        _json({"released": outcome.released, "verdict": check["verdict"],
+               "reasons": check["reasons"], "path": signed,
                "release": public_release(outcome.release) if outcome.release else None,
-               "path": outcome.release["path"] if outcome.release else None})
+               "check": check})
     elif outcome.released:
-        typer.echo(outcome.release["path"])
+        typer.echo(signed)
     else:
-        _print_check(outcome.check.to_dict())
+        _print_check(check)
         typer.secho("not released", fg=typer.colors.RED, err=True)
     if not outcome.released:
         raise typer.Exit(1)
@@ -222,14 +231,17 @@ def release(
 @app.command()
 @handles_errors
 def verify(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Report a file's C2PA manifest, its validation state and its release record."""
+    """Report a file's C2PA manifest, its validation state and its release record.
+
+    Exit code 0 only when the file is Trusted, is byte for byte the released file, and its
+    release is active; 1 otherwise; 2 for bad input."""
     from compliance import verify_clip
 
     settings = _setup()
     report = verify_clip(path, settings=settings)
     if as_json:
         _json(report)
-        return
+        raise typer.Exit(0 if report["verified"] else 1)
     colour = {"Trusted": typer.colors.GREEN, "Valid": typer.colors.YELLOW}.get(
         report["state"], typer.colors.RED)
     typer.secho(f"{report['state']}  {report['file']}", fg=colour, bold=True)
@@ -246,8 +258,12 @@ def verify(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False)
     if rel:
         typer.echo(f"  release {rel['release_id']}: {rel['status'].upper()}"
                    + (f" ({rel['revoked_reason']})" if rel["revoked_reason"] else ""))
+        if not report["file_matches_release"]:
+            typer.secho("  this file is NOT the released file: its content differs",
+                        fg=typer.colors.RED)
     else:
         typer.echo("  no clipgate release record")
+    raise typer.Exit(0 if report["verified"] else 1)
 
 
 @app.command()

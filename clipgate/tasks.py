@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
+from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,46 @@ class Submitted:
     result: dict[str, Any] | None  # set when it ran in-process
 
 
+def add_work(
+    path: Path, *, owner: str, title: str, policy: str, filename: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Register a work the way the settings say: a video goes to a worker when a broker is
+    configured (returns the pending work and its task id); anything else is registered here."""
+    import index
+
+    settings = settings or get_settings()
+    index.validate_meta(owner=owner, title=title, policy=policy)
+    meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
+    if settings.broker_url:
+        kind = index.probe(Path(path), max_frame_pixels=settings.max_frame_pixels).kind
+        if kind == "video":
+            _require_broker(settings)
+            work = index.create_pending_work(path, **meta, settings=settings)
+            try:
+                sub = submit_register(str(work["id"]), settings)
+            except Unavailable:
+                index.discard_pending_work(str(work["id"]), settings)
+                raise
+            return work, sub.task_id
+    return index.register_work(path, **meta, settings=settings), None
+
+
+def _require_broker(settings: Settings) -> None:
+    health = broker_health(settings)
+    if not health["ok"]:
+        raise Unavailable(f"the task queue at {_redact(settings.broker_url or '')} is unreachable "
+                          f"({health['error']}); nothing was queued")
+
+
+def _send(settings: Settings, name: str, args: list[Any]) -> str:
+    try:
+        # No retries: a caller waiting on a dead broker should hear so at once.
+        return _app_for(settings).send_task(name, args=args, retry=False).id
+    except Exception as e:  # kombu's connection errors have no common public base
+        raise Unavailable(f"the task queue is unreachable, nothing was queued: {e}") from e
+
+
 def submit_register(work_id: str, settings: Settings | None = None) -> Submitted:
     settings = settings or get_settings()
     if not settings.broker_url:
@@ -88,8 +130,8 @@ def submit_register(work_id: str, settings: Settings | None = None) -> Submitted
         work = index.process_pending_work(work_id, settings)
         return Submitted(None, {"work_id": str(work["id"]), "status": work["status"],
                                 "error": work["error"]})
-    sent = _app_for(settings).send_task(REGISTER_WORK, args=[work_id])
-    return Submitted(sent.id, None)
+    _require_broker(settings)
+    return Submitted(_send(settings, REGISTER_WORK, [work_id]), None)
 
 
 def submit_rebuild(settings: Settings | None = None) -> Submitted:
@@ -98,7 +140,8 @@ def submit_rebuild(settings: Settings | None = None) -> Submitted:
         import index
 
         return Submitted(None, index.rebuild(settings))
-    return Submitted(_app_for(settings).send_task(REBUILD_INDEX).id, None)
+    _require_broker(settings)
+    return Submitted(_send(settings, REBUILD_INDEX, []), None)
 
 
 def task_status(task_id: str, settings: Settings | None = None) -> dict[str, Any]:

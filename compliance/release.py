@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import index
 from clipgate import db
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import sha256_file
@@ -146,8 +147,12 @@ def verify_clip(path: Path, *, settings: Settings | None = None,
     """Manifest, validation state against clipgate's trust anchor, and the release record."""
     settings = settings or get_settings()
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise BadInput(f"{path.name}: no such file, or it is empty")
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: the file is empty")
+    # Same rule as the gate: what is not a readable image or video is bad input, not "Invalid".
+    index.probe(path, max_frame_pixels=settings.max_frame_pixels)
     anchor = signer(settings).credentials.trust_anchor_pem
     try:
         report = read_manifest(path, anchor, mime=mime)
@@ -161,10 +166,14 @@ def verify_clip(path: Path, *, settings: Settings | None = None,
         if release is None and compliance.get("release_id"):
             release = records.get_release(conn, release_id=compliance["release_id"])
             matched_by = "manifest" if release else None
+    matches = release["file_sha256"] == digest if release else None
     return {
         "file": path.name,
         "sha256": digest,
         "state": report.state,
+        # False: the manifest names a release, but this file's bytes are not the released file's.
+        "file_matches_release": matches,
+        "verified": report.state == "Trusted" and bool(matches) and release["status"] == "active",
         "validation_errors": report.validation_errors,
         "manifest": report.manifest,
         "assertions": report.assertions,

@@ -49,12 +49,12 @@ def release_route(
     settings: SettingsDep,
     _key: GeneratorKeyDep,
     file: Annotated[UploadFile, File(description="The generated clip: H.264 in .mp4 or .mov.")],
-    generator_model: Annotated[str | None, Form()] = None,
-    generator_version: Annotated[str | None, Form()] = None,
+    model: Annotated[str, Form(min_length=1, description="The generator model's name.")],
+    model_version: Annotated[str | None, Form(description="The generator model's version.")] = None,
     prompt_sha256: Annotated[str | None, Form(description="sha256 of the prompt, hex.")] = None,
     prompt: Annotated[str | None, Form(description="The prompt; only its sha256 is kept.")] = None,
 ) -> dict[str, Any]:
-    ident = generator_identity(model=generator_model, version=generator_version,
+    ident = generator_identity(model=model, version=model_version,
                                prompt_sha256=prompt_sha256 or None, prompt=prompt)
     with uploaded(file, settings) as path:
         try:

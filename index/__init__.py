@@ -6,11 +6,12 @@ Other domains use only what is named here.
 from index.faiss_index import Hit
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.live import SearchResult, health, rebuild, search
-from index.media import MediaError, MediaInfo, frame_at
+from index.media import MediaError, MediaInfo, frame_at, probe
 from index.embedder import RANDOM_WEIGHTS_WARNING, EmbedderInfo
 from index.registry import (
     POLICIES,
     create_pending_work,
+    discard_pending_work,
     get_work,
     list_works,
     process_pending_work,
@@ -30,11 +31,13 @@ __all__ = [
     "MediaInfo",
     "SearchResult",
     "create_pending_work",
+    "discard_pending_work",
     "fingerprint_file",
     "frame_at",
     "get_work",
     "health",
     "list_works",
+    "probe",
     "process_pending_work",
     "rebuild",
     "reembed_all",

@@ -101,6 +101,18 @@ def _insert_new_work(
         raise
 
 
+def discard_pending_work(work_id: str, settings: Settings | None = None) -> None:
+    """Undo create_pending_work when its task could not be queued: no row, no stored copy."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            "DELETE FROM works WHERE id = %s AND status = 'pending' RETURNING media_path",
+            (store.parse_id(work_id),),
+        ).fetchone()
+    if row and row["media_path"]:
+        Path(row["media_path"]).unlink(missing_ok=True)
+
+
 def process_pending_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     """Fingerprint a pending work and make it active; a failure marks it failed with the reason."""
     settings = settings or get_settings()

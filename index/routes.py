@@ -14,13 +14,10 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile,
 
 from clipgate import tasks
 from clipgate.api import GeneratorKeyDep, SettingsDep, upload_name, uploaded
-from clipgate.errors import NotFound, Unavailable
-from index.media import probe
+from clipgate.errors import NotFound
 from index.registry import (
-    create_pending_work,
     get_work,
     list_works,
-    register_work,
     remove_work,
     validate_meta,
 )
@@ -69,29 +66,16 @@ def add_work(
                       Form(description="What a match does: block the clip, or hold it for review.")],
 ) -> dict[str, Any]:
     validate_meta(owner=owner, title=title, policy=policy)  # before reading the upload
-    meta = {"owner": owner, "title": title, "policy": policy, "filename": upload_name(file)}
     with uploaded(file, settings) as path:
-        kind = probe(path, max_frame_pixels=settings.max_frame_pixels).kind
-        if kind == "video" and settings.broker_url:
-            work, task_id = _queue_video(path, meta, settings)
-            response.status_code = status.HTTP_202_ACCEPTED
-        else:
-            work, task_id = register_work(path, **meta, settings=settings), None
+        work, task_id = tasks.add_work(path, owner=owner, title=title, policy=policy,
+                                       filename=upload_name(file), settings=settings)
+    if task_id is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = str(request.url_for("get_work_route", work_id=str(work["id"])))
     out = public_work(work)
     if task_id is not None:
         out["task_id"] = task_id
     return out
-
-
-def _queue_video(path, meta: dict[str, Any], settings) -> tuple[dict[str, Any], str | None]:
-    work = create_pending_work(path, **meta, settings=settings)
-    try:
-        submitted = tasks.submit_register(str(work["id"]), settings)
-    except Exception as e:  # broker down: leave no pending work that nobody will ever process
-        remove_work(str(work["id"]), settings=settings)
-        raise Unavailable(f"the task queue is unreachable, so the work was not registered: {e}") from e
-    return work, submitted.task_id
 
 
 @router.get("", summary="List protected works")

@@ -23,6 +23,8 @@ from tests.media import noise_frame, pan, photo, write_image, write_video
 FPS = 12
 BROKEN_DB = "postgresql://postgres@127.0.0.1:1/x"
 
+GEN = {"model": "test-generator"}
+
 
 def client_for(settings: Settings, key: str | None = None) -> TestClient:
     return TestClient(create_app(settings), headers={"X-API-Key": key} if key else {})
@@ -191,7 +193,7 @@ def test_release_download_and_verify(client, settings, tmp_path):
     _register(client, write_image(tmp_path / "astronaut.jpg", photo("astronaut", (320, 180))))
     clip = _clip(tmp_path / "original.mp4", [(2, _noise(700)), (1, _reuse("rocket"))])
     r = client.post("/v1/releases", files=_upload(clip),
-                    data={"generator_model": "procedural", "generator_version": "1",
+                    data={"model": "procedural", "model_version": "1",
                           "prompt": "a rocket at dawn"})
     assert r.status_code == 201, r.text
     body = r.json()
@@ -224,7 +226,7 @@ def test_revoked_release_file_is_gone(client, settings, tmp_path):
     from compliance import records
 
     clip = _clip(tmp_path / "c.mp4", [(2, _noise(900))])
-    release = client.post("/v1/releases", files=_upload(clip)).json()["release"]
+    release = client.post("/v1/releases", files=_upload(clip), data=GEN).json()["release"]
     with db.connection(settings) as conn:
         records.revoke_release(conn, release_id=release["release_id"], reason="claim upheld")
     r = client.get(f"/v1/releases/{release['release_id']}/file")
@@ -234,14 +236,14 @@ def test_revoked_release_file_is_gone(client, settings, tmp_path):
 def test_blocked_clip_is_not_released(client, settings, tmp_path):
     _register(client, write_image(tmp_path / "astronaut.jpg", photo("astronaut", (320, 180))))
     reused = _clip(tmp_path / "memorised.mp4", [(3, _reuse("astronaut"))])
-    r = client.post("/v1/releases", files=_upload(reused), data={"prompt_sha256": "AB" * 32})
+    r = client.post("/v1/releases", files=_upload(reused), data={**GEN, "prompt_sha256": "AB" * 32})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["released"] is False and body["verdict"] == "block" and body["reasons"]
     assert _files(settings.release_dir) == []
     assert _count(settings, "releases") == 0
 
-    r = client.post("/v1/releases", files=_upload(reused), data={"prompt_sha256": "xyz"})
+    r = client.post("/v1/releases", files=_upload(reused), data={**GEN, "prompt_sha256": "xyz"})
     assert r.status_code == 400 and "prompt_sha256" in r.json()["detail"]
 
 
@@ -274,7 +276,7 @@ def test_bad_media_is_refused_with_a_message_and_leaves_no_rows(client, settings
             assert r.json()["detail"].startswith(name), r.json()
     r = client.post("/v1/checks", files={"file": ("zero.mp4", cases["zero.mp4"])})
     assert "no frames" in r.json()["detail"]
-    r = client.post("/v1/releases", files={"file": ("hello.mp4", b"hello")})
+    r = client.post("/v1/releases", files={"file": ("hello.mp4", b"hello")}, data=GEN)
     assert r.status_code == 400
     assert [_count(settings, t) for t in ("works", "checks", "releases")] == [0, 0, 0]
     assert _files(settings.uploads_dir) == []
@@ -336,12 +338,12 @@ def test_database_down_health_is_503_and_nothing_is_released(broken_db, key, tmp
         assert c.get("/v1/health/live").status_code == 200
 
         # The key cannot even be checked: refused, with the reason.
-        r = c.post("/v1/releases", files=_upload(clip))
+        r = c.post("/v1/releases", files=_upload(clip), data=GEN)
         assert r.status_code == 503 and "database unreachable" in r.json()["detail"]
 
         # Past the key check, the gate itself fails closed.
         app.dependency_overrides[deps.api_key] = lambda: {"id": "t", "role": "generator"}
-        r = c.post("/v1/releases", files=_upload(clip))
+        r = c.post("/v1/releases", files=_upload(clip), data=GEN)
         assert r.status_code == 503, r.text
         detail = r.json()["detail"]
         assert "nothing was released" in detail and "database unreachable" in detail

@@ -40,7 +40,7 @@ def test_works_add_list_check_release_verify_remove(cli, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["verdict"] == "block"
 
-    r = cli("release", copy)
+    r = cli("release", copy, "--model", "m")
     assert r.exit_code == 1 and "not released" in r.output
 
     original = write_video(tmp_path / "original.mp4", [noise_frame(i // 6) for i in range(36)])
@@ -78,7 +78,7 @@ def test_bad_input_exits_2_with_a_message(cli, tmp_path, settings):
         ("works", "add", big, "--owner", "o", "--title", "t", "--policy", "sometimes"),
         ("works", "remove", "00000000-0000-0000-0000-000000000000"),
         ("works", "remove", "not-an-id"),
-        ("release", not_media),
+        ("release", not_media, "--model", "m"),
     ):
         r = cli(*args)
         assert r.exit_code == 2, (args, r.output)

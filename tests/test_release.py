@@ -56,6 +56,15 @@ def test_released_clip_is_signed_trusted_and_recorded(settings, tmp_path, protec
     bad = verify_clip(tampered, settings=settings)
     assert bad["state"] == "Invalid"
     assert bad["release_matched_by"] == "manifest"  # the manifest still names its release
+    assert bad["file_matches_release"] is False and bad["verified"] is False
+    assert report["file_matches_release"] is True and report["verified"] is True
+
+
+def test_verify_refuses_what_is_not_media(settings, tmp_path):
+    text = tmp_path / "x.mp4"
+    text.write_text("hello")
+    with pytest.raises(BadInput, match="not a readable image or video"):
+        verify_clip(text, settings=settings)
 
 
 def test_blocked_clip_is_never_signed(settings, tmp_path, protected):

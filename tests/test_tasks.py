@@ -63,3 +63,18 @@ def test_broker_health_reports_redis(broker_settings):
     assert tasks.broker_health(broker_settings)["ok"] is True
     down = broker_settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     assert tasks.broker_health(down)["ok"] is False
+
+
+def test_dead_broker_fails_fast_and_leaves_nothing(settings, tmp_path):
+    import time
+
+    from clipgate.errors import Unavailable
+
+    dead = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    video = write_video(tmp_path / "v.mp4", [noise_frame(i) for i in range(24)])
+    t0 = time.perf_counter()
+    with pytest.raises(Unavailable, match="unreachable"):
+        tasks.add_work(video, owner="o", title="t", policy="block", settings=dead)
+    assert time.perf_counter() - t0 < 10
+    assert index.list_works(include_removed=True, settings=settings) == []
+    assert not any((settings.data_dir / "works").glob("*"))
