@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import compliance
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.bootstrap_pending = True
         yield
 
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets itself: no CDN at run time.
+    app = FastAPIOffline(
         title="clipgate",
         version=__version__,
         description="Copyright-compliance gate for AI video generators: register protected "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,12 +57,14 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _setup() -> Any:
+def _setup(default_level: str = "WARNING") -> Any:
+    """Settings, and logging at CLIPGATE_LOG_LEVEL if set, else at default_level: one-shot
+    commands keep their output to what was asked; the server and workers log at INFO."""
     from clipgate import logs
     from clipgate.settings import get_settings
 
     settings = get_settings()
-    logs.configure(settings.log_level)
+    logs.configure(os.environ.get("CLIPGATE_LOG_LEVEL") or default_level)
     return settings
 
 
@@ -166,8 +169,10 @@ def _print_check(result: dict[str, Any]) -> None:
         typer.echo(f"  {m['title']} [{m['work_id']}] policy={m['policy']} score={m['score']} "
                    f"signals={','.join(m['signals'])}")
         for s in m["segments"]:
-            typer.echo(f"      clip {s['clip_start']:.2f}-{s['clip_end']:.2f} s  ~  work "
-                       f"{s['work_start']:.2f}-{s['work_end']:.2f} s  ({s['frames']} frames)")
+            work = ("the still image" if m["kind"] == "image"
+                    else f"work {s['work_start']:.2f}-{s['work_end']:.2f} s")
+            typer.echo(f"      clip {s['clip_start']:.2f}-{s['clip_end']:.2f} s  ~  {work}  "
+                       f"({s['frames']} frames, {'+'.join(s['signals'])})")
     for w in result["warnings"]:
         typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
 
@@ -276,14 +281,9 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
-    import logging
-
     from clipgate.demo import run_demo
 
     settings = _setup()
-    if "CLIPGATE_LOG_LEVEL" not in os.environ:
-        # The table below is the demo's story; per-step INFO lines would bury it.
-        logging.getLogger().setLevel(logging.WARNING)
     console = Console()
     where = "embedded PostgreSQL" if settings.embedded else "configured PostgreSQL"
     console.print(f"clipgate demo: data in {settings.data_dir} ({where})")
@@ -320,7 +320,7 @@ def serve(
     from clipgate import apikeys, db
     from clipgate.app import create_app
 
-    settings = _setup()
+    settings = _setup("INFO")
     db.migrate(db.database_url(settings))  # waits (bounded) for the database to come up
     if not settings.api_key and not apikeys.list_keys(settings, include_revoked=False):
         _, key = apikeys.create_key("local-generator", "generator", settings)
@@ -336,7 +336,7 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Run a Celery worker (needs CLIPGATE_BROKER_URL)."""
-    settings = _setup()
+    settings = _setup("INFO")
     if not settings.broker_url:
         _fail("CLIPGATE_BROKER_URL is not set: without a broker tasks run in-process "
               "and no worker is needed", EXIT_BAD_INPUT)
@@ -427,7 +427,14 @@ def bench_perf(
     _json(result)
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # A normal exit, so that atexit handlers run: the embedded PostgreSQL is stopped by one.
+    # (uvicorn re-raises SIGTERM after its graceful shutdown; the default action would skip them.)
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app()
     except KeyboardInterrupt:

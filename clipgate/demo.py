@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 
 import index
+from clipgate.errors import Conflict
 from clipgate.settings import Settings
 from compliance import public_release, release_clip, verify_clip
 from generator import GenerationRequest, get_generator, render_sample_video, sample_works
@@ -72,8 +73,11 @@ def register_samples(settings: Settings, workdir: Path) -> list[dict[str, Any]]:
         else:
             path = workdir / f"{sample.key}.png"
             sample.load_image().save(path)
-        works.append(index.register_work(path, owner=sample.owner, title=sample.title,
-                                         policy=sample.policy, settings=settings))
+        try:
+            works.append(index.register_work(path, owner=sample.owner, title=sample.title,
+                                             policy=sample.policy, settings=settings))
+        except Conflict as e:  # the same file was registered under another name: use that
+            works.append(index.get_work(e.existing_id, settings=settings))
     return works
 
 

@@ -19,6 +19,16 @@ class TooLarge(BadInput):
     status = 413
 
 
+class Conflict(BadInput):
+    """The thing already exists; `existing_id` names it."""
+
+    status = 409
+
+    def __init__(self, message: str, existing_id: str | None = None) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
 class NotFound(ClipgateError, LookupError):
     status = 404
 

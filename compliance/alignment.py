@@ -13,11 +13,8 @@ import numpy as np
 
 from clipgate.settings import Settings
 from index import SearchResult
-from index.signals import PDQ_BITS, PHASH_BITS
+from index.signals import MIN_HASH_QUALITY, PDQ_BITS, PHASH_BITS
 
-# Flat frames (black, one colour) have hashes that match any other flat frame: hash hits on a
-# query frame below this PDQ quality are not evidence.
-MIN_HASH_QUALITY = 40
 
 
 @dataclass
@@ -105,7 +102,7 @@ def match_works(
             # Prefer the work frame with the stronger evidence for this query frame.
             if pair is not None and pair.score >= sim:
                 continue
-            pair = FramePair(float(clip_t[hit.query]), work_t, {}, {})
+            pair = FramePair(round(float(clip_t[hit.query]), 3), round(work_t, 3), {}, {})
             best[key] = pair
         if sim > pair.signals.get(hit.signal, -1.0):
             pair.signals[hit.signal] = sim
@@ -138,7 +135,7 @@ def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings
         owner=work["owner"],
         policy=work["policy"],
         kind=work["kind"],
-        score=round(max(p.score for p in pairs), 4),
+        score=round(max(p.score for p in pairs), 3),
         signals=signals,
         frames_matched=len(pairs),
         segments=segments(pairs, gap_s=settings.segment_gap_s, image=work["kind"] == "image"),

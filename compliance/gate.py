@@ -90,7 +90,7 @@ def check_clip(
     timings["aggregate"] = round(time.perf_counter() - t0, 4)
 
     t0 = time.perf_counter()
-    decision = decide(matches, settings, frames_sampled=len(fp))
+    decision = decide(matches, settings, frames_sampled=len(fp), still=fp.info.kind == "image")
     timings["decide"] = round(time.perf_counter() - t0, 4)
 
     warnings = [index.RANDOM_WEIGHTS_WARNING] if fp.embedder.random else []

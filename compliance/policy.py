@@ -16,7 +16,9 @@ class Decision:
     reasons: list[str]
 
 
-def decide(matches: list[WorkMatch], settings: Settings, *, frames_sampled: int) -> Decision:
+def decide(
+    matches: list[WorkMatch], settings: Settings, *, frames_sampled: int, still: bool = False
+) -> Decision:
     """Block on a strong match with a `block` work; review on any other match; else release.
 
     A match is strong when it spans at least block_min_frames matched clip frames (or every frame
@@ -26,8 +28,9 @@ def decide(matches: list[WorkMatch], settings: Settings, *, frames_sampled: int)
     blocking, reviewing = [], []
     for m in matches:
         strong = m.frames_matched >= needed
-        where = ", ".join(f"{s.clip_start:g}-{s.clip_end:g} s" for s in m.segments)
-        desc = f'"{m.title}" ({m.owner}): {"+".join(m.signals)} at {where}, score {m.score:.3f}'
+        where = "in the image" if still else "at " + ", ".join(
+            f"{s.clip_start:g}-{s.clip_end:g} s" for s in m.segments)
+        desc = f'"{m.title}" ({m.owner}): {"+".join(m.signals)} {where}, score {m.score:.3f}'
         if m.policy == "block" and strong:
             blocking.append(f"matches protected work {desc}; its policy is block")
         elif m.policy == "block":

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from clipgate import db
-from clipgate.errors import BadInput, NotFound
+from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
 from index import live, store
 from index.faiss_index import FrameRows
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.media import MediaInfo, probe
+from index.signals import MIN_HASH_QUALITY
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def register_work(
     settings = settings or get_settings()
     validate_meta(owner=owner, title=title, policy=policy)
     fp = fingerprint_file(Path(path), settings)
+    _require_distinctive(fp, settings)
     meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
     work, (version, rows) = _insert_new_work(Path(path), fp.info, meta, settings, fp=fp)
     log.info("registered work %s (%s, %d frames)", work["id"], title, len(fp))
@@ -93,12 +96,35 @@ def _insert_new_work(
     }
     try:
         with db.connection(settings) as conn:
+            _refuse_duplicate(conn, row["sha256"], path)
             store.insert_work(conn, work=row)
             added = _add_frames(conn, work_id, fp) if fp else None
             return store.get_work(conn, work_id=str(work_id)), added
+    except psycopg.errors.UniqueViolation as e:  # registered at the same moment by another
+        stored.unlink(missing_ok=True)
+        raise Conflict(f"{path.name} is already registered") from e
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
+
+
+def _refuse_duplicate(conn, sha256: str, path: Path) -> None:
+    same = conn.execute(
+        "SELECT id, title FROM works WHERE sha256 = %s AND status IN ('active', 'pending') "
+        "FOR UPDATE", (sha256,)).fetchone()
+    if same:
+        raise Conflict(f"{path.name} is already registered as work {same['id']} "
+                       f"(\"{same['title']}\")", existing_id=str(same["id"]))
+
+
+def _require_distinctive(fp: Fingerprint, settings: Settings) -> None:
+    """A work whose every frame is flat or featureless could never match: say so now."""
+    if any(q >= MIN_HASH_QUALITY for q in fp.pdq_quality) or any(
+        len(f.descriptors) >= settings.orb_min_inliers for f in fp.features
+    ):
+        return
+    raise BadInput(f"{fp.path.name}: has no distinctive content to match (every sampled frame is "
+                   "flat or too small); register a larger or more detailed version")
 
 
 def discard_pending_work(work_id: str, settings: Settings | None = None) -> None:

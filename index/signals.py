@@ -15,6 +15,9 @@ from PIL import Image
 
 PDQ_BITS = 256
 PHASH_BITS = 64
+# Flat frames (black, one colour) have hashes that match any other flat frame: a hash of a frame
+# below this PDQ quality is no evidence.
+MIN_HASH_QUALITY = 40
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,9 @@ def test_index_refuses_to_mix_embedding_spaces(settings, tmp_path):
     img = write_image(tmp_path / "a.png", photo("astronaut"))
     index.register_work(img, owner="o", title="t", policy="block", settings=settings)
     other = settings.model_copy(update={"clip_model": SMALL})
+    img2 = write_image(tmp_path / "b.png", photo("coffee"))
     with pytest.raises(Unavailable, match="re-?embed|CLIPGATE_CLIP_MODEL"):
-        index.register_work(img, owner="o", title="t2", policy="block", settings=other)
+        index.register_work(img2, owner="o", title="t2", policy="block", settings=other)
     assert len(index.list_works(settings=settings)) == 1
 
 

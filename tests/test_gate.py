@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import index
@@ -138,3 +139,22 @@ def test_rebuild_from_database_gives_the_same_answers(settings, tmp_path, works)
     built = index.rebuild(settings)
     assert built["works"] == 3
     assert answers() == first
+
+
+def test_same_file_twice_is_a_conflict_naming_the_first(settings, tmp_path, works):
+    from clipgate.errors import Conflict
+
+    again = write_image(tmp_path / "again.png", photo("coffee", (600, 400)))
+    with pytest.raises(Conflict) as err:
+        index.register_work(again, owner="Someone", title="Copy", policy="block", settings=settings)
+    assert err.value.existing_id == str(works["coffee"]["id"])
+    assert len(index.list_works(settings=settings)) == 3
+
+
+def test_featureless_work_is_refused(settings, tmp_path):
+    from clipgate.errors import BadInput
+
+    flat = write_image(tmp_path / "flat.png", np.full((8, 8, 3), 90, np.uint8))
+    with pytest.raises(BadInput, match="no distinctive content"):
+        index.register_work(flat, owner="o", title="t", policy="block", settings=settings)
+    assert index.list_works(settings=settings) == []

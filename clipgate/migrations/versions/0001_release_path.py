@@ -44,6 +44,8 @@ def upgrade() -> None:
             removed_at timestamptz
         );
         CREATE INDEX works_status ON works (status);
+        -- One live registration per file.
+        CREATE UNIQUE INDEX works_sha256_live ON works (sha256) WHERE status IN ('active', 'pending');
 
         -- One row per sampled frame; the id is the FAISS id.
         CREATE TABLE work_frames (
