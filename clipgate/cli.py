@@ -28,10 +28,12 @@ works_app = typer.Typer(help="Protected works: add, list, remove.", no_args_is_h
 index_app = typer.Typer(help="The FAISS index of protected works.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the generator service.", no_args_is_help=True)
+releases_app = typer.Typer(help="Released (signed) clips.", no_args_is_help=True)
 app.add_typer(works_app, name="works")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
+app.add_typer(releases_app, name="releases")
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -354,6 +356,30 @@ def migrate() -> None:
     _setup()
     db.migrate()
     typer.echo("database is at the newest schema")
+
+
+@releases_app.command("show")
+@handles_errors
+def releases_show(release_id: str) -> None:
+    """Show a release record."""
+    from compliance import get_release, public_release
+
+    settings = _setup()
+    _json(public_release(get_release(release_id, settings=settings)))
+
+
+@releases_app.command("revoke")
+@handles_errors
+def releases_revoke(
+    release_id: str,
+    reason: Annotated[str, typer.Option(help="Why: shown by verify and the API.")],
+) -> None:
+    """Revoke a release: verify reports it revoked and the API stops serving its file."""
+    from compliance import public_release, revoke_release
+
+    settings = _setup()
+    rel = public_release(revoke_release(release_id, reason=reason, settings=settings))
+    typer.echo(f"revoked {rel['release_id']} at {rel['revoked_at']}: {rel['revoked_reason']}")
 
 
 @keys_app.command("create")

@@ -129,7 +129,9 @@ def run_demo(
         d.mkdir()
     with tempfile.TemporaryDirectory() as tmp:
         progress("registering sample works")
-        works = register_samples(settings, Path(tmp))
+        register_samples(settings, Path(tmp))
+    # Report every work the gate ran against: the data directory may hold more than the samples.
+    works = index.list_works(settings=settings)
     gen = get_generator(settings.generator_backend)
     results: list[DemoClip] = []
     for i, prompt in enumerate(PROMPTS):

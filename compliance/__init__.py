@@ -9,6 +9,7 @@ from compliance.release import (
     get_release,
     public_release,
     release_clip,
+    revoke_release,
     signer,
     verify_clip,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "get_release",
     "public_release",
     "release_clip",
+    "revoke_release",
     "signer",
     "verify_clip",
 ]

@@ -23,9 +23,8 @@ def insert_check(conn: psycopg.Connection, *, check: dict[str, Any]) -> None:
 
 
 def get_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | None:
-    try:
-        cid = uuid.UUID(str(check_id))
-    except ValueError:
+    cid = parse_id(check_id)
+    if cid is None:
         return None
     return conn.execute("SELECT * FROM checks WHERE id = %s", (cid,)).fetchone()
 
@@ -40,10 +39,16 @@ def insert_release(conn: psycopg.Connection, *, release: dict[str, Any]) -> dict
     ).fetchone()
 
 
-def get_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
+def parse_id(value: str) -> uuid.UUID | None:
     try:
-        rid = uuid.UUID(str(release_id))
+        return uuid.UUID(str(value))
     except ValueError:
+        return None
+
+
+def get_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
+    rid = parse_id(release_id)
+    if rid is None:
         return None
     return conn.execute(f"SELECT {RELEASE_COLUMNS} FROM releases WHERE id = %s", (rid,)).fetchone()
 
@@ -62,5 +67,5 @@ def revoke_release(
     return conn.execute(
         f"UPDATE releases SET status = 'revoked', revoked_at = now(), revoked_reason = %s "
         f"WHERE id = %s RETURNING {RELEASE_COLUMNS}",
-        (reason, uuid.UUID(str(release_id))),
+        (reason, parse_id(release_id)),
     ).fetchone()

@@ -135,11 +135,23 @@ def release_clip(
 
 
 def get_release(release_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    if records.parse_id(release_id) is None:
+        raise NotFound(f"no release with id {release_id!r}: not a valid release id (a UUID)")
     with db.connection(settings) as conn:
         release = records.get_release(conn, release_id=release_id)
     if release is None:
         raise NotFound(f"no release with id {release_id}")
     return release
+
+
+def revoke_release(release_id: str, *, reason: str,
+                   settings: Settings | None = None) -> dict[str, Any]:
+    """Mark a release revoked: verify reports it, and its file is no longer served."""
+    if not reason or not reason.strip():
+        raise BadInput("a revocation needs a reason")
+    get_release(release_id, settings=settings)  # NotFound with a clear message
+    with db.connection(settings) as conn:
+        return records.revoke_release(conn, release_id=release_id, reason=reason.strip())
 
 
 def verify_clip(path: Path, *, settings: Settings | None = None,

@@ -54,7 +54,8 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
         with Image.open(path) as im:
             fmt = im.format
             if fmt not in IMAGE_FORMATS:
-                raise MediaError(f"{path.name}: image format {fmt} is not accepted (JPEG, PNG, WebP)")
+                raise MediaError(f"{path.name}: image format {fmt} is not accepted (images: JPEG, "
+                                 "PNG, WebP; videos: MP4, MOV, WebM, MKV)")
             _check_pixels(path, im.width, im.height, max_frame_pixels)
             return MediaInfo("image", IMAGE_FORMATS[fmt], im.width, im.height, 0.0, None)
     except (UnidentifiedImageError, Image.DecompressionBombError):
@@ -64,8 +65,8 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
             mime = VIDEO_CONTAINERS.get(container.format.name)
             if mime is None:
                 raise MediaError(
-                    f"{path.name}: container {container.format.name} is not accepted "
-                    "(MP4, MOV, WebM, MKV)"
+                    f"{path.name}: {container.format.name} is not accepted (images: JPEG, PNG, "
+                    "WebP; videos: MP4, MOV, WebM, MKV)"
                 )
             if not container.streams.video:
                 raise MediaError(f"{path.name}: has no video stream")
@@ -97,7 +98,8 @@ def iter_sampled_frames(
         return
     if info.duration_s > max_duration_s:
         raise TooLarge(
-            f"{path.name}: {info.duration_s:.0f} s is longer than the limit of {max_duration_s:.0f} s"
+            f"{path.name}: {info.duration_s:.0f} s is longer than the limit of {max_duration_s:.0f} s "
+            "(CLIPGATE_MAX_DURATION_S)"
         )
     sampler = FrameSampler(sample_fps=sample_fps, shot_change_threshold=shot_change_threshold)
     decoded = 0
@@ -109,7 +111,8 @@ def iter_sampled_frames(
                 decoded += 1
                 t = float(frame.time) if frame.time is not None else decoded / (info.fps or 25.0)
                 if t > max_duration_s:
-                    raise TooLarge(f"{path.name}: longer than the limit of {max_duration_s:.0f} s")
+                    raise TooLarge(f"{path.name}: longer than the limit of "
+                                   f"{max_duration_s:.0f} s (CLIPGATE_MAX_DURATION_S)")
                 t0 = time.perf_counter()
                 thumb = _luma_thumb(frame)
                 keep = sampler.take(t, thumb)

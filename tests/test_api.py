@@ -86,7 +86,7 @@ def test_missing_wrong_and_revoked_keys_are_refused(settings, key):
     with client_for(settings) as anon:
         r = anon.get("/v1/works")
         assert r.status_code == 401
-        assert r.json() == {"detail": "missing API key: send it in the X-API-Key header"}
+        assert r.json()["detail"].startswith("missing API key: send it in the X-API-Key header")
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
         assert anon.post("/v1/checks", files={"file": ("a.mp4", b"x")}).status_code == 401
 

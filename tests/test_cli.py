@@ -94,3 +94,16 @@ def test_frame_over_the_pixel_limit_exits_2(cli, tmp_path, monkeypatch):
     r = cli("works", "add", big, "--owner", "o", "--title", "t")
     assert r.exit_code == 2
     assert "CLIPGATE_MAX_FRAME_PIXELS" in r.output
+
+
+def test_releases_revoke_and_verify_says_so(cli, tmp_path):
+    original = write_video(tmp_path / "o.mp4", [noise_frame(300 + i // 6) for i in range(36)])
+    r = cli("release", original, "--model", "m", "--json")
+    release_id = json.loads(r.output)["release"]["release_id"]
+    signed = json.loads(r.output)["path"]
+    r = cli("releases", "revoke", release_id, "--reason", "takedown request")
+    assert r.exit_code == 0, r.output
+    r = cli("verify", signed)
+    assert r.exit_code == 1 and "REVOKED" in r.output and "takedown request" in r.output
+    r = cli("releases", "revoke", "nope", "--reason", "x")
+    assert r.exit_code == 2 and "not a valid release id" in r.output

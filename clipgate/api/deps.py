@@ -57,7 +57,7 @@ async def api_key(
     503 if the database that holds the keys is down (nothing is done without a checked key)."""
     key = (header or "").strip() or (bearer.credentials.strip() if bearer else "")
     if not key:
-        raise _unauthorized("missing API key: send it in the X-API-Key header")
+        raise _unauthorized("missing API key: send it in the X-API-Key header (or as Authorization: Bearer KEY)")
     try:
         await _bootstrap_if_pending(request, settings)
         record = await run_in_threadpool(apikeys.verify_key, key, settings)
