@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ class ClipEmbedder:
     def __init__(
         self, model: str, checkpoint: Path | None, device: str = "auto", batch_size: int = 32
     ) -> None:
+        # No network at run time: open_clip must never reach for a model hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import open_clip
 
         if model not in open_clip.list_models():
