@@ -29,6 +29,15 @@ def get_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | No
     return conn.execute("SELECT * FROM checks WHERE id = %s", (cid,)).fetchone()
 
 
+def index_version(conn: psycopg.Connection, *, share_lock: bool = False) -> int:
+    """The index version; with share_lock, no index change can commit until this transaction
+    ends, so what it records holds for that version."""
+    row = conn.execute(
+        "SELECT version FROM index_state WHERE id = 1" + (" FOR SHARE" if share_lock else "")
+    ).fetchone()
+    return int(row["version"])
+
+
 def insert_release(conn: psycopg.Connection, *, release: dict[str, Any]) -> dict[str, Any]:
     cols = list(release)
     values = [Jsonb(v) if isinstance(v, (dict, list)) else v for v in release.values()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 import index
 from clipgate import db
 from clipgate.errors import BadInput, NotFound, Unavailable
-from clipgate.files import sha256_file
+from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
 from compliance import records
 from compliance.gate import CheckResult, check_clip
@@ -87,19 +88,49 @@ def release_clip(
     """Gate the clip; sign and store it only if the verdict is release."""
     settings = settings or get_settings()
     path = Path(path)
+    name = filename or path.name
     try:
-        mime = video_mime(Path(filename or path.name))
+        mime = video_mime(Path(name))
     except ValueError as e:
         raise BadInput(str(e)) from e
     clip_signer = signer(settings)  # fail before checking if the signer is broken
-    result = check_clip(path, source=source, filename=filename, settings=settings)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    # Check and sign one private copy, so the bytes signed are the bytes checked even if the
+    # caller's file changes meanwhile.
+    staging = settings.release_dir / ".staging"
+    staged_input = copy_atomic(path, staging / f"in-{uuid.uuid4()}{path.suffix.lower()}")
+    try:
+        for _ in range(_MAX_TRIES):
+            outcome = _release_once(staged_input, mime, name, generator, source, clip_signer,
+                                    settings)
+            if outcome is not None:
+                return outcome
+        raise Unavailable("the index kept changing while this clip was being released; "
+                          "nothing was released, try again")
+    finally:
+        staged_input.unlink(missing_ok=True)
+
+
+_MAX_TRIES = 3
+
+
+def _release_once(
+    path: Path, mime: str, name: str, generator: dict[str, Any], source: str,
+    clip_signer: ClipSigner, settings: Settings,
+) -> ReleaseOutcome | None:
+    """One check + sign + record. None when the index changed between the check and the record:
+    the verdict may be stale, so the caller checks again."""
+    result = check_clip(path, source=source, filename=name, settings=settings)
     if result.verdict != "release":
         return ReleaseOutcome(result, None)
 
     release_id = str(uuid.uuid4())
     suffix = ".mov" if mime == "video/quicktime" else ".mp4"
     dst = settings.release_dir / f"{release_id}{suffix}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    # Signed into staging and moved into the store only after its row is committed: a crash
+    # leaves at worst a row without a file (served as missing), never a signed file without a row.
+    staged = settings.release_dir / ".staging" / f"{release_id}{suffix}"
     compliance = {
         "check_id": result.check_id,
         "release_id": release_id,
@@ -110,25 +141,31 @@ def release_clip(
     }
     t0 = time.perf_counter()
     try:
-        signed = clip_signer.sign(
-            path, dst, generator=generator, compliance=compliance, title=filename or path.name
-        )
+        signed = clip_signer.sign(path, staged, generator=generator, compliance=compliance,
+                                  title=name)
     except (SigningError, ValueError) as e:
+        staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
     try:
         with db.connection(settings) as conn:
+            if records.index_version(conn, share_lock=True) != result.index_version:
+                staged.unlink(missing_ok=True)
+                log.info("index changed during release of check %s; checking again",
+                         result.check_id)
+                return None
             release = records.insert_release(conn, release={
                 "id": uuid.UUID(release_id),
                 "check_id": uuid.UUID(result.check_id),
-                "file_sha256": sha256_file(dst),
-                "size_bytes": dst.stat().st_size,
+                "file_sha256": sha256_file(staged),
+                "size_bytes": staged.stat().st_size,
                 "path": str(dst),
                 "generator": generator,
                 "manifest_label": signed.get("manifest_label"),
             })
     except BaseException:
-        dst.unlink(missing_ok=True)  # an unrecorded file must not sit in the release store
+        staged.unlink(missing_ok=True)
         raise
+    os.replace(staged, dst)
     result.timings["sign"] = round(time.perf_counter() - t0, 4)
     log.info("released %s (check %s)", release_id, result.check_id)
     return ReleaseOutcome(result, release)

@@ -55,6 +55,7 @@ class FrameIndex:
         dim: int,
         version: int,
         embedder: str,
+        epoch: str = "",
         *,
         native: tuple | None = None,
         meta: dict[int, tuple[str, float]] | None = None,
@@ -62,6 +63,7 @@ class FrameIndex:
         self.dim = dim
         self.version = version
         self.embedder = embedder
+        self.epoch = epoch  # the database's index_state.epoch this index was built from
         self.clip, self.pdq, self.phash = native or (
             faiss.IndexIDMap2(faiss.IndexFlatIP(dim)),
             faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PDQ_BITS)),
@@ -141,6 +143,17 @@ class FrameIndex:
                         hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
         return hits, near
 
+    def copy(self) -> FrameIndex:
+        """An independent copy: changes are made to a copy and then published, so a search in
+        another thread never sees an index being changed under it."""
+        native = (
+            faiss.deserialize_index(faiss.serialize_index(self.clip)),
+            faiss.deserialize_index_binary(faiss.serialize_index_binary(self.pdq)),
+            faiss.deserialize_index_binary(faiss.serialize_index_binary(self.phash)),
+        )
+        return FrameIndex(self.dim, self.version, self.embedder, self.epoch, native=native,
+                          meta=dict(self.meta))
+
     def save(self, path: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +164,7 @@ class FrameIndex:
                 np.savez(
                     f,
                     version=np.int64(self.version),
+                    epoch=np.array(self.epoch),
                     embedder=np.array(self.embedder),
                     dim=np.int64(self.dim),
                     clip=faiss.serialize_index(self.clip),
@@ -160,6 +174,8 @@ class FrameIndex:
                     work_ids=np.array([self.meta[i][0] for i in ids.tolist()], dtype="U36"),
                     t_s=np.array([self.meta[i][1] for i in ids.tolist()], dtype=np.float64),
                 )
+                f.flush()
+                os.fsync(f.fileno())  # never an empty file under the final name after a crash
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -176,9 +192,8 @@ class FrameIndex:
             meta = {
                 int(i): (str(w), float(t)) for i, w, t in zip(z["ids"], z["work_ids"], z["t_s"])
             }
-            return cls(
-                int(z["dim"]), int(z["version"]), str(z["embedder"]), native=native, meta=meta
-            )
+            return cls(int(z["dim"]), int(z["version"]), str(z["embedder"]), str(z["epoch"]),
+                       native=native, meta=meta)
 
 
 def _release(*indexes: object) -> None:

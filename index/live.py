@@ -60,20 +60,21 @@ def sync(settings: Settings | None = None) -> FrameIndex:
     key = str(path)
     try:
         with db.connection(settings) as conn:
-            version = int(store.index_state(conn)["version"])
+            state = store.index_state(conn)
     except psycopg.Error as e:
         raise Unavailable(f"database unreachable: {e}") from e
+    want = (int(state["version"]), state["epoch"])
     with _lock:
         current = _live.get(key)
-        if current is not None and current.version == version:
+        if current is not None and (current.version, current.epoch) == want:
             return current
         if path.exists():
             try:
                 loaded = FrameIndex.load(path)
-                if loaded.version == version:
+                if (loaded.version, loaded.epoch) == want:
                     _live[key] = loaded
                     return loaded
-            except (OSError, ValueError, RuntimeError) as e:
+            except Exception as e:  # any damage to a cache file means: rebuild it
                 log.warning("index file %s unreadable (%s); rebuilding from the database", path, e)
         _live[key] = _build(settings)
         return _live[key]
@@ -86,14 +87,17 @@ def apply_change(
     behind; otherwise leave it, and the next sync reloads. The saved file is only a cache, so it is
     not rewritten for every change."""
     with _lock:
-        current = _live.get(str(settings.index_dir / INDEX_FILE))
+        key = str(settings.index_dir / INDEX_FILE)
+        current = _live.get(key)
         if current is None or current.version != version - 1:
             return
+        changed = current.copy()  # searches running now keep the old one, untouched
         if added is not None:
-            current.add(added)
+            changed.add(added)
         if removed is not None:
-            current.remove_work(removed)
-        current.version = version
+            changed.remove_work(removed)
+        changed.version = version
+        _live[key] = changed
 
 
 def rebuild(settings: Settings | None = None) -> dict[str, Any]:
@@ -119,9 +123,12 @@ def _build(settings: Settings) -> FrameIndex:
         state = store.index_state(conn)
         check_embedder(state, embedder.info.id, frames=store.count_frames(conn))
         rows = store.all_active_frames(conn, dim=embedder.info.dim)
-    index = FrameIndex(embedder.info.dim, int(state["version"]), embedder.info.id)
+    index = FrameIndex(embedder.info.dim, int(state["version"]), embedder.info.id, state["epoch"])
     index.add(rows)
-    index.save(settings.index_dir / INDEX_FILE)
+    try:
+        index.save(settings.index_dir / INDEX_FILE)
+    except OSError as e:  # the file is only a cache: serve from memory, say so
+        log.warning("could not save the index to %s: %s", settings.index_dir, e)
     log.info("index built at version %d: %d frames", index.version, index.frames)
     return index
 

@@ -78,7 +78,7 @@ def frame_features(conn: psycopg.Connection, *, frame_ids: list[int]) -> dict[in
 
 def index_state(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, Any]:
     return conn.execute(
-        "SELECT version, embedder, updated_at FROM index_state WHERE id = 1"
+        "SELECT version, epoch::text AS epoch, embedder, updated_at FROM index_state WHERE id = 1"
         + (" FOR UPDATE" if lock else "")
     ).fetchone()
 

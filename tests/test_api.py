@@ -76,7 +76,7 @@ def _count(settings: Settings, table: str) -> int:
 
 
 def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*")] if folder.exists() else []
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 # --- API keys -------------------------------------------------------------------------------

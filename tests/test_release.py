@@ -31,6 +31,11 @@ def _copy(tmp_path):
     return write_video(tmp_path / "copy.mp4", [pan(img, i, 36) for i in range(36)])
 
 
+def _stored(settings):
+    """Every file in the release store, staging included."""
+    return [p for p in settings.release_dir.rglob("*") if p.is_file()]
+
+
 def _releases(settings):
     with db.connection(settings) as conn:
         return conn.execute("SELECT count(*) AS n FROM releases").fetchone()["n"]
@@ -70,7 +75,7 @@ def test_verify_refuses_what_is_not_media(settings, tmp_path):
 def test_blocked_clip_is_never_signed(settings, tmp_path, protected):
     outcome = release_clip(_copy(tmp_path), generator=IDENT, settings=settings)
     assert not outcome.released and outcome.check.verdict == "block"
-    assert not settings.release_dir.exists() or not any(settings.release_dir.iterdir())
+    assert _stored(settings) == []
     assert _releases(settings) == 0
     unsigned = verify_clip(_copy(tmp_path), settings=settings)
     assert unsigned["state"] == "NoManifest" and unsigned["release"] is None
@@ -84,7 +89,7 @@ def test_signing_failure_releases_nothing(settings, tmp_path, protected, monkeyp
     with pytest.raises(Unavailable, match="nothing was released.*key store"):
         release_clip(_original(tmp_path), generator=IDENT, settings=settings)
     assert _releases(settings) == 0
-    assert not any(settings.release_dir.glob("*"))
+    assert _stored(settings) == []
 
 
 def test_unusable_signing_credentials_fail_before_checking(settings, tmp_path):
@@ -102,7 +107,7 @@ def test_database_down_releases_nothing(settings, tmp_path):
     down = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/x"})
     with pytest.raises(Unavailable, match="database"):
         release_clip(_original(tmp_path), generator=IDENT, settings=down)
-    assert not down.release_dir.exists() or not any(down.release_dir.iterdir())
+    assert _stored(down) == []
 
 
 def test_corrupt_index_file_is_rebuilt_from_the_database(settings, tmp_path, protected):
@@ -130,3 +135,74 @@ def test_verify_reports_a_revoked_release(settings, tmp_path):
     assert report["state"] == "Trusted"
     assert report["release"]["status"] == "revoked"
     assert report["release"]["revoked_reason"] == "claim upheld"
+
+
+def test_signing_that_fails_after_writing_leaves_nothing(settings, tmp_path, monkeypatch):
+    clip_signer = signer(settings)
+
+    def half_written(src, dst, **kwargs):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(b"partial")
+        raise SigningError("the signer crashed mid-way")
+
+    monkeypatch.setattr(clip_signer, "sign", half_written)
+    with pytest.raises(Unavailable, match="nothing was released"):
+        release_clip(_original(tmp_path), generator=IDENT, settings=settings)
+    assert _stored(settings) == [] and _releases(settings) == 0
+
+
+def test_database_failure_after_signing_leaves_no_signed_file(settings, tmp_path, monkeypatch):
+    import psycopg
+
+    def db_gone(conn, *, release):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(records, "insert_release", db_gone)
+    with pytest.raises(psycopg.OperationalError):
+        release_clip(_original(tmp_path), generator=IDENT, settings=settings)
+    assert _stored(settings) == [] and _releases(settings) == 0
+
+
+def test_work_registered_during_signing_is_checked_before_release(settings, tmp_path, monkeypatch):
+    """The verdict must hold for the index version the release is recorded at."""
+    clip = _original(tmp_path)
+    frame = noise_frame(40)  # the clip's first shot, registered while the clip is being signed
+    work_img = write_image(tmp_path / "late.png", frame)
+    clip_signer = signer(settings)
+    real_sign = clip_signer.sign
+    registered = []
+
+    def sign_while_registering(*args, **kwargs):
+        if not registered:
+            registered.append(index.register_work(work_img, owner="Late", title="Late work",
+                                                  policy="block", settings=settings))
+        return real_sign(*args, **kwargs)
+
+    monkeypatch.setattr(clip_signer, "sign", sign_while_registering)
+    outcome = release_clip(clip, generator=IDENT, settings=settings)
+    assert registered
+    assert not outcome.released and outcome.check.verdict != "release"
+    assert [m.title for m in outcome.check.matches] == ["Late work"]
+    assert outcome.check.index_version == index.health(settings)["version"]
+    assert _stored(settings) == [] and _releases(settings) == 0
+
+
+def test_index_file_from_another_database_is_not_trusted(settings, tmp_path, protected):
+    from index import live
+
+    index.rebuild(settings)
+    with db.connection(settings) as conn:
+        conn.execute("UPDATE index_state SET epoch = gen_random_uuid()")
+        epoch = conn.execute("SELECT epoch::text AS e FROM index_state").fetchone()["e"]
+    live._live.clear()
+    assert live.sync(settings).epoch == epoch  # rebuilt, not loaded from the stale file
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated zip"])
+def test_empty_or_truncated_index_file_is_rebuilt(settings, tmp_path, protected, damage):
+    from index import live
+
+    index.rebuild(settings)
+    (settings.index_dir / "frames.npz").write_bytes(damage)
+    live._live.clear()
+    assert check_clip(_copy(tmp_path), settings=settings).verdict == "block"

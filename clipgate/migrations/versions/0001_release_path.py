@@ -18,6 +18,9 @@ def upgrade() -> None:
         CREATE TABLE index_state (
             id int PRIMARY KEY CHECK (id = 1),
             version bigint NOT NULL DEFAULT 0,
+            -- Names this database's index history: an index file from another database (or an
+            -- older backup) with the same version number must not be trusted.
+            epoch uuid NOT NULL DEFAULT gen_random_uuid(),
             embedder text,
             updated_at timestamptz NOT NULL DEFAULT now()
         );
