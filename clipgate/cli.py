@@ -325,10 +325,13 @@ def serve(
     settings = _setup("INFO")
     db.migrate(db.database_url(settings))  # waits (bounded) for the database to come up
     if not settings.api_key and not apikeys.list_keys(settings, include_revoked=False):
-        _, key = apikeys.create_key("local-generator", "generator", settings)
-        typer.secho(f"No API key existed, so one was created for the generator service:\n  {key}\n"
-                    "Send it as the X-API-Key header. It is not shown again "
-                    "(`clipgate keys create NAME` makes more).", fg=typer.colors.CYAN)
+        _, gen = apikeys.create_key("local-generator", "generator", settings)
+        _, admin = apikeys.create_key("local-operator", "admin", settings)
+        typer.secho("No API key existed, so two were made. Send one as the X-API-Key header; "
+                    "they are not shown again (`clipgate keys create NAME` makes more):\n"
+                    f"  generator service (checks, releases, verify): {gen}\n"
+                    f"  operator (also manages protected works):      {admin}",
+                    fg=typer.colors.CYAN)
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
 
 

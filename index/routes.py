@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
 from clipgate import tasks
-from clipgate.api import GeneratorKeyDep, SettingsDep, upload_name, uploaded
+from clipgate.api import AdminKeyDep, SettingsDep, upload_name, uploaded
 from clipgate.errors import NotFound
 from index.registry import (
     get_work,
@@ -58,7 +58,7 @@ def add_work(
     request: Request,
     response: Response,
     settings: SettingsDep,
-    _key: GeneratorKeyDep,
+    _key: AdminKeyDep,
     file: Annotated[UploadFile, File(description="The protected image or video.")],
     owner: Annotated[str, Form(description="Who holds the rights.")],
     title: Annotated[str, Form(description="The work's title.")],
@@ -81,7 +81,7 @@ def add_work(
 @router.get("", summary="List protected works")
 def list_works_route(
     settings: SettingsDep,
-    _key: GeneratorKeyDep,
+    _key: AdminKeyDep,
     include_removed: Annotated[bool, Query(description="Also list removed works.")] = False,
 ) -> dict[str, Any]:
     works = list_works(include_removed=include_removed, settings=settings)
@@ -89,10 +89,10 @@ def list_works_route(
 
 
 @router.get("/{work_id}", summary="One protected work (status pending/active/removed/failed)")
-def get_work_route(work_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
+def get_work_route(work_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return public_work(get_work(_checked_id(work_id), settings=settings))
 
 
 @router.delete("/{work_id}", summary="Remove a work: it never matches again")
-def remove_work_route(work_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
+def remove_work_route(work_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return public_work(remove_work(_checked_id(work_id), settings=settings))

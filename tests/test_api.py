@@ -32,6 +32,12 @@ def client_for(settings: Settings, key: str | None = None) -> TestClient:
 
 @pytest.fixture
 def key(settings) -> str:
+    """An admin key: it may do everything, so most tests use it."""
+    return apikeys.create_key("test operator", role="admin", settings=settings)[1]
+
+
+@pytest.fixture
+def generator_key(settings) -> str:
     return apikeys.create_key("test generator", settings=settings)[1]
 
 
@@ -108,7 +114,9 @@ def test_bootstrap_key_from_settings_works_and_is_stored_hashed(settings):
     boot = "cg_bootstrap-key-for-the-generator-service"
     s = settings.model_copy(update={"api_key": boot})
     with client_for(s, boot) as c:
-        assert c.get("/v1/works").status_code == 200
+        # Authenticated (404, not 401) on a generator route.
+        assert c.get("/v1/releases/00000000-0000-0000-0000-000000000000").status_code == 404
+        assert c.get("/v1/works").status_code == 403  # works are the operator's
     [record] = apikeys.list_keys(settings)
     assert record["name"] == "bootstrap" and record["role"] == "generator"
     with psycopg.connect(settings.database_url) as conn:
@@ -117,6 +125,21 @@ def test_bootstrap_key_from_settings_works_and_is_stored_hashed(settings):
 
 
 # --- works ----------------------------------------------------------------------------------
+
+
+def test_generator_key_gates_clips_but_cannot_manage_works(settings, generator_key, tmp_path):
+    img = write_image(tmp_path / "a.png", photo("astronaut"))
+    clip = write_video(tmp_path / "c.mp4", [noise_frame(i // 6) for i in range(24)])
+    with client_for(settings, generator_key) as c:
+        with img.open("rb") as f:
+            r = c.post("/v1/works", files={"file": ("a.png", f, "image/png")},
+                       data={"owner": "o", "title": "t", "policy": "block"})
+        assert r.status_code == 403
+        assert c.get("/v1/works").status_code == 403
+        assert c.delete("/v1/works/00000000-0000-0000-0000-000000000000").status_code == 403
+        with clip.open("rb") as f:
+            assert c.post("/v1/checks", files={"file": ("c.mp4", f, "video/mp4")}).status_code == 200
+    assert _count(settings, "works") == 0
 
 
 def test_register_get_list_and_remove_a_work(client, tmp_path):

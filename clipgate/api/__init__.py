@@ -5,6 +5,7 @@
 
 from clipgate.api.deps import (
     ApiKeyDep,
+    AdminKeyDep,
     GeneratorKeyDep,
     SettingsDep,
     discard_upload,
@@ -17,6 +18,7 @@ from clipgate.api.deps import (
 
 __all__ = [
     "ApiKeyDep",
+    "AdminKeyDep",
     "GeneratorKeyDep",
     "SettingsDep",
     "discard_upload",

@@ -94,6 +94,8 @@ def require_roles(*roles: str) -> Callable[..., Any]:
 
 
 GeneratorKeyDep = Annotated[dict[str, Any], Depends(require_roles("generator", "admin"))]
+# Managing protected works is the operator's: a generator key must not unprotect a work.
+AdminKeyDep = Annotated[dict[str, Any], Depends(require_roles("admin"))]
 
 
 def upload_name(upload: UploadFile) -> str:
