@@ -27,6 +27,12 @@ _pools: dict[str, ConnectionPool] = {}
 _embedded: dict[Path, object] = {}  # pgserver handles, kept alive for the process
 
 
+def unreachable(e: Exception) -> Unavailable:
+    """The error callers see: no host, user or password from the driver's text (that is logged)."""
+    log.error("database unreachable: %s", e)
+    return Unavailable("database unreachable; nothing was changed")
+
+
 def database_url(settings: Settings | None = None) -> str:
     """The configured URL, or the URL of the embedded server (started on first use)."""
     settings = settings or get_settings()
@@ -94,7 +100,7 @@ def pool(settings: Settings | None = None) -> ConnectionPool:
     try:
         migrate(url, wait=False)
     except psycopg.OperationalError as e:
-        raise Unavailable(f"database unreachable: {e}") from e
+        raise unreachable(e) from e
     new = ConnectionPool(
         url, min_size=1, max_size=8, kwargs={"row_factory": dict_row}, open=True, timeout=10
     )
@@ -114,7 +120,7 @@ def connection(settings: Settings | None = None) -> Iterator[psycopg.Connection]
         cm = p.connection()
         conn = cm.__enter__()
     except (psycopg.OperationalError, TimeoutError) as e:
-        raise Unavailable(f"database unreachable: {e}") from e
+        raise unreachable(e) from e
     try:
         yield conn
     except BaseException as e:
@@ -139,4 +145,5 @@ def ping(settings: Settings | None = None) -> dict:
         s = settings or get_settings()
         return {"ok": True, "embedded": s.embedded}
     except Exception as e:  # health reports, never raises
-        return {"ok": False, "error": str(e)}
+        log.error("database health check failed: %s", e)
+        return {"ok": False, "error": "unreachable"}

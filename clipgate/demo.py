@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 
 import index
-from clipgate.errors import Conflict
+from clipgate.errors import BadInput, Conflict
 from clipgate.settings import Settings
 from compliance import public_release, release_clip, verify_clip
 from generator import GenerationRequest, get_generator, render_sample_video, sample_works
@@ -122,6 +122,10 @@ def run_demo(
     settings: Settings, out: Path, *, progress: Callable[[str], None] = lambda msg: None
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
+    if out.exists() and any(out.iterdir()) and not (out / "report.json").exists():
+        # The demo empties its clips/ and thumbs/ folders: never in a folder that isn't its own.
+        raise BadInput(f"{out} is not empty and holds no earlier demo report; "
+                       "choose a new folder with --out")
     out.mkdir(parents=True, exist_ok=True)
     clips_dir, thumbs = out / "clips", out / "thumbs"
     for d in (clips_dir, thumbs):

@@ -79,6 +79,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator(
+        "database_url", "broker_url", "result_backend", "clip_checkpoint", "signing_cert_chain",
+        "signing_key", "trust_anchors", "tsa_url", "api_key", mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # compose passes `${VAR:-}` as an empty string; that means "not set", not the path ".".
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("sample_fps")
     @classmethod
     def _at_least_one_fps(cls, v: float) -> float:

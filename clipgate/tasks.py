@@ -164,7 +164,8 @@ def broker_health(settings: Settings | None = None) -> dict[str, Any]:
         redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2).ping()
         return {"ok": True, "mode": "celery", "broker": _redact(settings.broker_url)}
     except Exception as e:  # health reports, never raises
-        return {"ok": False, "mode": "celery", "error": str(e)}
+        log.error("broker health check failed: %s", e)
+        return {"ok": False, "mode": "celery", "error": "unreachable"}
 
 
 def _redact(url: str) -> str:

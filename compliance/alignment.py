@@ -93,7 +93,7 @@ def match_works(
             candidates[work_id] = max(candidates.get(work_id, -1.0), hit.value)
             if not clip_counts or hit.value < settings.clip_min_similarity:
                 continue
-        elif pdq_quality[hit.query] < MIN_HASH_QUALITY:
+        elif hit.signal in ("pdq", "phash") and pdq_quality[hit.query] < MIN_HASH_QUALITY:
             continue
         key = (hit.query, work_id)
         pair = best.get(key)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipgate.errors import BadInput
+from clipgate.errors import BadInput, Unavailable
 from clipgate.files import sha256_file
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ class ClipEmbedder:
         if checkpoint is not None:
             checkpoint = Path(checkpoint)
             if not checkpoint.is_file():
-                raise BadInput(f"CLIP checkpoint not found: {checkpoint} (CLIPGATE_CLIP_CHECKPOINT)")
+                # A server misconfiguration, not the caller's bad input.
+                raise Unavailable(
+                    f"CLIP checkpoint not found: {checkpoint} (CLIPGATE_CLIP_CHECKPOINT)")
             digest = sha256_file(checkpoint)
             net, _, preprocess = open_clip.create_model_and_transforms(
                 model, pretrained=str(checkpoint)

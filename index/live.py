@@ -62,7 +62,7 @@ def sync(settings: Settings | None = None) -> FrameIndex:
         with db.connection(settings) as conn:
             state = store.index_state(conn)
     except psycopg.Error as e:
-        raise Unavailable(f"database unreachable: {e}") from e
+        raise db.unreachable(e) from e
     want = (int(state["version"]), state["epoch"])
     with _lock:
         current = _live.get(key)

@@ -70,6 +70,10 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
                 )
             if not container.streams.video:
                 raise MediaError(f"{path.name}: has no video stream")
+            if len(container.streams.video) > 1:
+                # Only one would be checked, yet a release would carry them all.
+                raise MediaError(f"{path.name}: has {len(container.streams.video)} video "
+                                 "streams; submit a file with one")
             stream = container.streams.video[0]
             w, h = stream.codec_context.width, stream.codec_context.height
             _check_pixels(path, w, h, max_frame_pixels)

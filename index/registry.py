@@ -7,6 +7,7 @@ the media in the data directory is removed again if that transaction fails.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import psycopg
 
 from clipgate import db
-from clipgate.errors import BadInput, Conflict, NotFound
+from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
 from index import live, store
@@ -150,23 +151,34 @@ def process_pending_work(work_id: str, settings: Settings | None = None) -> dict
         return work
     try:
         fp = fingerprint_file(Path(work["media_path"]), settings)
-    except BadInput as e:
+        _require_distinctive(fp, settings)
         with db.connection(settings) as conn:
-            store.set_status(conn, work_id=work["id"], status="failed", error=str(e))
-            return store.get_work(conn, work_id=work_id)
-    with db.connection(settings) as conn:
-        locked = store.get_work(conn, work_id=work_id, lock=True)
-        if locked["status"] != "pending":  # removed meanwhile: stays removed
-            return locked
-        version, rows = _add_frames(conn, work["id"], fp)
-        conn.execute(
-            "UPDATE works SET status = 'active', embedder = %s, width = %s, height = %s, "
-            "duration_s = %s WHERE id = %s",
-            (fp.embedder.id, fp.info.width, fp.info.height, fp.info.duration_s, work["id"]),
-        )
-        work = store.get_work(conn, work_id=work_id)
+            locked = store.get_work(conn, work_id=work_id, lock=True)
+            if locked["status"] != "pending":  # removed meanwhile: stays removed
+                return locked
+            version, rows = _add_frames(conn, work["id"], fp)
+            conn.execute(
+                "UPDATE works SET status = 'active', embedder = %s, width = %s, height = %s, "
+                "duration_s = %s WHERE id = %s",
+                (fp.embedder.id, fp.info.width, fp.info.height, fp.info.duration_s, work["id"]),
+            )
+            work = store.get_work(conn, work_id=work_id)
+    except BadInput as e:
+        return _mark_failed(work, str(e), settings)
+    except Exception as e:
+        # Never leave it pending for ever (its file would stay unregistrable): record why, and
+        # let the task fail visibly too.
+        with contextlib.suppress(Exception):  # the database may be what failed
+            _mark_failed(work, f"could not be registered: {e}", settings)
+        raise
     live.apply_change(settings, version, added=rows)
     return work
+
+
+def _mark_failed(work: dict[str, Any], reason: str, settings: Settings) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        store.set_status(conn, work_id=work["id"], status="failed", error=reason)
+        return store.get_work(conn, work_id=str(work["id"]))
 
 
 def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -196,7 +208,11 @@ def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
               for w in works if w["status"] == "active"}
     embedder_id = next(iter(prints.values())).embedder.id if prints else None
     with db.connection(settings) as conn:
-        store.index_state(conn, lock=True)
+        store.index_state(conn, lock=True)  # no registration commits until we are done
+        now_active = {str(w["id"]) for w in store.list_works(conn) if w["status"] == "active"}
+        if now_active != set(prints):
+            raise Unavailable("works were added or removed while re-embedding; nothing was "
+                              "changed, run it again")
         conn.execute("DELETE FROM work_frames")
         for work_id, fp in prints.items():
             store.insert_frames(conn, work_id=uuid.UUID(work_id), fp=fp)

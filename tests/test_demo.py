@@ -88,3 +88,13 @@ def test_report_page_in_headless_chromium(demo):
         page.screenshot(path=str(out / "report.png"), full_page=False)
         browser.close()
     assert Path(out / "report.png").stat().st_size > 0
+
+
+def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path, settings):
+    from clipgate.errors import BadInput
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "precious.txt").write_text("keep me")
+    with pytest.raises(BadInput, match="not empty"):
+        run_demo(settings, tmp_path)
+    assert (tmp_path / "clips" / "precious.txt").read_text() == "keep me"

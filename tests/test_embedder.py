@@ -64,7 +64,7 @@ def test_checkpoint_weights_make_clip_count(settings, tmp_path):
 def test_bad_model_or_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(BadInput, match="unknown CLIP model"):
         ClipEmbedder("ViT-Nope", None)
-    with pytest.raises(BadInput, match="checkpoint not found"):
+    with pytest.raises(Unavailable, match="checkpoint not found"):
         ClipEmbedder(SMALL, tmp_path / "nothing.pt")
 
 
@@ -88,3 +88,12 @@ def test_reembed_moves_the_index_to_the_new_model(settings, tmp_path):
     from compliance import check_clip
 
     assert check_clip(img, settings=other).verdict == "block"
+
+
+def test_empty_settings_from_compose_mean_unset(monkeypatch):
+    from clipgate.settings import Settings
+
+    monkeypatch.setenv("CLIPGATE_CLIP_CHECKPOINT", "")
+    monkeypatch.setenv("CLIPGATE_DATABASE_URL", "")
+    s = Settings(_env_file=None)
+    assert s.clip_checkpoint is None and s.database_url is None and s.embedded

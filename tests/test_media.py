@@ -76,3 +76,23 @@ def test_overlong_video_is_refused_before_fingerprinting(settings, tmp_path):
     short = settings.model_copy(update={"max_duration_s": 2.0})
     with pytest.raises(TooLarge, match="longer than the limit"):
         index.fingerprint_file(path, short)
+
+
+def test_file_with_two_video_streams_is_refused(tmp_path):
+    import av
+
+    path = tmp_path / "two.mp4"
+    with av.open(str(path), "w") as out:
+        streams = [out.add_stream("libx264", rate=12) for _ in range(2)]
+        for s in streams:
+            s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        for i in range(12):
+            for s in streams:
+                frame = av.VideoFrame.from_ndarray(noise_frame(i, (320, 240)), format="rgb24")
+                for packet in s.encode(frame):
+                    out.mux(packet)
+        for s in streams:
+            for packet in s.encode():
+                out.mux(packet)
+    with pytest.raises(MediaError, match="2 video streams"):
+        probe(path, max_frame_pixels=LIMIT)
