@@ -119,9 +119,9 @@ class FrameIndex:
         pdq_candidate_distance: worth a geometric check.
         """
         hits: list[Hit] = []
-        near: list[tuple[int, int]] = []
+        near: list[tuple[int, int, float]] = []
         if self.frames == 0 or len(clip) == 0:
-            return hits, near
+            return hits, []
         k = min(clip_k, self.frames)
         sims, ids = self.clip.search(np.ascontiguousarray(clip, dtype=np.float32), k)
         for q in range(len(clip)):
@@ -138,10 +138,11 @@ class FrameIndex:
             for q in range(len(codes)):
                 for j in range(lims[q], lims[q + 1]):
                     if name == "pdq" and dist[j] > pdq_max_distance:
-                        near.append((q, int(rid[j])))
+                        near.append((q, int(rid[j]), float(dist[j])))
                     else:
                         hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
-        return hits, near
+        near.sort(key=lambda n: n[2])  # nearest first: they get the geometric check first
+        return hits, [(q, f) for q, f, _ in near]
 
     def copy(self) -> FrameIndex:
         """An independent copy: changes are made to a copy and then published, so a search in

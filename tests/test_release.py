@@ -101,6 +101,8 @@ def test_unusable_signing_credentials_fail_before_checking(settings, tmp_path):
     with pytest.raises(Unavailable, match="signer"):
         release_clip(_original(tmp_path), generator=IDENT, settings=broken)
     assert _releases(settings) == 0
+    with db.connection(settings) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM checks").fetchone()["n"] == 0
 
 
 def test_database_down_releases_nothing(settings, tmp_path):
