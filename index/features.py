@@ -80,19 +80,17 @@ def verify(query: Features, work: Features, *, min_inliers: int) -> Verification
     inliers = int(mask.sum())
     if inliers < min_inliers:
         return None
-    pts = src[mask.ravel().astype(bool)]
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    # transform maps clip -> work; the work's scale in the clip is the inverse of its scale.
+    # transform maps clip -> work. Its inverse places the work's corners in the clip frame: that
+    # box (cut to the frame) is where the copy sits, not just where its keypoints happen to be.
+    corners = np.float32([[0, 0], [work.width, 0], [work.width, work.height], [0, work.height]])
+    placed = cv2.transform(corners[None], cv2.invertAffineTransform(transform))[0]
+    x0, y0 = np.clip(placed.min(axis=0) / [query.width, query.height], 0.0, 1.0)
+    x1, y1 = np.clip(placed.max(axis=0) / [query.width, query.height], 0.0, 1.0)
+    # The work's scale in the clip is the inverse of the transform's scale.
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
     return Verification(
         inliers=inliers,
         matches=len(good),
-        region=(
-            round(float(x0) / query.width, 3),
-            round(float(y0) / query.height, 3),
-            round(float(x1) / query.width, 3),
-            round(float(y1) / query.height, 3),
-        ),
+        region=(round(float(x0), 3), round(float(y0), 3), round(float(x1), 3), round(float(y1), 3)),
         scale=round(1.0 / scale, 3) if scale > 0 else 0.0,
     )
