@@ -22,13 +22,6 @@ def insert_check(conn: psycopg.Connection, *, check: dict[str, Any]) -> None:
     )
 
 
-def get_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | None:
-    cid = parse_id(check_id)
-    if cid is None:
-        return None
-    return conn.execute("SELECT * FROM checks WHERE id = %s", (cid,)).fetchone()
-
-
 def index_version(conn: psycopg.Connection, *, share_lock: bool = False) -> int:
     """The index version; with share_lock, no index change can commit until this transaction
     ends, so what it records holds for that version."""

@@ -37,7 +37,3 @@ def hash_frame(rgb: np.ndarray) -> FrameHashes:
         phash=np.packbits(ph.hash.flatten().astype(np.uint8)).tobytes(),
     )
 
-
-def hamming(a: bytes, b: bytes) -> int:
-    return int(np.unpackbits(np.frombuffer(a, np.uint8) ^ np.frombuffer(b, np.uint8)).sum())
-

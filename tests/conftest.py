@@ -4,6 +4,7 @@ media made on the spot with PyAV and Pillow (never fetched)."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,3 +46,25 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         database_url=database_url,
         broker_url=None,
     )
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser_page():
+    """A page in Debian's headless Chromium, driven by Playwright (no browser download here).
+    Skips without Chromium, unless CLIPGATE_REQUIRE_BROWSER is set (CI), where it fails."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CLIPGATE_REQUIRE_BROWSER"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser.new_page(viewport={"width": 390, "height": 844})  # a phone's screen
+        browser.close()

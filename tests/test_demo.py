@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import psycopg
@@ -12,9 +10,6 @@ import pytest
 
 from clipgate.demo import run_demo
 from clipgate.settings import Settings
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, database_url):
@@ -59,34 +54,22 @@ def test_demo_is_rerunnable_without_registering_works_twice(demo):
 
 
 @pytest.mark.browser
-def test_report_page_in_headless_chromium(demo):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CLIPGATE_REQUIRE_BROWSER"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
+def test_report_page_in_headless_chromium(demo, browser_page):
     _, out, report = demo
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        page.goto((out / "index.html").as_uri())
-        assert page.locator("h1").inner_text() == "clipgate demo report"
-        counts = page.get_by_label("Verdict counts").inner_text()
-        assert f"Blocked: {report['counts']['block']}" in counts
-        assert page.locator("article").count() == len(report["clips"])
-        assert page.get_by_role("note").first.inner_text().startswith("Warning:")
-        images = page.locator("img")
-        assert images.count() > len(report["clips"]) * 4
-        for i in range(images.count()):
-            img = images.nth(i)
-            assert img.get_attribute("alt")
-            assert img.evaluate("el => el.complete && el.naturalWidth > 0"), img.get_attribute("src")
-        page.screenshot(path=str(out / "report.png"), full_page=False)
-        browser.close()
+    page = browser_page
+    page.goto((out / "index.html").as_uri())
+    assert page.locator("h1").inner_text() == "clipgate demo report"
+    counts = page.get_by_label("Verdict counts").inner_text()
+    assert f"Blocked: {report['counts']['block']}" in counts
+    assert page.locator("article").count() == len(report["clips"])
+    assert page.get_by_role("note").first.inner_text().startswith("Warning:")
+    images = page.locator("img")
+    assert images.count() > len(report["clips"]) * 4
+    for i in range(images.count()):
+        img = images.nth(i)
+        assert img.get_attribute("alt")
+        assert img.evaluate("el => el.complete && el.naturalWidth > 0"), img.get_attribute("src")
+    page.screenshot(path=str(out / "report.png"))
     assert Path(out / "report.png").stat().st_size > 0
 
 

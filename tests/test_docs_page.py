@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -14,9 +12,6 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from clipgate.app import create_app
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
 
 def test_docs_reference_no_outside_host(settings):
     client = TestClient(create_app(settings))
@@ -28,13 +23,7 @@ def test_docs_reference_no_outside_host(settings):
 
 
 @pytest.mark.browser
-def test_docs_page_renders_in_headless_chromium(settings):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CLIPGATE_REQUIRE_BROWSER"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
+def test_docs_page_renders_in_headless_chromium(settings, browser_page):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -47,19 +36,13 @@ def test_docs_page_renders_in_headless_chromium(settings):
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.1)
         assert server.started
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
-            page = browser.new_page()
-            outside: list[str] = []
-            page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{port}")
-                    else outside.append(r.url))
-            page.goto(f"http://127.0.0.1:{port}/docs")
-            page.get_by_text("/v1/releases", exact=True).first.wait_for(timeout=15000)
-            assert page.get_by_role("heading", name=re.compile("clipgate")).count() >= 1
-            browser.close()
+        page = browser_page
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{port}")
+                else outside.append(r.url))
+        page.goto(f"http://127.0.0.1:{port}/docs")
+        page.get_by_text("/v1/releases", exact=True).first.wait_for(timeout=15000)
+        assert page.get_by_role("heading", name=re.compile("clipgate")).count() >= 1
         assert [u for u in outside if not u.startswith("data:")] == []
     finally:
         server.should_exit = True
