@@ -322,8 +322,11 @@ def serve(
     from clipgate import apikeys, db
     from clipgate.app import create_app
 
+    from compliance import sweep_staging
+
     settings = _setup("INFO")
-    db.migrate(db.database_url(settings))  # waits (bounded) for the database to come up
+    db.migrate(db.database_url(settings))
+    sweep_staging(settings)  # waits (bounded) for the database to come up
     if not settings.api_key and not apikeys.list_keys(settings, include_revoked=False):
         _, gen = apikeys.create_key("local-generator", "generator", settings)
         _, admin = apikeys.create_key("local-operator", "admin", settings)

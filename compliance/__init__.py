@@ -11,6 +11,7 @@ from compliance.release import (
     release_clip,
     revoke_release,
     signer,
+    sweep_staging,
     verify_clip,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "release_clip",
     "revoke_release",
     "signer",
+    "sweep_staging",
     "verify_clip",
 ]

@@ -171,6 +171,25 @@ def _release_once(
     return ReleaseOutcome(result, release)
 
 
+def sweep_staging(settings: Settings | None = None, *, older_than_s: float = 3600.0) -> int:
+    """Delete what a crash left in the release store's staging folder: inputs and signed files
+    whose release row never committed (a committed one is moved out at once). Returns the count.
+    Only files older than older_than_s go, so releases in flight elsewhere are left alone."""
+    settings = settings or get_settings()
+    staging = settings.release_dir / ".staging"
+    if not staging.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for f in staging.iterdir():
+        if f.is_file() and f.stat().st_mtime < cutoff:
+            f.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.warning("removed %d unreleased file(s) left in %s by an earlier crash", removed, staging)
+    return removed
+
+
 def get_release(release_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     if records.parse_id(release_id) is None:
         raise NotFound(f"no release with id {release_id!r}: not a valid release id (a UUID)")

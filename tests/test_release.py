@@ -208,3 +208,20 @@ def test_empty_or_truncated_index_file_is_rebuilt(settings, tmp_path, protected,
     (settings.index_dir / "frames.npz").write_bytes(damage)
     live._live.clear()
     assert check_clip(_copy(tmp_path), settings=settings).verdict == "block"
+
+
+def test_sweep_removes_only_old_leftovers_from_staging(settings):
+    import os
+    import time
+
+    from compliance import sweep_staging
+
+    staging = settings.release_dir / ".staging"
+    staging.mkdir(parents=True)
+    old, fresh = staging / "old.mp4", staging / "fresh.mp4"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert sweep_staging(settings) == 1
+    assert not old.exists() and fresh.exists()
