@@ -94,7 +94,8 @@ def _thumb(rgb: np.ndarray, path: Path, region: list[float] | None = None) -> st
 
 def _clip_thumbs(clip: Path, thumbs: Path, stem: str, duration: float) -> list[str]:
     times = [duration * f for f in (0.05, 0.35, 0.65, 0.95)]
-    return [_thumb(index.frame_at(clip, t), thumbs / f"{stem}-{i}.jpg") for i, t in enumerate(times)]
+    frames = index.frames_at(clip, times)
+    return [_thumb(f, thumbs / f"{stem}-{i}.jpg") for i, f in enumerate(frames)]
 
 
 def _evidence_thumbs(clip: Path, check: dict[str, Any], thumbs: Path, stem: str,
@@ -111,9 +112,10 @@ def _evidence_thumbs(clip: Path, check: dict[str, Any], thumbs: Path, stem: str,
             "clip_t": best["clip_t"],
             "work_t": best["work_t"],
             "region": best["region"],
-            "clip": _thumb(index.frame_at(clip, best["clip_t"]), thumbs / f"{stem}-m{k}c.jpg",
+            "clip": _thumb(index.frames_at(clip, [best["clip_t"]])[0], thumbs / f"{stem}-m{k}c.jpg",
                            best["region"]),
-            "work": _thumb(index.frame_at(media, best["work_t"]), thumbs / f"{stem}-m{k}w.jpg"),
+            "work": _thumb(index.frames_at(media, [best["work_t"]])[0],
+                           thumbs / f"{stem}-m{k}w.jpg"),
         })
     return out
 

@@ -48,10 +48,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def _register_work(work_id: str) -> dict[str, Any]:
+def _register_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     import index
 
-    work = index.process_pending_work(work_id)
+    work = index.process_pending_work(work_id, settings)
     return {"work_id": str(work["id"]), "status": work["status"], "error": work["error"]}
 
 
@@ -99,19 +99,18 @@ def add_work(
             _require_broker(settings)
             work = index.create_pending_work(path, **meta, settings=settings)
             try:
-                sub = submit_register(str(work["id"]), settings)
+                return work, _send(settings, REGISTER_WORK, [str(work["id"])])
             except Unavailable:
                 index.discard_pending_work(str(work["id"]), settings)
                 raise
-            return work, sub.task_id
     return index.register_work(path, **meta, settings=settings), None
 
 
 def _require_broker(settings: Settings) -> None:
     health = broker_health(settings)
     if not health["ok"]:
-        raise Unavailable(f"the task queue at {_redact(settings.broker_url or '')} is unreachable "
-                          f"({health['error']}); nothing was queued")
+        raise Unavailable(f"the task queue at {_redact(settings.broker_url or '')} is unreachable; "
+                          "nothing was queued")
 
 
 def _send(settings: Settings, name: str, args: list[Any]) -> str:
@@ -125,11 +124,7 @@ def _send(settings: Settings, name: str, args: list[Any]) -> str:
 def submit_register(work_id: str, settings: Settings | None = None) -> Submitted:
     settings = settings or get_settings()
     if not settings.broker_url:
-        import index
-
-        work = index.process_pending_work(work_id, settings)
-        return Submitted(None, {"work_id": str(work["id"]), "status": work["status"],
-                                "error": work["error"]})
+        return Submitted(None, _register_work(work_id, settings))
     _require_broker(settings)
     return Submitted(_send(settings, REGISTER_WORK, [work_id]), None)
 

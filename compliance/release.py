@@ -7,7 +7,6 @@ only with its release row committed. Any failure on the way leaves no file behin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import generator
 import index
 from clipgate import db
 from clipgate.errors import BadInput, NotFound, Unavailable
@@ -67,7 +67,7 @@ def generator_identity(
     if prompt is not None and prompt_sha256:
         raise BadInput("send either prompt or prompt_sha256, not both")
     if prompt is not None:
-        prompt_sha256 = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+        prompt_sha256 = generator.prompt_sha256(prompt)
     if prompt_sha256 is not None:
         p = prompt_sha256.lower()
         if len(p) != 64 or any(c not in "0123456789abcdef" for c in p):
@@ -210,8 +210,7 @@ def revoke_release(release_id: str, *, reason: str,
         return records.revoke_release(conn, release_id=release_id, reason=reason.strip())
 
 
-def verify_clip(path: Path, *, settings: Settings | None = None,
-                mime: str | None = None) -> dict[str, Any]:
+def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, Any]:
     """Manifest, validation state against clipgate's trust anchor, and the release record."""
     settings = settings or get_settings()
     path = Path(path)
@@ -223,7 +222,7 @@ def verify_clip(path: Path, *, settings: Settings | None = None,
     index.probe(path, max_frame_pixels=settings.max_frame_pixels)
     anchor = signer(settings).credentials.trust_anchor_pem
     try:
-        report = read_manifest(path, anchor, mime=mime)
+        report = read_manifest(path, anchor)
     except ValueError as e:
         raise BadInput(str(e)) from e
     digest = sha256_file(path)

@@ -6,7 +6,7 @@ Other domains use only what is named here.
 from index.faiss_index import Hit
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.live import SearchResult, health, rebuild, search
-from index.media import MediaError, MediaInfo, frame_at, probe
+from index.media import MediaError, MediaInfo, frames_at, probe
 from index.embedder import RANDOM_WEIGHTS_WARNING, EmbedderInfo
 from index.registry import (
     POLICIES,
@@ -33,7 +33,7 @@ __all__ = [
     "create_pending_work",
     "discard_pending_work",
     "fingerprint_file",
-    "frame_at",
+    "frames_at",
     "get_work",
     "health",
     "list_works",

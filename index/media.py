@@ -152,8 +152,8 @@ def _load_image(path: Path) -> np.ndarray:
         raise MediaError(f"{path.name}: image is damaged ({e})") from e
 
 
-def _sample_size(w: int, h: int) -> tuple[int, int]:
-    scale = min(1.0, MAX_SAMPLE_SIDE / max(w, h))
+def _sample_size(w: int, h: int, max_side: int = MAX_SAMPLE_SIDE) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(w, h))
     # Even sizes keep swscale happy with chroma-subsampled input.
     return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
 
@@ -180,28 +180,38 @@ def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 
-def frame_at(path: Path, t_s: float, *, max_side: int = MAX_SAMPLE_SIDE) -> np.ndarray:
-    """The frame shown at t_s seconds (an image: the image), as RGB uint8; for evidence pictures."""
+def frames_at(
+    path: Path, times: list[float], *, max_side: int = MAX_SAMPLE_SIDE
+) -> list[np.ndarray]:
+    """The frames shown at each of `times` seconds (an image: the image each time), as RGB
+    uint8, in one decoding pass; for evidence pictures."""
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
             im.thumbnail((max_side, max_side))
-            return np.asarray(im)
+            return [np.asarray(im)] * len(times)
     except (UnidentifiedImageError, OSError):
         pass
+    wanted = sorted(range(len(times)), key=lambda i: times[i])
+    out: list[np.ndarray | None] = [None] * len(times)
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
             last = None
-            for frame in container.decode(stream):
+            for frame in container.decode(container.streams.video[0]):
                 last = frame
-                if frame.time is not None and frame.time >= t_s - 1e-3:
+                while wanted and frame.time is not None and frame.time >= times[wanted[0]] - 1e-3:
+                    out[wanted.pop(0)] = _rgb(frame, max_side)
+                if not wanted:
                     break
             if last is None:
                 raise MediaError(f"{path.name}: the video has no frames")
-            w, h = last.width, last.height
-            scale = min(1.0, max_side / max(w, h))
-            return last.to_ndarray(width=int(w * scale) // 2 * 2, height=int(h * scale) // 2 * 2,
-                                   format="rgb24")
+            for i in wanted:  # past the end: the last frame
+                out[i] = _rgb(last, max_side)
     except av.error.FFmpegError as e:
         raise MediaError(f"{path.name}: not a readable image or video ({_ffmpeg_reason(e)})") from e
+    return out  # type: ignore[return-value]
+
+
+def _rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+    w, h = _sample_size(frame.width, frame.height, max_side)
+    return frame.to_ndarray(width=w, height=h, format="rgb24")

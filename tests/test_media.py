@@ -96,3 +96,14 @@ def test_file_with_two_video_streams_is_refused(tmp_path):
                 out.mux(packet)
     with pytest.raises(MediaError, match="2 video streams"):
         probe(path, max_frame_pixels=LIMIT)
+
+
+def test_frames_at_reads_the_asked_times_in_one_pass(tmp_path):
+    from index.media import frames_at
+
+    shots = [photo("astronaut"), photo("coffee"), photo("rocket")]
+    path = write_video(tmp_path / "three.mp4", [shots[i // 12] for i in range(36)], fps=12)
+    got = frames_at(path, [2.5, 0.2, 9.0, 1.5])  # unsorted, and one past the end
+    means = [float(np.abs(g.astype(int) - s.astype(int)).mean()) for g, s in
+             zip(got, [shots[2], shots[0], shots[2], shots[1]])]
+    assert len(got) == 4 and max(means) < 12
