@@ -1,7 +1,7 @@
 """Compliance: the gate (check), the decision, C2PA signing of releases, and verification."""
 
 from compliance.alignment import Segment, WorkMatch
-from compliance.gate import CheckResult, check_clip
+from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file
 from compliance.policy import VERDICTS
 from compliance.release import (
     ReleaseOutcome,
@@ -18,12 +18,14 @@ from compliance.release import (
 __all__ = [
     "VERDICTS",
     "CheckResult",
+    "MatchOutcome",
     "ReleaseOutcome",
     "Segment",
     "WorkMatch",
     "check_clip",
     "generator_identity",
     "get_release",
+    "match_file",
     "public_release",
     "release_clip",
     "revoke_release",

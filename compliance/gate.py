@@ -65,18 +65,23 @@ class CheckResult:
         }
 
 
-def check_clip(
-    path: Path,
-    *,
-    source: str = "api",
-    filename: str | None = None,
-    settings: Settings | None = None,
-) -> CheckResult:
-    """Gate one clip and record the check. Raises BadInput for bad media, Unavailable when a part
-    the gate needs is down."""
+@dataclass
+class MatchOutcome:
+    """What the matcher found for one file, before any decision is recorded."""
+
+    fingerprint: index.Fingerprint
+    found: index.SearchResult
+    matches: list[WorkMatch]
+    candidates: list[dict[str, Any]]
+    clip_counts: bool
+    timings: dict[str, float]
+
+
+def match_file(path: Path, settings: Settings | None = None) -> MatchOutcome:
+    """Fingerprint a clip and match it against the protected works: the gate's matcher, which
+    claims triage and takedown rescans reuse. Records nothing. Raises BadInput for bad media."""
     settings = settings or get_settings()
-    path = Path(path)
-    fp = index.fingerprint_file(path, settings)
+    fp = index.fingerprint_file(Path(path), settings)
     timings = {k: round(v, 4) for k, v in fp.timings.items()}
 
     t0 = time.perf_counter()
@@ -88,6 +93,24 @@ def check_clip(
     matches, candidates = match_works(found, fp.t_s, fp.pdq_quality, settings,
                                       clip_counts=clip_counts)
     timings["aggregate"] = round(time.perf_counter() - t0, 4)
+    return MatchOutcome(fp, found, matches, candidates, clip_counts, timings)
+
+
+def check_clip(
+    path: Path,
+    *,
+    source: str = "api",
+    filename: str | None = None,
+    settings: Settings | None = None,
+) -> CheckResult:
+    """Gate one clip and record the check. Raises BadInput for bad media, Unavailable when a part
+    the gate needs is down."""
+    settings = settings or get_settings()
+    path = Path(path)
+    outcome = match_file(path, settings)
+    fp, found, matches, candidates = (outcome.fingerprint, outcome.found, outcome.matches,
+                                      outcome.candidates)
+    clip_counts, timings = outcome.clip_counts, outcome.timings
 
     t0 = time.perf_counter()
     decision = decide(matches, settings, frames_sampled=len(fp), still=fp.info.kind == "image")

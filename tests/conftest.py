@@ -38,7 +38,14 @@ def database_url() -> Iterator[str]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for one test: its own data directory, an emptied database, no broker."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE releases, checks, work_frames, works, api_keys CASCADE")
+        # The audit log refuses TRUNCATE by trigger; replica mode lets a test reset it.
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "TRUNCATE audit_log, notifications, retraining_flags, counter_notices, takedowns, "
+            "rescans, release_frames, claim_messages, claims, releases, checks, work_frames, "
+            "works, api_keys, accounts CASCADE"
+        )
+        conn.execute("SET session_replication_role = DEFAULT")
         conn.execute("UPDATE index_state SET embedder = NULL")
     return Settings(
         _env_file=None,
