@@ -18,6 +18,7 @@ from index.registry import (
     reembed_all,
     register_work,
     remove_work,
+    set_work_policy,
     validate_meta,
 )
 
@@ -44,5 +45,6 @@ __all__ = [
     "register_work",
     "remove_work",
     "search",
+    "set_work_policy",
     "validate_meta",
 ]

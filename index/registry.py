@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 
 from clipgate import db
 from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
@@ -31,13 +33,37 @@ log = logging.getLogger(__name__)
 POLICIES = ("block", "review")
 
 
-def validate_meta(*, owner: str, title: str, policy: str) -> None:
+MAX_ALIASES = 20
+MAX_ALIAS_LEN = 200
+MAX_DESCRIPTION_LEN = 2000
+
+
+def validate_meta(
+    *, owner: str, title: str, policy: str, aliases: Sequence[str] = (),
+    description: str | None = None,
+) -> None:
     if not owner or not owner.strip():
         raise BadInput("owner is required")
     if not title or not title.strip():
         raise BadInput("title is required")
     if policy not in POLICIES:
         raise BadInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    if len(aliases) > MAX_ALIASES:
+        raise BadInput(f"at most {MAX_ALIASES} aliases per work")
+    for a in aliases:
+        if not isinstance(a, str) or not a.strip() or len(a) > MAX_ALIAS_LEN:
+            raise BadInput(f"each alias must be 1 to {MAX_ALIAS_LEN} characters")
+    if description is not None and len(description) > MAX_DESCRIPTION_LEN:
+        raise BadInput(f"description is over {MAX_DESCRIPTION_LEN} characters")
+
+
+def _meta(owner: str, title: str, policy: str, filename: str | None, account_id: str | None,
+          aliases: Sequence[str], description: str | None) -> dict[str, Any]:
+    validate_meta(owner=owner, title=title, policy=policy, aliases=aliases,
+                  description=description)
+    return {"owner": owner, "title": title, "policy": policy, "filename": filename,
+            "account_id": account_id, "aliases": [a.strip() for a in aliases],
+            "description": (description or "").strip() or None}
 
 
 def register_work(
@@ -47,14 +73,16 @@ def register_work(
     title: str,
     policy: str,
     filename: str | None = None,
+    account_id: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Fingerprint and register one image or video, synchronously. Returns the work record."""
     settings = settings or get_settings()
-    validate_meta(owner=owner, title=title, policy=policy)
+    meta = _meta(owner, title, policy, filename, account_id, aliases, description)
     fp = fingerprint_file(Path(path), settings)
     _require_distinctive(fp, settings)
-    meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
     work, (version, rows) = _insert_new_work(Path(path), fp.info, meta, settings, fp=fp)
     log.info("registered work %s (%s, %d frames)", work["id"], title, len(fp))
     live.apply_change(settings, version, added=rows)
@@ -68,14 +96,16 @@ def create_pending_work(
     title: str,
     policy: str,
     filename: str | None = None,
+    account_id: str | None = None,
+    aliases: Sequence[str] = (),
+    description: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Accept a work for fingerprinting on a worker: check it is media we take, store a copy,
     record it as pending. `process_pending_work` finishes the job."""
     settings = settings or get_settings()
-    validate_meta(owner=owner, title=title, policy=policy)
+    meta = _meta(owner, title, policy, filename, account_id, aliases, description)
     info = probe(Path(path), max_frame_pixels=settings.max_frame_pixels)
-    meta = {"owner": owner, "title": title, "policy": policy, "filename": filename}
     work, _ = _insert_new_work(Path(path), info, meta, settings, fp=None)
     return work
 
@@ -94,6 +124,8 @@ def _insert_new_work(
         "width": info.width, "height": info.height, "duration_s": info.duration_s,
         "media_path": str(stored), "status": "active" if fp else "pending",
         "embedder": fp.embedder.id if fp else None,
+        "account_id": meta["account_id"], "aliases": Jsonb(meta["aliases"]),
+        "description": meta["description"],
     }
     try:
         with db.connection(settings) as conn:
@@ -196,6 +228,26 @@ def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any
         work = store.get_work(conn, work_id=work_id)
     if version is not None:
         live.apply_change(settings, version, removed=str(work["id"]))
+    return work
+
+
+def set_work_policy(work_id: str, policy: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Change a work's policy (an upheld claim makes it `block`). The index version moves, so a
+    release checked under the old policy is checked again before it is recorded."""
+    settings = settings or get_settings()
+    if policy not in POLICIES:
+        raise BadInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    with db.connection(settings) as conn:
+        store.index_state(conn, lock=True)
+        work = store.get_work(conn, work_id=work_id, lock=True)
+        if work is None or work["status"] == "removed":
+            raise NotFound(f"no work with id {work_id}")
+        if work["policy"] == policy:
+            return work
+        conn.execute("UPDATE works SET policy = %s WHERE id = %s", (policy, work["id"]))
+        version = store.bump_version(conn)
+        work = store.get_work(conn, work_id=work_id)
+    live.apply_change(settings, version)
     return work
 
 

@@ -14,7 +14,8 @@ from index.fingerprint import Fingerprint
 
 WORK_COLUMNS = (
     "id, owner, title, policy, kind, filename, sha256, size_bytes, width, height, duration_s, "
-    "status, error, embedder, created_at, removed_at, media_path, "
+    "status, error, embedder, created_at, removed_at, media_path, account_id, aliases, "
+    "description, "
     "(SELECT count(*) FROM work_frames f WHERE f.work_id = works.id) AS frames"
 )
 
