@@ -24,6 +24,7 @@ class FramePair:
     signals: dict[str, float]  # signal -> similarity in 0..1 (cosine for clip)
     distances: dict[str, float]  # hash signal -> Hamming distance; orb -> inlier count
     region: tuple[float, float, float, float] | None = None  # where the copy sits (orb), 0..1
+    mirrored: bool = False  # the clip shows the work mirrored left-right
 
     @property
     def score(self) -> float:
@@ -33,11 +34,17 @@ class FramePair:
 @dataclass
 class Segment:
     clip_start: float
+    # Where the copy stops: the next sampled frame that is not part of it (the frames between were
+    # skipped as near-identical to a matched one), or one sampling period after the last match.
     clip_end: float
     work_start: float
     work_end: float
     frames: int
     signals: list[str]
+
+    @property
+    def duration_s(self) -> float:
+        return self.clip_end - self.clip_start
 
 
 @dataclass
@@ -52,6 +59,10 @@ class WorkMatch:
     frames_matched: int  # clip frames with at least one fired signal
     segments: list[Segment] = field(default_factory=list)
     pairs: list[FramePair] = field(default_factory=list)
+    # 0..1, for ranking: each matched frame's evidence, 0.5 at its signal's threshold, combined as
+    # independent chances (1 - prod(1 - e)), so a segment outweighs one stray frame.
+    confidence: float = 0.0
+    mirrored: bool = False  # some matched frame shows the work mirrored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +78,23 @@ def _similarity(signal: str, value: float, settings: Settings) -> float:
     return value
 
 
+def evidence(signal: str, value: float, settings: Settings) -> float:
+    """A signal's raw value on a common scale: 0.5 at its threshold, 1 for a perfect match."""
+    if signal == "orb":
+        return value / (value + settings.orb_min_inliers)
+    if signal in ("pdq", "phash"):
+        limit = settings.pdq_max_distance if signal == "pdq" else settings.phash_max_distance
+        return 0.5 + 0.5 * max(0.0, limit - value) / max(1, limit)
+    threshold = clip_threshold(settings)
+    return 0.5 + 0.5 * max(0.0, value - threshold) / max(1e-6, 1.0 - threshold)
+
+
+def clip_threshold(settings: Settings) -> float:
+    """The cosine at which CLIP fires, for the configured model."""
+    return settings.clip_model_min_similarity.get(settings.clip_model,
+                                                  settings.clip_min_similarity)
+
+
 def match_works(
     result: SearchResult,
     clip_t: np.ndarray,
@@ -74,15 +102,21 @@ def match_works(
     settings: Settings,
     *,
     clip_counts: bool,
+    duration_s: float = 0.0,
 ) -> tuple[list[WorkMatch], list[dict[str, Any]]]:
     """Matched works, strongest first, and the CLIP candidates that did not count.
 
     clip_t: (q,) seconds of each query frame; pdq_quality: (q,) PDQ quality of each.
     clip_counts: False with random CLIP weights, whose similarities mean nothing.
+    duration_s: the clip's length (0 if unknown or a still): a match on the last sampled frame
+    runs to the end of the clip.
     """
     # (query frame, work) -> best pair
     best: dict[tuple[int, str], FramePair] = {}
+    strength: dict[tuple[int, str], float] = {}  # (query frame, work) -> best evidence
+    fired: dict[str, set[str]] = {}  # work -> every signal that fired, on any frame pair
     candidates: dict[str, float] = {}
+    clip_min = clip_threshold(settings)
     for hit in result.hits:
         if hit.frame_id not in result.frames:
             continue
@@ -91,11 +125,13 @@ def match_works(
             continue
         if hit.signal == "clip":
             candidates[work_id] = max(candidates.get(work_id, -1.0), hit.value)
-            if not clip_counts or hit.value < settings.clip_min_similarity:
+            if not clip_counts or hit.value < clip_min:
                 continue
         elif hit.signal in ("pdq", "phash") and pdq_quality[hit.query] < MIN_HASH_QUALITY:
             continue
         key = (hit.query, work_id)
+        fired.setdefault(work_id, set()).add(hit.signal)
+        strength[key] = max(strength.get(key, 0.0), evidence(hit.signal, hit.value, settings))
         pair = best.get(key)
         sim = _similarity(hit.signal, hit.value, settings)
         if pair is None or abs(pair.work_t - work_t) > 1e-6:
@@ -110,14 +146,18 @@ def match_works(
                 pair.distances[hit.signal] = hit.value
             if hit.region is not None:
                 pair.region = hit.region
+            pair.mirrored = pair.mirrored or hit.mirrored
 
     by_work: dict[str, list[FramePair]] = {}
     for (_, work_id), pair in best.items():
         by_work.setdefault(work_id, []).append(pair)
-    matches = [
-        _work_match(result.works[w], pairs, settings) for w, pairs in by_work.items()
-    ]
-    matches.sort(key=lambda m: (m.frames_matched, m.score), reverse=True)
+    matches = []
+    for w, pairs in by_work.items():
+        m = _work_match(result.works[w], pairs, settings, clip_t, duration_s)
+        m.signals = sorted(fired[w])  # also those of pairs a stronger work frame replaced
+        m.confidence = _combine([e for (_, wid), e in strength.items() if wid == w])
+        matches.append(m)
+    matches.sort(key=lambda m: (m.confidence, m.frames_matched, m.score), reverse=True)
     unused = [
         {"work_id": w, "title": result.works[w]["title"], "clip_similarity": round(s, 4)}
         for w, s in sorted(candidates.items(), key=lambda kv: -kv[1])
@@ -126,7 +166,15 @@ def match_works(
     return matches, unused
 
 
-def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings) -> WorkMatch:
+def _combine(evidences: list[float]) -> float:
+    miss = 1.0
+    for e in sorted(evidences, reverse=True)[:8]:
+        miss *= 1.0 - min(e, 0.999)
+    return round(1.0 - miss, 4)
+
+
+def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings,
+                clip_t: np.ndarray, duration_s: float) -> WorkMatch:
     pairs.sort(key=lambda p: p.clip_t)
     signals = sorted({s for p in pairs for s in p.signals})
     return WorkMatch(
@@ -138,14 +186,26 @@ def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings
         score=round(max(p.score for p in pairs), 3),
         signals=signals,
         frames_matched=len(pairs),
-        segments=segments(pairs, gap_s=settings.segment_gap_s, image=work["kind"] == "image"),
+        segments=segments(pairs, gap_s=settings.segment_gap_s, image=work["kind"] == "image",
+                          sampled_t=clip_t, period_s=1.0 / settings.sample_fps,
+                          duration_s=duration_s),
         pairs=pairs,
+        mirrored=any(p.mirrored for p in pairs),
     )
 
 
-def segments(pairs: list[FramePair], *, gap_s: float, image: bool) -> list[Segment]:
+def segments(pairs: list[FramePair], *, gap_s: float, image: bool,
+             sampled_t: np.ndarray | None = None, period_s: float = 1.0,
+             duration_s: float = 0.0) -> list[Segment]:
     """Group time-sorted pairs into segments. Within a segment consecutive pairs are at most gap_s
-    apart in the clip, and (for a video work) their clip-to-work offsets agree within gap_s."""
+    apart in the clip, and (for a video work) their clip-to-work offsets agree within gap_s.
+    sampled_t: (q,) seconds of every sampled clip frame, which bound each segment's end."""
+    times = np.sort(np.asarray(sampled_t if sampled_t is not None else [], np.float64))
+
+    def end(last: float) -> float:
+        later = times[times > last + 1e-6]
+        return float(later[0]) if len(later) else max(last + period_s, duration_s)
+
     out: list[list[FramePair]] = []
     for p in pairs:
         if out:
@@ -159,7 +219,7 @@ def segments(pairs: list[FramePair], *, gap_s: float, image: bool) -> list[Segme
     return [
         Segment(
             clip_start=round(g[0].clip_t, 3),
-            clip_end=round(g[-1].clip_t, 3),
+            clip_end=round(end(g[-1].clip_t), 3),
             work_start=round(min(p.work_t for p in g), 3),
             work_end=round(max(p.work_t for p in g), 3),
             frames=len(g),

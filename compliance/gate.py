@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class CheckResult:
     candidates: list[dict[str, Any]]  # CLIP's nearest works when they did not count
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The clip's fingerprint, kept so a release can index its frames (never serialised).
+    fingerprint: index.Fingerprint | None = field(default=None, repr=False, compare=False)
 
     def evidence(self) -> dict[str, Any]:
         return {
@@ -77,21 +80,24 @@ class MatchOutcome:
     timings: dict[str, float]
 
 
-def match_file(path: Path, settings: Settings | None = None) -> MatchOutcome:
+def match_file(
+    path: Path, settings: Settings | None = None, *, disabled: Collection[str] = ()
+) -> MatchOutcome:
     """Fingerprint a clip and match it against the protected works: the gate's matcher, which
-    claims triage and takedown rescans reuse. Records nothing. Raises BadInput for bad media."""
+    claims triage and takedown rescans reuse. Records nothing. Raises BadInput for bad media.
+    disabled: signals switched off, for the quality benchmark's ablations (none by default)."""
     settings = settings or get_settings()
-    fp = index.fingerprint_file(Path(path), settings)
+    fp = index.fingerprint_file(Path(path), settings, query=True)
     timings = {k: round(v, 4) for k, v in fp.timings.items()}
 
     t0 = time.perf_counter()
-    found = index.search(fp, settings)
+    found = index.search(fp, settings, disabled=disabled)
     timings["search"] = round(time.perf_counter() - t0, 4)
 
     t0 = time.perf_counter()
     clip_counts = not fp.embedder.random
     matches, candidates = match_works(found, fp.t_s, fp.pdq_quality, settings,
-                                      clip_counts=clip_counts)
+                                      clip_counts=clip_counts, duration_s=fp.info.duration_s)
     timings["aggregate"] = round(time.perf_counter() - t0, 4)
     return MatchOutcome(fp, found, matches, candidates, clip_counts, timings)
 
@@ -137,6 +143,7 @@ def check_clip(
         candidates=candidates,
         timings=timings,
         warnings=warnings,
+        fingerprint=fp,
     )
     t0 = time.perf_counter()
     with db.connection(settings) as conn:

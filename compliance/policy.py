@@ -22,12 +22,16 @@ def decide(
     """Block on a strong match with a `block` work; review on any other match; else release.
 
     A match is strong when it spans at least block_min_frames matched clip frames (or every frame
-    of a clip that has fewer): one stray frame is worth a human look, not an automatic block.
+    of a clip that has fewer), or a segment that long in seconds at the sampling rate (a held shot
+    is sampled once): one stray frame is worth a human look, not an automatic block.
     """
     needed = min(settings.block_min_frames, frames_sampled)
+    # A held shot is sampled once however long it lasts: its segment's length counts too.
+    long_enough = settings.block_min_frames / settings.sample_fps
     blocking, reviewing = [], []
     for m in matches:
-        strong = m.frames_matched >= needed
+        strong = m.frames_matched >= needed or any(
+            s.duration_s >= long_enough - 1e-6 for s in m.segments)
         where = "in the image" if still else "at " + ", ".join(
             f"{s.clip_start:g}-{s.clip_end:g} s" for s in m.segments)
         desc = f'"{m.title}" ({m.owner}): {"+".join(m.signals)} {where}, score {m.score:.3f}'

@@ -5,7 +5,7 @@ Other domains use only what is named here.
 
 from index.faiss_index import Hit
 from index.fingerprint import Fingerprint, fingerprint_file
-from index.live import SearchResult, health, rebuild, search
+from index.live import SIGNALS, SearchResult, health, rebuild, search
 from index.media import MediaError, MediaInfo, frames_at, probe
 from index.embedder import RANDOM_WEIGHTS_WARNING, EmbedderInfo
 from index.registry import (
@@ -25,6 +25,7 @@ from index.registry import (
 __all__ = [
     "POLICIES",
     "RANDOM_WEIGHTS_WARNING",
+    "SIGNALS",
     "EmbedderInfo",
     "Fingerprint",
     "Hit",

@@ -16,6 +16,9 @@ import numpy as np
 N_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0
+GRID = 4  # keypoints are spread over GRID x GRID cells of the frame
+OVERDETECT = 3  # detect this many times the keypoints wanted, then keep a spread-out subset
+MIN_SCALE, MAX_SCALE = 0.1, 10.0  # plausible sizes of a copy relative to the work
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -28,6 +31,9 @@ class Features:
     descriptors: np.ndarray
     width: int
     height: int
+    # Extracted from the left-right mirror of the frame: keypoints are in the mirrored frame's
+    # pixels, so a mirrored copy of a work matches by a plain similarity transform.
+    mirrored: bool = False
 
     def to_bytes(self) -> tuple[bytes, bytes]:
         return self.keypoints.astype(np.float32).tobytes(), self.descriptors.tobytes()
@@ -46,19 +52,79 @@ class Features:
 class Verification:
     inliers: int
     matches: int  # matches that passed the ratio test
-    region: tuple[float, float, float, float]  # inliers' box in the clip frame, 0..1 (x0, y0, x1, y1)
+    region: tuple[float, float, float, float]  # the copy's box in the clip frame, 0..1 (x0, y0, x1, y1)
     scale: float  # the work appears at this scale in the clip
+    mirrored: bool = False  # the clip shows the work mirrored left-right
 
 
-def extract(rgb: np.ndarray) -> Features:
-    """ORB keypoints and descriptors of an RGB uint8 frame."""
+def extract(rgb: np.ndarray, *, mirrored: bool = False, n_features: int = N_FEATURES) -> Features:
+    """ORB keypoints and descriptors of an RGB uint8 frame (of its mirror image if `mirrored`),
+    strongest first, so the first few are the ones worth voting with."""
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    orb = cv2.ORB_create(nfeatures=N_FEATURES)
-    kps, desc = orb.detectAndCompute(grey, None)
+    if mirrored:
+        grey = np.ascontiguousarray(grey[:, ::-1])
+    return _orb(grey, n_features, mirrored)
+
+
+def extract_work(rgb: np.ndarray, *, n_features: int = N_FEATURES) -> Features:
+    """A protected frame's features: the frame's own, plus those of a half-size copy (keypoints
+    in full-size pixels). A copy pasted at a third of the work's size is matched against the
+    half-size keypoints, which ORB's own pyramid gives only a few of."""
+    full = extract(rgb, n_features=n_features)
+    h, w = rgb.shape[:2]
+    if min(h, w) < 160:
+        return full
+    half = extract(cv2.resize(np.ascontiguousarray(rgb), (w // 2, h // 2),
+                              interpolation=cv2.INTER_AREA), n_features=n_features // 2)
+    return Features(np.concatenate([full.keypoints, half.keypoints * 2.0]),
+                    np.concatenate([full.descriptors, half.descriptors]), w, h)
+
+
+def extract_both(rgb: np.ndarray, *, n_features: int = N_FEATURES) -> tuple[Features, Features]:
+    """The frame's features and its mirror image's, from one grey conversion."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return (_orb(grey, n_features, False),
+            _orb(np.ascontiguousarray(grey[:, ::-1]), n_features, True))
+
+
+def _orb(grey: np.ndarray, n_features: int, mirrored: bool) -> Features:
     h, w = grey.shape
-    if desc is None:
-        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), w, h)
-    return Features(np.float32([k.pt for k in kps]), desc, w, h)
+    empty = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), w, h, mirrored)
+    orb = cv2.ORB_create(nfeatures=n_features * OVERDETECT)
+    kps = orb.detect(grey, None)
+    if not kps:
+        return empty
+    kps, desc = orb.compute(grey, _spread(kps, w, h, n_features))
+    if desc is None or not kps:
+        return empty
+    return Features(np.float32([k.pt for k in kps]), desc, w, h, mirrored)
+
+
+def _spread(kps: list, w: int, h: int, n: int) -> list:
+    """At most n keypoints: the n/2 strongest, and the rest spread over a GRID x GRID grid (the
+    strongest of each cell, then the second strongest of each, ...). Corners crowd on text and
+    logos; spreading keeps keypoints on the rest of the picture (the work under a caption), and
+    the list is in spread order, so any prefix covers the whole frame."""
+    response = np.array([k.response for k in kps], np.float32)
+    pts = np.array([k.pt for k in kps], np.float32)
+    cell = (np.minimum(GRID - 1, pts[:, 1] * GRID // h) * GRID
+            + np.minimum(GRID - 1, pts[:, 0] * GRID // w)).astype(np.int32)
+    by_strength = np.argsort(-response, kind="stable")
+    rank = np.empty(len(kps), np.int32)
+    seen: dict[int, int] = {}
+    for i in by_strength.tolist():
+        c = int(cell[i])
+        rank[i] = seen.get(c, 0)
+        seen[c] = rank[i] + 1
+    spread = np.lexsort((-response, rank))
+    # Half the budget goes to the strongest anywhere, half to the spread; listed in spread order.
+    keep = np.zeros(len(kps), bool)
+    keep[by_strength[: n // 2]] = True
+    for i in spread.tolist():
+        if keep.sum() >= n:
+            break
+        keep[i] = True
+    return [kps[i] for i in spread.tolist() if keep[i]]
 
 
 def verify(query: Features, work: Features, *, min_inliers: int) -> Verification | None:
@@ -80,17 +146,24 @@ def verify(query: Features, work: Features, *, min_inliers: int) -> Verification
     inliers = int(mask.sum())
     if inliers < min_inliers:
         return None
+    # The work's scale in the clip is the inverse of the transform's scale. A placement that
+    # shrinks the work to a speck or blows it up past recognition is RANSAC fitting noise (many
+    # matches collapsed onto one point), not a copy.
+    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    if not MIN_SCALE <= (1.0 / scale if scale > 0 else 0.0) <= MAX_SCALE:
+        return None
     # transform maps clip -> work. Its inverse places the work's corners in the clip frame: that
     # box (cut to the frame) is where the copy sits, not just where its keypoints happen to be.
     corners = np.float32([[0, 0], [work.width, 0], [work.width, work.height], [0, work.height]])
     placed = cv2.transform(corners[None], cv2.invertAffineTransform(transform))[0]
     x0, y0 = np.clip(placed.min(axis=0) / [query.width, query.height], 0.0, 1.0)
     x1, y1 = np.clip(placed.max(axis=0) / [query.width, query.height], 0.0, 1.0)
-    # The work's scale in the clip is the inverse of the transform's scale.
-    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    if query.mirrored:  # back to the clip frame as shown
+        x0, x1 = 1.0 - x1, 1.0 - x0
     return Verification(
         inliers=inliers,
         matches=len(good),
         region=(round(float(x0), 3), round(float(y0), 3), round(float(x1), 3), round(float(y1), 3)),
         scale=round(1.0 / scale, 3) if scale > 0 else 0.0,
+        mirrored=query.mirrored,
     )

@@ -11,7 +11,7 @@ import numpy as np
 from clipgate.errors import TooLarge
 from clipgate.files import sha256_file
 from clipgate.settings import Settings
-from index.features import Features, extract
+from index.features import Features, extract_both, extract_work
 from index.embedder import ClipEmbedder, EmbedderInfo, get_embedder
 from index.media import MediaError, MediaInfo, iter_sampled_frames, probe
 from index.signals import hash_frame
@@ -34,6 +34,9 @@ class Fingerprint:
     embedder: EmbedderInfo
     features: list[Features]  # ORB keypoints per sampled frame
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    # A query's extras (None for a work): ORB of each frame's mirror image, and its PDQ (q, 32).
+    features_mirrored: list[Features] | None = None
+    pdq_mirrored: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -45,8 +48,11 @@ def embedder_for(settings: Settings) -> ClipEmbedder:
     )
 
 
-def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
-    """Decode, sample, embed and hash one image or video. Raises BadInput subclasses on bad media."""
+def fingerprint_file(path: Path, settings: Settings, *, query: bool = False) -> Fingerprint:
+    """Decode, sample, embed and hash one image or video. Raises BadInput subclasses on bad media.
+
+    A query (a clip to check, not a work to register) also gets what finds mirrored and small
+    copies: mirror-image hashes and features, and more keypoints per frame."""
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
@@ -71,6 +77,8 @@ def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
             shot_change_threshold=settings.shot_change_threshold,
             max_duration_s=settings.max_duration_s,
             timings=timings,
+            skip_threshold=settings.sample_skip_threshold,
+            max_gap_s=settings.sample_max_gap_s,
         )
     )
     timings["decode"] = time.perf_counter() - t0 - timings["sample"]
@@ -82,11 +90,16 @@ def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
     timings["embed"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    hashes = [hash_frame(f.rgb) for f in frames]
+    hashes = [hash_frame(f.rgb, mirrored=query) for f in frames]
     timings["hash"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    features = [extract(f.rgb) for f in frames]
+    mirrored = None
+    if query:
+        both = [extract_both(f.rgb, n_features=settings.orb_query_features) for f in frames]
+        features, mirrored = [b[0] for b in both], [b[1] for b in both]
+    else:
+        features = [extract_work(f.rgb) for f in frames]
     timings["features"] = time.perf_counter() - t0
 
     return Fingerprint(
@@ -102,4 +115,7 @@ def fingerprint_file(path: Path, settings: Settings) -> Fingerprint:
         embedder=embedder.info,
         features=features,
         timings=timings,
+        features_mirrored=mirrored,
+        pdq_mirrored=(np.frombuffer(b"".join(h.pdq_mirrored for h in hashes), np.uint8)
+                      .reshape(-1, 32) if query else None),
     )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from clipgate import db
@@ -20,12 +22,13 @@ from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 from index import store
 from index.faiss_index import FrameIndex, FrameRows, Hit
-from index.features import verify
+from index.features import Features, verify
 from index.fingerprint import Fingerprint, embedder_for
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "frames.npz"
+SIGNALS = ("clip", "pdq", "phash", "orb")
 
 _lock = threading.Lock()
 _live: dict[str, FrameIndex] = {}  # keyed by index file path, so tests with several data dirs work
@@ -123,8 +126,11 @@ def _build(settings: Settings) -> FrameIndex:
         state = store.index_state(conn)
         check_embedder(state, embedder.info.id, frames=store.count_frames(conn))
         rows = store.all_active_frames(conn, dim=embedder.info.dim)
-    index = FrameIndex(embedder.info.dim, int(state["version"]), embedder.info.id, state["epoch"])
-    index.add(rows)
+        feats = store.frame_features(conn, frame_ids=rows.ids.tolist())
+    empty = np.zeros((0, 32), np.uint8)
+    rows.descriptors = [feats[i].descriptors if i in feats else empty for i in rows.ids.tolist()]
+    index = FrameIndex.for_rows(embedder.info.dim, int(state["version"]), embedder.info.id,
+                                state["epoch"], rows)
     try:
         index.save(settings.index_dir / INDEX_FILE)
     except OSError as e:  # the file is only a cache: serve from memory, say so
@@ -133,59 +139,115 @@ def _build(settings: Settings) -> FrameIndex:
     return index
 
 
-def search(fp: Fingerprint, settings: Settings | None = None) -> SearchResult:
-    """Search every sampled frame of fp against the live index."""
+def search(
+    fp: Fingerprint, settings: Settings | None = None, *, disabled: Collection[str] = ()
+) -> SearchResult:
+    """Search every sampled frame of fp against the live index.
+
+    disabled: signals switched off (any of SIGNALS): they neither fire nor propose candidates for
+    the geometric check. For ablations in the quality benchmark; the gate switches none off.
+    """
     settings = settings or get_settings()
+    unknown = set(disabled) - set(SIGNALS)
+    if unknown:
+        raise ValueError(f"unknown signals {sorted(unknown)}; choose from {', '.join(SIGNALS)}")
     index = sync(settings)
     check_embedder({"embedder": index.embedder}, fp.embedder.id, frames=index.frames)
-    hits, near = index.search(
-        fp.clip,
-        fp.pdq,
-        fp.phash,
+    n = len(fp)
+    # Mirror-image PDQ codes ride along as extra query rows n..2n-1.
+    pdq = fp.pdq if fp.pdq_mirrored is None else np.concatenate([fp.pdq, fp.pdq_mirrored])
+    phash = fp.phash if fp.pdq_mirrored is None else np.concatenate([fp.phash, fp.phash])
+    clip = fp.clip if fp.pdq_mirrored is None else np.concatenate([fp.clip, fp.clip])
+    raw, near = index.search(
+        clip, pdq, phash,
         clip_k=settings.clip_search_k,
         pdq_max_distance=settings.pdq_max_distance,
         phash_max_distance=settings.phash_max_distance,
         pdq_candidate_distance=settings.pdq_candidate_distance,
     )
+    # pHash alone confuses dark, sparse pictures (the dev set's nebulae at distance 4): it counts
+    # only where PDQ at least proposes the same pair, unless PDQ is switched off.
+    pdq_seen = {(h.query % n, h.frame_id) for h in raw if h.signal == "pdq"}
+    pdq_seen |= {(q % n, f) for q, f in near}
+    hits = []
+    for h in raw:
+        mirrored = h.query >= n
+        if h.signal in disabled or mirrored and h.signal != "pdq":
+            continue
+        if h.signal == "phash" and "pdq" not in disabled and (h.query, h.frame_id) not in pdq_seen:
+            continue
+        hits.append(Hit(h.query % n, h.frame_id, h.signal, h.value, mirrored=mirrored))
+    proposals: list[tuple[int, int, bool]] = []
+    if "pdq" not in disabled:
+        proposals += [(q % n, f, q >= n) for q, f in near]
+    if "orb" not in disabled:
+        proposals += _voted(index, fp, settings)
+    if "clip" not in disabled:
+        proposals += _clip_nearest(hits, settings)
     with db.connection(settings) as conn:
-        hits += _geometric_hits(conn, fp, hits, near, settings)
+        if "orb" not in disabled:
+            hits += _geometric_hits(conn, fp, hits, proposals, settings)
         frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, index.embedder, hits, frames, works)
+
+
+def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple[int, int, bool]]:
+    """Candidates from ORB descriptor votes, of the frames and (for a query) of their mirrors."""
+    k = settings.orb_vote_descriptors
+    views: list[tuple[list[Features], bool]] = [(fp.features, False)]
+    if fp.features_mirrored is not None:
+        views.append((fp.features_mirrored, True))
+    out = []
+    for feats, mirrored in views:
+        found = index.vote([f.descriptors[:k] for f in feats],
+                           max_distance=settings.orb_vote_max_distance,
+                           min_votes=settings.orb_vote_min,
+                           per_query=settings.orb_vote_candidates)
+        out += [(q, f, mirrored, v) for q, f, v in found]
+    out.sort(key=lambda c: -c[3])  # most votes first, whichever view they came from
+    return [(q, f, m) for q, f, m, _ in out]
+
+
+def _clip_nearest(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
+    taken: dict[int, int] = {}
+    out = []
+    for h in sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value):
+        if taken.get(h.query, 0) < settings.orb_clip_candidates:
+            taken[h.query] = taken.get(h.query, 0) + 1
+            out.append((h.query, h.frame_id, False))
+    return out
 
 
 def _geometric_hits(
     conn: psycopg.Connection,
     fp: Fingerprint,
     hits: list[Hit],
-    near: list[tuple[int, int]],
+    proposals: list[tuple[int, int, bool]],
     settings: Settings,
 ) -> list[Hit]:
-    """ORB + RANSAC on the candidate pairs that no hash already settled: PDQ near misses first,
-    then CLIP's nearest frames, at most orb_max_candidates per clip frame."""
+    """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no hash already
+    settled, in the order proposed (PDQ near misses, descriptor votes, CLIP's nearest), at most
+    orb_max_candidates per clip frame. A mirrored candidate is checked with the features of the
+    clip frame's mirror image."""
     settled = {(h.query, h.frame_id) for h in hits if h.signal != "clip"}
-    nearest_by_clip = sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value)
-    per_query: dict[int, list[int]] = {}
-    clip_taken: dict[int, int] = {}
-    proposals = [(q, f) for q, f in near]
-    for h in nearest_by_clip:
-        if clip_taken.get(h.query, 0) < settings.orb_clip_candidates:
-            clip_taken[h.query] = clip_taken.get(h.query, 0) + 1
-            proposals.append((h.query, h.frame_id))
-    for q, f in proposals:
+    per_query: dict[int, list[tuple[int, bool]]] = {}
+    for q, f, m in proposals:
         chosen = per_query.setdefault(q, [])
-        if (q, f) not in settled and f not in chosen and len(chosen) < settings.orb_max_candidates:
-            chosen.append(f)
-    wanted = sorted({f for fs in per_query.values() for f in fs})
+        if (q, f) not in settled and (f, m) not in chosen \
+                and len(chosen) < settings.orb_max_candidates:
+            chosen.append((f, m))
+    wanted = sorted({f for fs in per_query.values() for f, _ in fs})
     stored = store.frame_features(conn, frame_ids=wanted)
     out = []
-    for q, frame_ids in per_query.items():
-        for f in frame_ids:
-            if f not in stored:
+    for q, chosen in per_query.items():
+        for f, mirrored in chosen:
+            if f not in stored or mirrored and fp.features_mirrored is None:
                 continue
-            v = verify(fp.features[q], stored[f], min_inliers=settings.orb_min_inliers)
+            query = fp.features_mirrored[q] if mirrored else fp.features[q]
+            v = verify(query, stored[f], min_inliers=settings.orb_min_inliers)
             if v is not None:
-                out.append(Hit(q, f, "orb", float(v.inliers), v.region))
+                out.append(Hit(q, f, "orb", float(v.inliers), v.region, mirrored=mirrored))
     return out
 
 

@@ -92,10 +92,13 @@ def iter_sampled_frames(
     shot_change_threshold: float,
     max_duration_s: float,
     timings: dict[str, float] | None = None,
+    skip_threshold: float = 0.0,
+    max_gap_s: float = 0.0,
 ) -> Iterator[Frame]:
     """Yield the frames to fingerprint: once every 1/sample_fps seconds and at every shot change.
 
     If `timings` is given, the seconds spent deciding what to sample are added to timings["sample"].
+    A due frame within skip_threshold of the last kept one is skipped until max_gap_s has passed.
     """
     if info.kind == "image":
         yield Frame(0.0, _load_image(path))
@@ -105,7 +108,8 @@ def iter_sampled_frames(
             f"{path.name}: {info.duration_s:.0f} s is longer than the limit of {max_duration_s:.0f} s "
             "(CLIPGATE_MAX_DURATION_S)"
         )
-    sampler = FrameSampler(sample_fps=sample_fps, shot_change_threshold=shot_change_threshold)
+    sampler = FrameSampler(sample_fps=sample_fps, shot_change_threshold=shot_change_threshold,
+                           skip_threshold=skip_threshold, max_gap_s=max_gap_s)
     decoded = 0
     try:
         with av.open(str(path)) as container:

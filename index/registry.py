@@ -299,5 +299,6 @@ def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRo
         ids=np.array(ids, dtype=np.int64),
         work_ids=np.array([str(work_id)] * len(ids), dtype="U36"),
         t_s=fp.t_s, clip=fp.clip, pdq=fp.pdq, phash=fp.phash,
+        descriptors=[f.descriptors for f in fp.features],
     )
     return version, rows

@@ -1,36 +1,105 @@
-"""The geometric check: a copy pasted small into another scene is found, and placed."""
+"""The geometric check: a copy cropped, pasted small into another scene, captioned or mirrored is
+found, and placed; unrelated pictures stay below the threshold."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from index.features import extract, verify
-from tests.media import noise_frame, photo
+from clipgate.settings import Settings
+from index.features import extract, extract_both, extract_work, verify
+from tests.media import photo, noise_frame
+
+DEFAULTS = Settings()
+MIN_INLIERS = DEFAULTS.orb_min_inliers
+QUERY_FEATURES = DEFAULTS.orb_query_features
 
 
-def test_picture_in_picture_is_found_where_it_sits():
-    work = photo("rocket", (640, 427))
+def _query(rgb: np.ndarray):
+    """A clip frame's features as the gate extracts them: more keypoints, and its mirror's."""
+    return extract_both(rgb, n_features=QUERY_FEATURES)
+
+
+def _pip(name: str, frac: float, at: tuple[int, int] = (280, 120)):
+    work = photo(name, (640, 427))
     scene = noise_frame(5, (640, 360)).copy()
-    small = np.asarray(Image.fromarray(work).resize((320, 213)))  # half the frame width
-    scene[120:333, 280:600] = small
-    v = verify(extract(scene), extract(work), min_inliers=20)
-    assert v is not None and v.inliers >= 20
+    w = int(640 * frac)
+    h = int(w * 427 / 640)
+    x, y = at
+    scene[y:y + h, x:x + w] = np.asarray(Image.fromarray(work).resize((w, h)))
+    return scene, work, (x, y, w, h)
+
+
+@pytest.mark.parametrize("name", ["rocket", "coffee", "astronaut"])
+def test_picture_in_picture_at_40_percent_is_found_where_it_sits(name):
+    scene, work, (x, y, w, h) = _pip(name, 0.4)
+    v = verify(_query(scene)[0], extract_work(work), min_inliers=MIN_INLIERS)
+    assert v is not None and v.inliers >= MIN_INLIERS
     x0, y0, x1, y1 = v.region
-    assert abs(x0 - 280 / 640) < 0.03 and abs(x1 - 600 / 640) < 0.03
-    assert abs(y0 - 120 / 360) < 0.03 and abs(y1 - 333 / 360) < 0.03
-    assert abs(v.scale - 0.5) < 0.05
+    assert abs(x0 - x / 640) < 0.03 and abs(x1 - (x + w) / 640) < 0.03
+    assert abs(y0 - y / 360) < 0.03 and abs(y1 - (y + h) / 360) < 0.03
+    assert abs(v.scale - 0.4 * 640 / 640) < 0.05
+    assert not v.mirrored
 
 
 def test_crop_of_40_percent_is_found():
     work = photo("coffee", (600, 400))
     crop = np.ascontiguousarray(work[60:300, 90:450])  # 36% of the area kept
-    v = verify(extract(np.asarray(Image.fromarray(crop).resize((640, 360)))), extract(work),
-               min_inliers=20)
+    v = verify(_query(np.asarray(Image.fromarray(crop).resize((640, 360))))[0],
+               extract_work(work), min_inliers=MIN_INLIERS)
     assert v is not None
 
 
+def test_mirrored_copy_is_found_only_through_the_mirror_image():
+    work = photo("astronaut", (512, 512))
+    scene = noise_frame(2, (640, 360)).copy()
+    scene[40:296, 300:556] = np.asarray(Image.fromarray(work[:, ::-1]).resize((256, 256)))
+    plain, mirrored = _query(scene)
+    assert verify(plain, extract_work(work), min_inliers=MIN_INLIERS) is None
+    v = verify(mirrored, extract_work(work), min_inliers=MIN_INLIERS)
+    assert v is not None and v.mirrored
+    # The region is given in the clip frame as shown, not in its mirror image.
+    x0, y0, x1, y1 = v.region
+    assert abs(x0 - 300 / 640) < 0.03 and abs(x1 - 556 / 640) < 0.03
+    assert abs(y0 - 40 / 360) < 0.03 and abs(y1 - 296 / 360) < 0.03
+
+
+def test_captioned_copy_keeps_keypoints_on_the_picture():
+    """Text crowds the strongest corners; spread keypoints still cover the work under it."""
+    from PIL import ImageDraw, ImageFont
+
+    work = photo("chelsea", (540, 360))
+    im = Image.fromarray(work.copy())
+    draw = ImageDraw.Draw(im)
+    try:
+        font = ImageFont.truetype("DejaVuSans-Bold.ttf", 31)
+    except OSError:
+        font = ImageFont.load_default(31)
+    for i, line in enumerate(["LIMITED OFFER", "watch till the end", "LIMITED OFFER"]):
+        y = 150 + i * 45
+        draw.rectangle([20, y - 4, 520, y + 35], fill=(0, 0, 0))
+        draw.text((30, y), line, fill=(255, 230, 0), font=font)
+    v = verify(_query(np.asarray(im))[0], extract_work(work), min_inliers=MIN_INLIERS)
+    assert v is not None and v.inliers >= 2 * MIN_INLIERS
+
+
 def test_unrelated_pictures_do_not_verify():
-    for a, b in (("rocket", "coffee"), ("astronaut", "chelsea"), ("coffee", "chelsea")):
-        assert verify(extract(photo(a)), extract(photo(b)), min_inliers=20) is None
-    assert verify(extract(noise_frame(1)), extract(photo("rocket")), min_inliers=20) is None
+    names = ["rocket", "coffee", "astronaut", "chelsea", "hubble_deep_field",
+             "immunohistochemistry"]
+    for a in names:
+        plain, mirrored = _query(photo(a))
+        for b in names:
+            if a != b:
+                work = extract_work(photo(b))
+                assert verify(plain, work, min_inliers=MIN_INLIERS) is None, (a, b)
+                assert verify(mirrored, work, min_inliers=MIN_INLIERS) is None, (a, b)
+    assert verify(extract(noise_frame(1)), extract_work(photo("rocket")),
+                  min_inliers=MIN_INLIERS) is None
+
+
+def test_spread_keypoints_cover_the_frame_in_any_prefix():
+    f = extract(photo("astronaut"), n_features=500)
+    first = f.keypoints[:64]
+    cells = {(int(x * 4 // 640), int(y * 4 // 360)) for x, y in first}
+    assert len(cells) >= 12  # of the 16 cells, the first 64 keypoints reach most

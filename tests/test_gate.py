@@ -158,3 +158,69 @@ def test_featureless_work_is_refused(settings, tmp_path):
     with pytest.raises(BadInput, match="no distinctive content"):
         index.register_work(flat, owner="o", title="t", policy="block", settings=settings)
     assert index.list_works(settings=settings) == []
+
+
+def _pasted(name, size, frac, at, mirror=False):
+    """frame_fn: the photo at frac of the frame's width, pasted at `at` over smooth noise."""
+    from PIL import Image
+
+    img = photo(name, size)
+    if mirror:
+        img = np.ascontiguousarray(img[:, ::-1])
+    w = int(640 * frac)
+    h = int(w * size[1] / size[0])
+    small = np.asarray(Image.fromarray(img).resize((w, h)))
+
+    def frame(i, n):
+        scene = noise_frame(4242).copy()
+        scene[at[1]:at[1] + h, at[0]:at[0] + w] = small
+        return scene
+    return frame, (at[0] / 640, at[1] / 360, (at[0] + w) / 640, (at[1] + h) / 360)
+
+
+def test_picture_in_picture_at_40_percent_is_blocked_where_it_sits(settings, tmp_path, works):
+    frame, box = _pasted("astronaut", (512, 512), 0.4, (330, 60))
+    clip = _clip(tmp_path, "pip.mp4", [(2, _noise(21)), (3, frame), (2, _noise(22))])
+    result = check_clip(clip, settings=settings)
+    assert result.verdict == "block", result.reasons
+    [match] = result.matches
+    assert match.work_id == str(works["astronaut"]["id"]) and "orb" in match.signals
+    [seg] = match.segments
+    assert 1.9 <= seg.clip_start <= 2.6 and 4.5 <= seg.clip_end <= 5.6
+    regions = [p.region for p in match.pairs if p.region]
+    assert regions and all(abs(a - b) < 0.04 for r in regions for a, b in zip(r, box))
+
+
+def test_mirrored_copy_is_blocked_and_said_to_be_mirrored(settings, tmp_path, works):
+    frame, box = _pasted("astronaut", (512, 512), 0.5, (20, 20), mirror=True)
+    clip = _clip(tmp_path, "mirror.mp4", [(1, _noise(31)), (3, frame)])
+    result = check_clip(clip, settings=settings)
+    assert result.verdict == "block", result.reasons
+    [match] = result.matches
+    assert match.mirrored and all(p.mirrored for p in match.pairs)
+    regions = [p.region for p in match.pairs if p.region]
+    assert regions and all(abs(a - b) < 0.04 for r in regions for a, b in zip(r, box))
+
+
+def test_two_reused_works_are_both_reported_with_their_times(settings, tmp_path, works):
+    clip = _clip(tmp_path, "two.mp4", [(3, _reuse("astronaut")), (3, _reuse("coffee")),
+                                       (1, _noise(41))])
+    result = check_clip(clip, settings=settings)
+    by_title = {m.title: m for m in result.matches}
+    assert set(by_title) == {"Astronaut portrait", "Coffee cup"}
+    [a] = by_title["Astronaut portrait"].segments
+    [c] = by_title["Coffee cup"].segments
+    assert a.clip_start == pytest.approx(0.0, abs=0.1) and a.clip_end == pytest.approx(3.0, abs=0.6)
+    assert c.clip_start == pytest.approx(3.0, abs=0.6) and c.clip_end == pytest.approx(6.0, abs=0.6)
+    assert result.verdict == "block"  # the astronaut's policy
+
+
+def test_signals_switched_off_neither_fire_nor_propose(settings, tmp_path, works):
+    from compliance import match_file
+
+    frame, _ = _pasted("astronaut", (512, 512), 0.4, (330, 60))
+    clip = _clip(tmp_path, "pip2.mp4", [(3, frame)])
+    assert match_file(clip, settings).matches  # the geometry finds it...
+    assert match_file(clip, settings, disabled={"orb"}).matches == []  # ...and nothing else does
+    with pytest.raises(ValueError, match="unknown signals"):
+        match_file(clip, settings, disabled={"sift"})

@@ -39,6 +39,32 @@ def test_sampler_keeps_steady_rate_without_cuts():
     assert len(kept) == 6 and sampler.shot_changes == []
 
 
+def test_sampler_skips_near_identical_frames_until_the_longest_gap():
+    sampler = FrameSampler(sample_fps=1.0, shot_change_threshold=0.18, skip_threshold=0.012,
+                           max_gap_s=3.0)
+    still = np.full((32, 32), 128, np.uint8)
+    kept = [t for t in np.arange(0, 10, 1 / 24) if sampler.take(float(t), still)]
+    # A held picture costs a frame every max_gap_s, not one a second.
+    assert kept == pytest.approx([0.0, 3.0, 6.0, 9.0], abs=1 / 24)
+    assert sampler.skipped > 0
+
+
+def test_moving_video_is_sampled_by_its_content_not_its_length(tmp_path):
+    """10 s of a held picture then 2 s of a moving one: the held part costs a frame per 3 s, the
+    moving part one a second, and the cut is kept."""
+    held, moving = photo("coffee"), photo("astronaut")
+    frames = [held] * 120 + [np.roll(moving, 8 * i, axis=1) for i in range(24)]
+    path = write_video(tmp_path / "held.mp4", frames, fps=12)
+    info = probe(path, max_frame_pixels=LIMIT)
+    times = [f.t_s for f in iter_sampled_frames(
+        path, info, sample_fps=1.0, shot_change_threshold=0.18, max_duration_s=600,
+        skip_threshold=0.012, max_gap_s=3.0)]
+    held_times = [t for t in times if t < 10.0]
+    assert len(held_times) <= 4  # 0, 3, 6, 9 s: not 10
+    assert any(abs(t - 10.0) < 1e-3 for t in times)  # the cut
+    assert len([t for t in times if t >= 10.0]) >= 2
+
+
 @pytest.mark.parametrize("name,codec", [
     ("clip.mp4", "libx264"), ("clip.mov", "libx264"), ("clip.mkv", "libx264"),
     ("clip.webm", "libvpx-vp9"),

@@ -1,0 +1,210 @@
+"""`clipgate bench quality`: register the dev corpus, gate every query clip, score clipgate and
+its baselines on the same clips, and suggest thresholds for a stated false-positive rate.
+
+Methods scored on the same queries:
+- `clipgate`: the gate's matcher as it runs in production (compliance.match_file);
+- `no-<signal>`: the same with one signal switched off (it neither fires nor proposes candidates);
+- `phash-only`: clipgate's pHash signal alone;
+- `threatexchange-pdq`: Meta's HMA PDQ signal type and index, frame by frame (baselines.py).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipgate.errors import BadInput, Conflict
+from clipgate.quality import corpus as corpus_mod
+from clipgate.quality import queries as qmod
+from clipgate.quality import transforms as tf
+from clipgate.quality.baselines import ThreatExchangePdq
+from clipgate.quality.calibrate import Calibration
+from clipgate.quality.metrics import Prediction, Query, summarise
+from clipgate.settings import Settings
+
+FPR = 0.005
+Progress = Callable[[str, int, int], None]
+
+
+def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchangePdq,
+              progress: Progress) -> list[qmod.WorkSource]:
+    """Register each file (or find it registered by an earlier run) and index it for the peer."""
+    import index
+    from clipgate.files import sha256_file
+
+    # Registered by an earlier run: known by content, so not fingerprinted again.
+    known = {w["sha256"]: str(w["id"]) for w in index.list_works(settings=settings)
+             if w["status"] == "active"}
+    out = []
+    for i, path in enumerate(paths):
+        progress("registering works", i + 1, len(paths))
+        work_id = known.get(sha256_file(path))
+        try:
+            work_id = work_id or str(index.register_work(path, owner="bench", title=path.name,
+                                                         policy="block", settings=settings)["id"])
+        except Conflict as e:
+            work_id = e.existing_id
+        except BadInput:  # featureless: the gate would refuse it too
+            continue
+        if kind == "image":
+            rgb = qmod.load_image(path)
+            te.add(work_id, index.frames_at(path, [0.0]))
+            out.append(qmod.WorkSource(work_id, "image", tf.still(rgb)))
+        else:
+            frames, seconds = qmod.load_video(path)
+            te.add(work_id, index.frames_at(path, [float(t) for t in range(int(seconds) + 1)]))
+            out.append(qmod.WorkSource(work_id, "video", tf.video(frames, qmod.QUERY_FPS),
+                                       seconds))
+    return out
+
+
+def _predictions(qid: str, matches: list[Any]) -> list[Prediction]:
+    return [Prediction(qid, m.work_id, m.confidence,
+                       tuple((s.clip_start, s.clip_end) for s in m.segments)) for m in matches]
+
+
+def _ablations(qid: str, fp: Any, settings: Settings) -> dict[str, list[Prediction]]:
+    import index
+    from compliance.alignment import match_works
+
+    out = {}
+    configs = {f"no-{s}": {s} for s in index.SIGNALS}
+    configs["phash-only"] = {"clip", "pdq", "orb"}
+    for name, off in configs.items():
+        found = index.search(fp, settings, disabled=off)
+        matches, _ = match_works(found, fp.t_s, fp.pdq_quality, settings,
+                                 clip_counts=not fp.embedder.random,
+                                 duration_s=fp.info.duration_s)
+        out[name] = _predictions(qid, matches)
+    return out
+
+
+def _sampled_frames(path: Path, fp: Any, settings: Settings) -> list[np.ndarray]:
+    from index.media import iter_sampled_frames
+
+    return [f.rgb for f in iter_sampled_frames(
+        path, fp.info, sample_fps=settings.sample_fps,
+        shot_change_threshold=settings.shot_change_threshold,
+        max_duration_s=settings.max_duration_s, skip_threshold=settings.sample_skip_threshold,
+        max_gap_s=settings.sample_max_gap_s)]
+
+
+def run_quality(
+    settings: Settings,
+    *,
+    quick: bool = False,
+    per_family: int = 10,
+    per_pair: int = 4,
+    negatives: int = 100,
+    seed: int = 0,
+    progress: Progress = lambda stage, done, total: None,
+) -> dict[str, Any]:
+    """Build (or reuse) the corpus, gate every query, and score every method."""
+    import index
+    from compliance import match_file
+    from compliance.policy import decide
+
+    t_start = time.perf_counter()
+    corpus = corpus_mod.build(quick=quick, seed=seed)
+    te = ThreatExchangePdq()
+    works = _register(corpus.works, "image", settings, te, progress)
+    works += _register(corpus.videos, "video", settings, te, progress)
+    te.build()
+    index.rebuild(settings)
+    setup_s = time.perf_counter() - t_start
+
+    unregistered = [qmod.load_image(p) for p in corpus.unregistered]
+    hard = [qmod.load_image(p) for p in corpus.hard_negatives]
+    specs = qmod.plan(works, unregistered, hard, per_family=per_family, per_pair=per_pair,
+                      negatives=negatives, seed=seed)
+    preds: dict[str, list[Prediction]] = {"clipgate": [], "threatexchange-pdq": []}
+    gate_s: list[tuple[float, float]] = []  # (clip seconds, gate seconds)
+    stages: dict[str, list[float]] = {}  # gate stage -> seconds, on the 10 s queries
+    verdicts: dict[str, dict[str, int]] = {"positive": {}, "negative": {}}
+    calib = Calibration(settings)
+    queries: list[Query] = []
+    with tempfile.TemporaryDirectory(prefix="clipgate-quality-") as tmp:
+        for i, spec in enumerate(specs):
+            progress("gating queries", i + 1, len(specs))
+            q = spec.query
+            queries.append(q)
+            path = qmod.write(spec, Path(tmp) / f"{q.id}.mp4")
+            t0 = time.perf_counter()
+            outcome = match_file(path, settings)
+            d = decide(outcome.matches, settings, frames_sampled=len(outcome.fingerprint))
+            gate_s.append((spec.seconds, time.perf_counter() - t0))
+            if spec.seconds >= qmod.LONG_S:
+                for k, v in {**outcome.timings, "frames": len(outcome.fingerprint)}.items():
+                    stages.setdefault(k, []).append(v)
+            side = "negative" if q.family == "negative" else "positive"
+            verdicts[side][d.verdict] = verdicts[side].get(d.verdict, 0) + 1
+            preds["clipgate"] += _predictions(q.id, outcome.matches)
+            for name, p in _ablations(q.id, outcome.fingerprint, settings).items():
+                preds.setdefault(name, []).extend(p)
+            calib.observe(q, outcome.fingerprint)
+            preds["threatexchange-pdq"] += te.query(
+                q.id, _sampled_frames(path, outcome.fingerprint, settings))
+            path.unlink()
+
+    pad = 0.5 / settings.sample_fps
+    methods = {name: summarise(p, queries, fpr=FPR, pad_s=pad) for name, p in preds.items()}
+    ten = [g for s, g in gate_s if s >= qmod.LONG_S]
+    return {
+        "mode": "quick" if quick else "full",
+        "corpus": {"works": len(works), "videos": sum(w.kind == "video" for w in works),
+                   "unregistered_photos": len(unregistered), "hard_negatives": len(hard),
+                   "sources": corpus.sources},
+        "queries": {"positive": sum(q.family != "negative" for q in queries),
+                    "negative": sum(q.family == "negative" for q in queries),
+                    "families": sorted({q.family for q in queries})},
+        "fpr": FPR,
+        "methods": methods,
+        "verdicts": verdicts,
+        "gate_s": {"median": round(statistics.median(g for _, g in gate_s), 3),
+                   "p90": round(float(np.percentile([g for _, g in gate_s], 90)), 3),
+                   "median_10s_queries": round(statistics.median(ten), 3) if ten else None,
+                   "p90_10s_queries": round(float(np.percentile(ten, 90)), 3) if ten else None,
+                   "median_stages_10s_queries": {k: round(statistics.median(v), 4)
+                                                 for k, v in stages.items()}},
+        "calibration": calib.suggest(FPR),
+        "segment_examples": [
+            {"query": q.id, "true": q.segment,
+             "found": [s for p in preds["clipgate"] if p.query == q.id and p.work in q.works
+                       for s in p.segments]}
+            for q in queries if q.segment is not None][:10],
+        "settings": {k: getattr(settings, k) for k in (
+            "pdq_max_distance", "phash_max_distance", "orb_min_inliers", "clip_model",
+            "block_min_frames")},
+        "clip_weights": "random" if settings.clip_checkpoint is None else "checkpoint",
+        "setup_s": round(setup_s, 1),
+        "total_s": round(time.perf_counter() - t_start, 1),
+        "machine": f"{platform.machine()} cores={len(os.sched_getaffinity(0))}",
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """A short text table: one row per method, then recall per family."""
+    methods = result["methods"]
+    lines = [f"{'method':<20}{'µAP':>7}{'R@0.5%FPR':>11}{'segAP':>7}{'neg hit':>8}"]
+    for name, m in methods.items():
+        lines.append(f"{name:<20}{m['micro_ap']:>7.3f}{m['recall_at_fpr']:>11.3f}"
+                     f"{m['segment_ap']:>7.3f}{m['negatives_with_any_match']:>8}")
+    fams = sorted({f for m in methods.values() for f in m["recall_by_family"]})
+    names = list(methods)
+    lines.append("")
+    lines.append(f"{'recall by family':<20}" + "".join(f"{n[:10]:>11}" for n in names))
+    for f in fams:
+        lines.append(f"{f:<20}" + "".join(
+            f"{methods[n]['recall_by_family'].get(f, float('nan')):>11.3f}" for n in names))
+    g = result["gate_s"]
+    lines.append(f"\ngate s/query: median {g['median']}, p90 {g['p90']}; 10 s queries: median "
+                 f"{g['median_10s_queries']}, p90 {g['p90_10s_queries']}")
+    return "\n".join(lines)
