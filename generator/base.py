@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from clipgate.errors import BadInput
 
@@ -115,7 +115,10 @@ class Generator(Protocol):
 # GPU backend here never imports torch for callers that only want the CPU one.
 _BUILTIN: dict[str, str] = {
     "procedural": "generator.procedural:ProceduralGenerator",
+    "diffusers": "generator.diffusers_backend:from_settings",
 }
+# Builtins whose factory takes the Settings (where their model lives).
+_TAKES_SETTINGS = {"diffusers"}
 _REGISTERED: dict[str, Callable[[], Generator]] = {}
 
 
@@ -131,8 +134,9 @@ def available_backends() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTERED))
 
 
-def get_generator(name: str = "procedural") -> Generator:
-    """A new backend instance by registry name; an unknown name raises ValueError listing the choices."""
+def get_generator(name: str = "procedural", settings: Any = None) -> Generator:
+    """A backend by registry name (settings: for backends that load a model, else ignored); an
+    unknown name raises BadInput listing the choices."""
     if name in _REGISTERED:
         return _REGISTERED[name]()
     target = _BUILTIN.get(name)
@@ -141,4 +145,4 @@ def get_generator(name: str = "procedural") -> Generator:
         raise BadInput(f"unknown generator backend {name!r}; valid choices: {choices}")
     module_name, attr = target.split(":")
     factory = getattr(importlib.import_module(module_name), attr)
-    return factory()
+    return factory(settings) if name in _TAKES_SETTINGS else factory()

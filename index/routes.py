@@ -64,11 +64,19 @@ def add_work(
     title: Annotated[str, Form(description="The work's title.")],
     policy: Annotated[Literal["block", "review"],
                       Form(description="What a match does: block the clip, or hold it for review.")],
+    aliases: Annotated[list[str] | None, Form(
+        description="Other names of the work (repeat the field); prompts naming them are "
+                    "screened before generation.")] = None,
+    description: Annotated[str | None, Form(
+        description="What the work shows, for screening prompts that describe it.")] = None,
 ) -> dict[str, Any]:
-    validate_meta(owner=owner, title=title, policy=policy)  # before reading the upload
+    aliases = [a for a in (aliases or []) if a.strip()]
+    # before reading the upload
+    validate_meta(owner=owner, title=title, policy=policy, aliases=aliases, description=description)
     with uploaded(file, settings) as path:
         work, task_id = tasks.add_work(path, owner=owner, title=title, policy=policy,
-                                       filename=upload_name(file), settings=settings)
+                                       filename=upload_name(file), aliases=aliases,
+                                       description=description, settings=settings)
     if task_id is not None:
         response.status_code = status.HTTP_202_ACCEPTED
     response.headers["Location"] = str(request.url_for("get_work_route", work_id=str(work["id"])))

@@ -1,0 +1,182 @@
+"""The generation commands of `clipgate`: generate, tenants, usage. clipgate.cli installs them
+(with its error handling and settings), so this module never imports the kernel's CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+EXIT_BAD_INPUT = 2
+POLL_S = 0.25
+
+
+def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
+    """Add `generate`, `tenants ...` and `usage` to app."""
+    tenants_app = typer.Typer(help="Tenants of the generation service: tiers and GPU credits.",
+                              no_args_is_help=True)
+    app.add_typer(tenants_app, name="tenants")
+
+    @app.command("generate")
+    @handles_errors
+    def generate(
+        prompt: Annotated[str, typer.Argument(help="What to generate.")],
+        tenant: Annotated[str, typer.Option(help="The tenant whose credits pay for it.")],
+        user: Annotated[str, typer.Option(help="Who asked.")] = "cli",
+        idempotency_key: Annotated[str | None, typer.Option(
+            help="Same key and prompt returns the first job (default: a new key).")] = None,
+        seconds: Annotated[float, typer.Option(help="Clip length.")] = 4.0,
+        width: Annotated[int, typer.Option()] = 640,
+        height: Annotated[int, typer.Option()] = 360,
+        fps: Annotated[int, typer.Option()] = 24,
+        seed: Annotated[int | None, typer.Option()] = None,
+        wait: Annotated[bool, typer.Option(help="Follow the job to its end.")] = True,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Queue a generation job (screened, generated, gated, signed) and follow it with a
+        progress bar. Exit 0: released; 1: blocked, held for review or failed; 2: refused at
+        admission (bad prompt, unknown tenant, no credits, queue full)."""
+        settings = setup()
+        _generate(settings, prompt=prompt, tenant=tenant, user=user,
+                  key=idempotency_key or str(uuid.uuid4()),
+                  params={"seconds": seconds, "width": width, "height": height, "fps": fps,
+                          "seed": seed}, wait=wait, as_json=as_json)
+
+    @tenants_app.command("add")
+    @handles_errors
+    def tenants_add(
+        name: str,
+        tier: Annotated[str, typer.Option(help="free, pro or enterprise")] = "free",
+        credits: Annotated[float, typer.Option(help="Opening GPU-seconds of credit.")] = 0.0,
+    ) -> None:
+        """Add a tenant."""
+        from generator import tenants
+
+        typer.echo(_tenant_line(tenants.create_tenant(name, tier=tier, credits_gpu_s=credits,
+                                                      settings=setup())))
+
+    @tenants_app.command("list")
+    @handles_errors
+    def tenants_list() -> None:
+        """List tenants with their tier and credits left."""
+        from generator import tenants
+
+        rows = tenants.list_tenants(setup())
+        for t in rows:
+            typer.echo(_tenant_line(t))
+        typer.echo(f"{len(rows)} tenants")
+
+    @tenants_app.command("grant")
+    @handles_errors
+    def tenants_grant(name: str, gpu_seconds: float,
+                      note: Annotated[str, typer.Option()] = "grant") -> None:
+        """Grant GPU-seconds of credit."""
+        from generator import tenants
+
+        typer.echo(_tenant_line(tenants.grant_credits(name, gpu_seconds, note=note,
+                                                      settings=setup())))
+
+    @tenants_app.command("tier")
+    @handles_errors
+    def tenants_tier(name: str, tier: str) -> None:
+        """Move a tenant to another tier."""
+        from generator import tenants
+
+        typer.echo(_tenant_line(tenants.set_tier(name, tier, settings=setup())))
+
+    @app.command("usage")
+    @handles_errors
+    def usage(
+        tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """GPU-seconds used (generation, gating), credits left and jobs, per tenant."""
+        from generator import tenants
+
+        rows = tenants.usage(tenant=tenant, settings=setup())
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        typer.echo(f"{'tenant':<20} {'tier':<10} {'jobs':>5} {'gen GPU-s':>10} "
+                   f"{'gate GPU-s':>10} {'credits left':>12}")
+        for r in rows:
+            typer.echo(f"{r['tenant']:<20} {r['tier']:<10} {r['jobs']:>5} "
+                       f"{r['generation_gpu_s']:>10.2f} {r['gating_gpu_s']:>10.3f} "
+                       f"{r['credits_left_gpu_s']:>12.2f}")
+
+
+def _tenant_line(t: dict[str, Any]) -> str:
+    return (f"{t['name']:<20} {t['tier']:<10} priority {t['priority']:>2}  "
+            f"max {t['max_concurrent_jobs']:>2} at once  {float(t['credits_gpu_s']):.2f} GPU-s left")
+
+
+def _generate(settings: Any, *, prompt: str, tenant: str, user: str, key: str,
+              params: dict[str, Any], wait: bool, as_json: bool) -> None:
+    from generator import admission, jobs, worker
+
+    params = {k: v for k, v in params.items() if v is not None}
+    try:
+        admitted = admission.admit(tenant=tenant, user=user, idempotency_key=key, prompt=prompt,
+                                   params=params, settings=settings)
+    except admission.Overloaded as e:
+        typer.secho(f"error: {e} (retry after {e.retry_after} s)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    job_id = str(admitted.job["id"])
+    runner = None
+    if admitted.created and not worker.dispatch(job_id, settings):
+        runner = threading.Thread(target=worker.run_inprocess, args=(job_id, settings),
+                                  daemon=True)
+        runner.start()
+    if not wait:
+        typer.echo(job_id)
+        return
+    job = _follow(job_id, settings, runner)
+    out = jobs.public_job(job)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, default=str))
+    else:
+        _print_job(out, settings)
+    raise typer.Exit(0 if job["state"] == "released" else 1)
+
+
+def _follow(job_id: str, settings: Any, runner: threading.Thread | None) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from generator import jobs
+
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("queued", total=1.0)
+        while True:
+            job = jobs.get_job(job_id, settings=settings)
+            bar.update(task, description=job["state"], completed=float(job["progress"]))
+            if job["state"] in jobs.TERMINAL:
+                return job
+            if runner is not None and not runner.is_alive() and job["state"] == "queued":
+                return job  # in-process runner gave up (claimed elsewhere); report as is
+            time.sleep(POLL_S)
+
+
+def _print_job(job: dict[str, Any], settings: Any) -> None:
+    colour = {"released": typer.colors.GREEN, "blocked": typer.colors.RED,
+              "failed": typer.colors.RED}.get(job["state"], typer.colors.YELLOW)
+    typer.secho(f"{job['state'].upper()}  job {job['id']}", fg=colour, bold=True)
+    if job["release_id"]:
+        from compliance import get_release
+
+        typer.echo(f"  signed clip: {get_release(job['release_id'], settings=settings)['path']}")
+    if job["error"]:
+        typer.echo(f"  {job['error']}")
+    for w in job["warnings"]:
+        typer.secho(f"  warning: {w}", fg=typer.colors.YELLOW)
+    t = job["timings"]
+    typer.echo(f"  screening {t.get('screening_s', 0):.2f} s, generation "
+               f"{t.get('generation_s', 0):.2f} s, gate {t.get('gate_s', 0):.2f} s; "
+               f"GPU-seconds: generation {job['gpu_seconds']}, gate {job['gate_gpu_seconds']}")

@@ -1,0 +1,239 @@
+"""The generation job's state machine in PostgreSQL: claim, lease, advance, finish, recover.
+
+queued -> screening -> generating -> gating -> released | blocked | in_review | failed
+
+A worker claims a job (for generation, or for gating) by taking a lease and bumping `fence`;
+every later write names the fence it got (a fencing token), so a worker whose lease was taken over
+cannot write. `attempts` counts generation tries only, so a gating takeover spends no retry. A
+lease that runs out (or a hand-over to gating whose message was lost) means its worker died: the
+job goes back to the queue while it has attempts left, and is failed with the reason otherwise.
+Nothing is released except through the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from clipgate import db
+from clipgate.errors import NotFound
+from clipgate.settings import Settings, get_settings
+
+TERMINAL = ("released", "blocked", "in_review", "failed")
+RUNNING = ("screening", "generating", "gating")
+log = logging.getLogger(__name__)
+VERDICT_STATE = {"release": "released", "block": "blocked", "review": "in_review"}
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def get_job(job_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            "SELECT j.*, t.name AS tenant FROM generation_jobs j JOIN tenants t "
+            "ON t.id = j.tenant_id WHERE j.id = %s", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no generation job with id {job_id!r}")
+        if row["screening_id"] is not None:
+            row["screening"] = conn.execute(
+                "SELECT id, decision, matches, signals FROM prompt_screenings WHERE id = %s",
+                (row["screening_id"],)).fetchone()
+        return row
+
+
+def recover_stale(conn, settings: Settings) -> list[dict[str, Any]]:
+    """Jobs whose lease ran out (their worker died): back to the queue, or failed with the reason
+    when their attempts are used up. Returns the changed rows."""
+    # A job handed over to gating waits with no lease; if it waited a whole lease period its
+    # message was lost (or no gating worker is alive), so it is recovered like an expired one.
+    rows = conn.execute(
+        """
+        SELECT id, state, attempts, max_attempts FROM generation_jobs WHERE state = ANY(%s)
+        AND (lease_until < now() OR (state = 'gating' AND lease_until IS NULL
+             AND updated_at < now() - make_interval(secs => %s)))
+        FOR UPDATE SKIP LOCKED
+        """, (list(RUNNING), settings.job_lease_s)).fetchall()
+    changed = []
+    for r in rows:
+        if r["attempts"] >= r["max_attempts"]:
+            changed.append(conn.execute(
+                "UPDATE generation_jobs SET state = 'failed', lease_until = NULL, worker = NULL, "
+                "error = %s, finished_at = now(), updated_at = now() WHERE id = %s RETURNING *",
+                (f"worker lost during {r['state']} on attempt {r['attempts']} of "
+                 f"{r['max_attempts']}; not retried again", r["id"])).fetchone())
+        else:
+            changed.append(conn.execute(
+                "UPDATE generation_jobs SET state = 'queued', lease_until = NULL, worker = NULL, "
+                "progress = 0, error = %s, updated_at = now() WHERE id = %s RETURNING *",
+                (f"worker lost during {r['state']} on attempt {r['attempts']}; retrying",
+                 r["id"])).fetchone())
+    return changed
+
+
+def recover(settings: Settings) -> list[dict[str, Any]]:
+    """Run recover_stale on its own (the periodic sweep): returns the jobs requeued or failed."""
+    with db.connection(settings) as conn:
+        return recover_stale(conn, settings)
+
+
+def claim(settings: Settings, *, job_id: str | None = None,
+          worker: str | None = None) -> dict[str, Any] | None:
+    """Take the next queued job (highest priority, then oldest), or job_id if it is queued, into
+    `screening` with a fresh lease. None when there is nothing to take."""
+    with db.connection(settings) as conn:
+        recover_stale(conn, settings)
+        if job_id is None:
+            row = conn.execute(
+                "SELECT id FROM generation_jobs WHERE state = 'queued' "
+                "ORDER BY priority DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
+        else:
+            row = conn.execute(
+                "SELECT id FROM generation_jobs WHERE id = %s AND state = 'queued' "
+                "FOR UPDATE SKIP LOCKED", (job_id,)).fetchone()
+        if row is None:
+            return None
+        return conn.execute(
+            """
+            UPDATE generation_jobs SET state = 'screening', attempts = attempts + 1,
+                fence = fence + 1,
+                lease_until = now() + make_interval(secs => %s), worker = %s, progress = 0.02,
+                started_at = COALESCE(started_at, now()), updated_at = now()
+            WHERE id = %s RETURNING *
+            """, (settings.job_lease_s, worker or worker_name(), row["id"])).fetchone()
+
+
+def claim_gate(settings: Settings, job_id: str, *, worker: str | None = None
+               ) -> dict[str, Any] | None:
+    """Take a job waiting in `gating` (handed over by a GPU worker, lease NULL, or one whose
+    gating worker died) for gating. None when it is not waiting. Bumps the fence, so a gating
+    worker whose lease ran out can no longer write to the job."""
+    with db.connection(settings) as conn:
+        return conn.execute(
+            """
+            UPDATE generation_jobs SET lease_until = now() + make_interval(secs => %s),
+                worker = %s, fence = fence + 1, updated_at = now()
+            WHERE id = %s AND state = 'gating' AND (lease_until IS NULL OR lease_until < now())
+            RETURNING *
+            """, (settings.job_lease_s, worker or worker_name(), job_id)).fetchone()
+
+
+def next_lease_expiry_s(settings: Settings) -> float | None:
+    """Seconds until the soonest running lease runs out (None when nothing is running)."""
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM min(lease_until) - now()) AS s FROM generation_jobs "
+            "WHERE state = ANY(%s) AND lease_until IS NOT NULL", (list(RUNNING),)).fetchone()
+    return None if row["s"] is None else max(0.0, float(row["s"]))
+
+
+class LeaseLost(Exception):
+    """This worker's attempt no longer owns the job (its lease ran out and it was taken over)."""
+
+
+def update(settings: Settings, job: dict[str, Any], *, state: str | None = None,
+           renew: bool = True, **fields: Any) -> dict[str, Any]:
+    """Write fields of a job this worker holds (same fence, still running); renew its lease.
+    Raises LeaseLost otherwise."""
+    sets, args = ["updated_at = now()"], []
+    if state is not None:
+        sets.append("state = %s")
+        args.append(state)
+        if state in TERMINAL:
+            sets += ["finished_at = now()", "lease_until = NULL"]
+    if renew and state not in TERMINAL:
+        sets.append("lease_until = now() + make_interval(secs => %s)")
+        args.append(settings.job_lease_s)
+    for k, v in fields.items():
+        sets.append(f"{k} = %s")
+        args.append(Jsonb(v) if isinstance(v, (dict, list)) else v)
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"UPDATE generation_jobs SET {', '.join(sets)} WHERE id = %s AND fence = %s "
+            "AND state = ANY(%s) RETURNING *",
+            (*args, job["id"], job["fence"], list(RUNNING))).fetchone()
+    if row is None:
+        raise LeaseLost(f"job {job['id']} (fence {job['fence']}) no longer holds its lease")
+    return row
+
+
+@contextmanager
+def keep_lease(settings: Settings, job: dict[str, Any]) -> Iterator[threading.Event]:
+    """Renew the job's lease every third of a lease period while the block runs (a long call
+    such as gating cannot report progress itself). The event yielded is set if the lease was
+    lost meanwhile; the caller must then not act on the job."""
+    lost, stop = threading.Event(), threading.Event()
+    every = max(0.05, settings.job_lease_s / 3)
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                update(settings, job)
+            except LeaseLost:
+                lost.set()
+                return
+            except Exception as e:  # noqa: BLE001 - a DB blip: try the next beat; lease may hold
+                log.warning("could not renew the lease of job %s: %s", job["id"], e)
+
+    t = threading.Thread(target=beat, name=f"lease-{job['id']}", daemon=True)
+    t.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        t.join()
+
+
+def release_of(settings: Settings, job_id: Any) -> dict[str, Any] | None:
+    """The release already made for this job (its id is signed into the release's generator
+    facts), or None. Makes gating idempotent: a job is never released twice."""
+    with db.connection(settings) as conn:
+        return conn.execute(
+            "SELECT id, check_id FROM releases WHERE generator->>'job_id' = %s "
+            "ORDER BY created_at LIMIT 1", (str(job_id),)).fetchone()
+
+
+def public_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as JSON: state, progress, timings, usage, and the signed clip's links once released."""
+    release_id = str(job["release_id"]) if job.get("release_id") else None
+    screening = job.get("screening")
+    out = {
+        "id": str(job["id"]),
+        "tenant": job.get("tenant"),
+        "user": job["user_ref"],
+        "idempotency_key": job["idempotency_key"],
+        "prompt_sha256": job["prompt_sha256"],
+        "params": job["params"],
+        "backend": job["backend"],
+        "generator": job.get("generator"),
+        "state": job["state"],
+        "done": job["state"] in TERMINAL,
+        "progress": round(float(job["progress"]), 3),
+        "attempts": job["attempts"],
+        "error": job["error"],
+        "warnings": job["warnings"],
+        "verdict": job["verdict"],
+        "check_id": str(job["check_id"]) if job["check_id"] else None,
+        "release_id": release_id,
+        "gpu_seconds": round(float(job["gpu_seconds"]), 4),
+        "gate_gpu_seconds": round(float(job["gate_gpu_seconds"]), 4),
+        "timings": job["timings"],
+        "created_at": job["created_at"].isoformat(),
+        "started_at": job["started_at"].isoformat() if job["started_at"] else None,
+        "finished_at": job["finished_at"].isoformat() if job["finished_at"] else None,
+        "screening": None if not screening else {
+            "id": str(screening["id"]), "decision": screening["decision"],
+            "matches": screening["matches"], "signals": screening["signals"]},
+    }
+    if release_id:
+        out["release_url"] = f"/v1/releases/{release_id}"
+        out["download_url"] = f"/v1/releases/{release_id}/file"
+    return out

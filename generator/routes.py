@@ -1,0 +1,136 @@
+"""HTTP routes for generation jobs, tenants and usage.
+
+POST /v1/generations admits a job (or says why not, before any GPU time) and queues it: to the
+`gpu` workers with a broker, else to a thread of this process. GET shows its progress.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep
+from clipgate.errors import NotFound
+from clipgate.settings import Settings
+from generator import admission, jobs, tenants, worker
+
+router = APIRouter(prefix="/v1", tags=["generation"])
+
+
+class GenerationIn(BaseModel):
+    prompt: str = Field(description="What to generate (screened against protected works first).")
+    tenant: str = Field(description="The tenant whose credits pay for it.")
+    user: str = Field(description="The end user who asked, as the tenant names them.")
+    idempotency_key: str | None = Field(
+        None, description="Same key and prompt returns the first job; or send Idempotency-Key.")
+    seconds: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = None
+    seed: int | None = None
+
+
+class TenantIn(BaseModel):
+    name: str
+    tier: str = "free"
+    credits_gpu_s: float = 0.0
+
+
+class GrantIn(BaseModel):
+    gpu_seconds: float
+    note: str = "grant"
+
+
+def _job_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        raise NotFound(f"no generation job with id {job_id!r}: not a valid id (a UUID)") from None
+
+
+def _overloaded(e: admission.Overloaded) -> JSONResponse:
+    return JSONResponse({"detail": str(e), "retry_after_s": e.retry_after}, status_code=429,
+                        headers={"Retry-After": str(e.retry_after)})
+
+
+@router.post(
+    "/generations",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue a text-to-video generation (screened, generated, gated, signed)",
+    responses={200: {"description": "The job already made with this idempotency key"},
+               400: {"description": "Empty or over-long prompt, bad sizes"},
+               402: {"description": "The tenant's GPU credits are used up"},
+               404: {"description": "Unknown tenant"},
+               409: {"description": "Idempotency key already used with another prompt"},
+               429: {"description": "Over capacity: retry after Retry-After seconds"}},
+)
+async def create_generation(
+    body: GenerationIn,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    settings: SettingsDep,
+    _key: GeneratorKeyDep,
+    idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    params = {k: v for k in ("seconds", "width", "height", "fps", "seed")
+              if (v := getattr(body, k)) is not None}
+    try:
+        admitted = await run_in_threadpool(
+            admission.admit, tenant=body.tenant, user=body.user,
+            idempotency_key=body.idempotency_key or idempotency_header or "",
+            prompt=body.prompt, params=params, settings=settings)
+    except admission.Overloaded as e:
+        return _overloaded(e)
+    job = admitted.job
+    if admitted.created:
+        await run_in_threadpool(_dispatch, str(job["id"]), settings, background)
+    else:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = str(request.url_for("get_generation", job_id=str(job["id"])))
+    return jobs.public_job(await run_in_threadpool(jobs.get_job, str(job["id"]),
+                                                   settings=settings))
+
+
+def _dispatch(job_id: str, settings: Settings, background: BackgroundTasks) -> None:
+    """To the GPU workers, or run in this process after the response when there is no broker."""
+    if not worker.dispatch(job_id, settings):
+        background.add_task(worker.run_inprocess, job_id, settings)
+
+
+@router.get("/generations/{job_id}", name="get_generation",
+            summary="A generation job: state, progress, timings, GPU-seconds, the signed clip")
+def get_generation(job_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
+    return jobs.public_job(jobs.get_job(_job_id(job_id), settings=settings))
+
+
+@router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Add a tenant (operator)")
+def create_tenant(body: TenantIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    return tenants.public_tenant(tenants.create_tenant(
+        body.name, tier=body.tier, credits_gpu_s=body.credits_gpu_s, settings=settings))
+
+
+@router.get("/tenants", summary="Tenants with their tier and credits (operator)")
+def list_tenants(settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    rows = tenants.list_tenants(settings)
+    return {"tenants": [tenants.public_tenant(t) for t in rows], "count": len(rows)}
+
+
+@router.post("/tenants/{name}/credits", summary="Grant GPU-seconds of credit (operator)")
+def grant(name: str, body: GrantIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    return tenants.public_tenant(tenants.grant_credits(name, body.gpu_seconds, note=body.note,
+                                                       settings=settings))
+
+
+@router.get("/usage", summary="GPU-seconds used and jobs per tenant (operator)")
+def usage(settings: SettingsDep, _key: AdminKeyDep,
+          tenant: Annotated[str | None, Query(description="Only this tenant.")] = None
+          ) -> dict[str, Any]:
+    rows = tenants.usage(tenant=tenant, settings=settings)
+    return {"usage": [{k: (round(float(v), 4) if isinstance(v, float) else v)
+                       for k, v in r.items()} for r in rows]}
