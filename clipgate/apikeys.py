@@ -22,36 +22,62 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "cg_"
 # Below this a bootstrap key could be guessed; it still works, but the operator is told.
 _MIN_BOOTSTRAP_LEN = 24
-ROLES = ("generator", "admin")
-_COLUMNS = "id, name, role, prefix, created_at, revoked_at"
+ROLES = ("generator", "admin", "rights_holder", "reviewer")
+# Keys of these roles act for a person's account (a rights holder's or reviewer's integration).
+ACCOUNT_ROLES = ("rights_holder", "reviewer")
+_COLUMNS = "id, name, role, prefix, created_at, revoked_at, account_id"
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _validate(name: str, role: str) -> None:
+def _validate(name: str, role: str, account_id: str | None) -> None:
     if not name or not name.strip():
         raise BadInput("an API key needs a name")
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if role in ACCOUNT_ROLES and not account_id:
+        raise BadInput(f"a {role} key acts for an account: name the account (its id)")
+    if role not in ACCOUNT_ROLES and account_id:
+        raise BadInput(f"a {role} key does not act for an account; only "
+                       f"{' and '.join(ACCOUNT_ROLES)} keys do")
 
 
 def create_key(
-    name: str, role: str = "generator", settings: Settings | None = None
+    name: str, role: str = "generator", settings: Settings | None = None, *,
+    account_id: str | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """A new key. Returns (record, plaintext key); the plaintext is not stored anywhere."""
-    _validate(name, role)
+    """A new key. Returns (record, plaintext key); the plaintext is not stored anywhere.
+
+    rights_holder and reviewer keys must name the (enabled) account they act for, whose role
+    must be the key's role."""
+    _validate(name, role, account_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return _insert(name.strip(), role, key, settings), key
+    return _insert(name.strip(), role, key, settings, account_id), key
 
 
-def _insert(name: str, role: str, key: str, settings: Settings | None) -> dict[str, Any]:
+def _insert(name: str, role: str, key: str, settings: Settings | None,
+            account_id: str | None) -> dict[str, Any]:
     with db.connection(settings) as conn:
+        account = None
+        if account_id:
+            try:
+                acc = uuid.UUID(str(account_id))
+            except ValueError:
+                raise NotFound(f"no account with id {account_id}") from None
+            account = conn.execute(
+                "SELECT id, role, disabled_at FROM accounts WHERE id = %s", (acc,)).fetchone()
+            if account is None:
+                raise NotFound(f"no account with id {account_id}")
+            if account["disabled_at"] is not None:
+                raise BadInput(f"account {account_id} is disabled")
+            if account["role"] != role:
+                raise BadInput(f"account {account_id} is a {account['role']}, not a {role}")
         return conn.execute(
-            f"INSERT INTO api_keys (name, role, prefix, key_hash) VALUES (%s, %s, %s, %s) "
-            f"RETURNING {_COLUMNS}",
-            (name, role, key[:8], hash_key(key)),
+            f"INSERT INTO api_keys (name, role, prefix, key_hash, account_id) "
+            f"VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (name, role, key[:8], hash_key(key), account["id"] if account else None),
         ).fetchone()
 
 
@@ -61,8 +87,11 @@ def verify_key(key: str, settings: Settings | None = None) -> dict[str, Any] | N
         return None
     digest = hash_key(key)
     with db.connection(settings) as conn:
+        # A key that acts for a disabled account stops working with it.
         row = conn.execute(
-            f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+            f"SELECT {_COLUMNS}, key_hash FROM api_keys k WHERE key_hash = %s "
+            "AND revoked_at IS NULL AND (account_id IS NULL OR NOT EXISTS ("
+            "SELECT 1 FROM accounts a WHERE a.id = k.account_id AND a.disabled_at IS NOT NULL))",
             (digest,),
         ).fetchone()
     # The lookup is by hash, so timing reveals nothing about the key; compare anyway, cheaply.
@@ -123,4 +152,5 @@ def public_key(record: dict[str, Any]) -> dict[str, Any]:
         "prefix": record["prefix"],
         "created_at": record["created_at"].isoformat(),
         "revoked_at": record["revoked_at"].isoformat() if record["revoked_at"] else None,
+        "account_id": str(record["account_id"]) if record.get("account_id") else None,
     }

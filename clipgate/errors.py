@@ -37,3 +37,10 @@ class Unavailable(ClipgateError):
     """A part the gate needs (database, index, signer) is down: fail closed, release nothing."""
 
     status = 503
+
+
+class Forbidden(ClipgateError, PermissionError):
+    """The caller's role may not do this (a rights holder reaching for another's claim gets
+    NotFound instead, so it learns nothing)."""
+
+    status = 403

@@ -1,4 +1,35 @@
 """Complaints: rights-holder claims, the legal review queue and what an upheld claim does.
 
-Not built yet (issue 4). It will use index's and compliance's public interfaces only.
+The public surface is below; the web pages (complaints.web) and the API (complaints.routes) use
+only these. Every function takes the acting `Actor` first and `settings=` as a keyword, and raises
+clipgate.errors BadInput (400), NotFound (404), Conflict (409) or Unavailable (503). A rights
+holder asking for another's claim gets NotFound, never Forbidden.
 """
+
+from complaints.actors import SYSTEM, Actor, actor_for_account, actor_for_key
+from complaints.claims import claim_media, file_claim, get_claim, list_claims, service_levels
+from complaints.counter import escalate_counter_notice, file_counter_notice, restore_due
+from complaints.flags import export_flags, handle_flag, list_flags
+from complaints.workflow import STATES, answer_claim, assign_claim, decide_claim
+
+__all__ = [
+    "STATES",
+    "SYSTEM",
+    "Actor",
+    "actor_for_account",
+    "actor_for_key",
+    "answer_claim",
+    "assign_claim",
+    "claim_media",
+    "decide_claim",
+    "escalate_counter_notice",
+    "export_flags",
+    "file_claim",
+    "file_counter_notice",
+    "get_claim",
+    "handle_flag",
+    "list_claims",
+    "list_flags",
+    "restore_due",
+    "service_levels",
+]

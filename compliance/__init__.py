@@ -5,10 +5,12 @@ from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file
 from compliance.policy import VERDICTS
 from compliance.release import (
     ReleaseOutcome,
+    backfill_release_frames,
     generator_identity,
     get_release,
     public_release,
     release_clip,
+    restore_release,
     revoke_release,
     signer,
     sweep_staging,
@@ -20,6 +22,7 @@ __all__ = [
     "CheckResult",
     "MatchOutcome",
     "ReleaseOutcome",
+    "backfill_release_frames",
     "Segment",
     "WorkMatch",
     "check_clip",
@@ -28,6 +31,7 @@ __all__ = [
     "match_file",
     "public_release",
     "release_clip",
+    "restore_release",
     "revoke_release",
     "signer",
     "sweep_staging",

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 RELEASE_COLUMNS = (
     "id, check_id, created_at, file_sha256, size_bytes, path, generator, manifest_label, "
-    "status, revoked_at, revoked_reason"
+    "status, revoked_at, revoked_reason, restored_at"
 )
 
 
@@ -70,4 +70,31 @@ def revoke_release(
         f"UPDATE releases SET status = 'revoked', revoked_at = now(), revoked_reason = %s "
         f"WHERE id = %s RETURNING {RELEASE_COLUMNS}",
         (reason, parse_id(release_id)),
+    ).fetchone()
+
+
+def insert_release_frames(
+    conn: psycopg.Connection, *, release_id: str, t_s: Any, pdq: Any, pdq_quality: Any, phash: Any
+) -> int:
+    """Index a released clip's frame hashes (one row per sampled frame), so a copy whose manifest
+    was stripped can still be traced to its release. pdq: (n, 32) uint8; phash: (n, 8) uint8."""
+    rows = [
+        (parse_id(release_id), float(t), bytes(p), int(q), bytes(h))
+        for t, p, q, h in zip(t_s, pdq, pdq_quality, phash, strict=True)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO release_frames (release_id, t_s, pdq, pdq_quality, phash) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+    return len(rows)
+
+
+def restore_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
+    """Make a revoked release active again (after a counter-notice), keeping when it happened."""
+    return conn.execute(
+        f"UPDATE releases SET status = 'active', restored_at = now(), revoked_at = NULL, "
+        f"revoked_reason = NULL WHERE id = %s RETURNING {RELEASE_COLUMNS}",
+        (parse_id(release_id),),
     ).fetchone()

@@ -162,6 +162,11 @@ def _release_once(
                 "generator": generator,
                 "manifest_label": signed.get("manifest_label"),
             })
+            fp = result.fingerprint
+            if fp is not None:  # the released-clips index, committed with the release row
+                records.insert_release_frames(conn, release_id=release_id, t_s=fp.t_s,
+                                              pdq=fp.pdq, pdq_quality=fp.pdq_quality,
+                                              phash=fp.phash)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -208,6 +213,48 @@ def revoke_release(release_id: str, *, reason: str,
     get_release(release_id, settings=settings)  # NotFound with a clear message
     with db.connection(settings) as conn:
         return records.revoke_release(conn, release_id=release_id, reason=reason.strip())
+
+
+def restore_release(release_id: str, *, reason: str,
+                    settings: Settings | None = None) -> dict[str, Any]:
+    """Make a revoked release active again (a counter-notice's waiting period ended): verify
+    reports it active and its file is served again. Restoring an active release changes nothing."""
+    if not reason or not reason.strip():
+        raise BadInput("a restoration needs a reason")
+    release = get_release(release_id, settings=settings)
+    if release["status"] == "active":
+        return release
+    with db.connection(settings) as conn:
+        restored = records.restore_release(conn, release_id=release_id)
+    log.info("restored release %s: %s", release_id, reason.strip())
+    return restored
+
+
+def backfill_release_frames(settings: Settings | None = None) -> int:
+    """Index the frames of releases that have none (made before the released-clips index
+    existed), from their stored files, so stripped copies of them can be traced too. Returns
+    how many releases were indexed; a release whose file is missing or unreadable is skipped."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        todo = conn.execute(
+            "SELECT id, path FROM releases r WHERE NOT EXISTS "
+            "(SELECT 1 FROM release_frames f WHERE f.release_id = r.id) ORDER BY created_at"
+        ).fetchall()
+    done = 0
+    for release in todo:
+        try:
+            fp = index.fingerprint_file(Path(release["path"]), settings)
+        except BadInput as e:
+            log.warning("release %s not indexed: %s", release["id"], e)
+            continue
+        with db.connection(settings) as conn:
+            if conn.execute("SELECT 1 FROM release_frames WHERE release_id = %s LIMIT 1",
+                            (release["id"],)).fetchone():
+                continue  # indexed meanwhile
+            records.insert_release_frames(conn, release_id=str(release["id"]), t_s=fp.t_s,
+                                          pdq=fp.pdq, pdq_quality=fp.pdq_quality, phash=fp.phash)
+        done += 1
+    return done
 
 
 def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, Any]:
@@ -260,4 +307,5 @@ def public_release(release: dict[str, Any]) -> dict[str, Any]:
         "generator": release["generator"],
         "revoked_at": release["revoked_at"].isoformat() if release["revoked_at"] else None,
         "revoked_reason": release["revoked_reason"],
+        "restored_at": release["restored_at"].isoformat() if release.get("restored_at") else None,
     }

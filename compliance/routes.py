@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse
 
-from clipgate.api import ApiKeyDep, GeneratorKeyDep, SettingsDep, upload_name, uploaded
+from clipgate.api import GeneratorKeyDep, SettingsDep, upload_name, uploaded
 from clipgate.errors import NotFound, Unavailable
 from compliance.gate import check_clip
 from compliance.release import (
@@ -20,6 +20,9 @@ from compliance.release import (
 )
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
+# Every route here is for generator and admin keys only (GeneratorKeyDep): a rights holder's or
+# reviewer's key sees a release only through the claims it may read, and reviewers see the clip
+# on the server-rendered review pages, which do not go through this API.
 
 _BAD_MEDIA = {400: {"description": "Not media, damaged, truncated, no frames, or empty"},
               413: {"description": "Over the upload, frame-size or duration limit"},
@@ -81,7 +84,7 @@ def _url(request: Request, name: str, release_id: str) -> str:
 
 @router.get("/releases/{release_id}", summary="A release record (active or revoked)")
 def release_route_get(
-    request: Request, release_id: str, settings: SettingsDep, _key: ApiKeyDep
+    request: Request, release_id: str, settings: SettingsDep, _key: GeneratorKeyDep
 ) -> dict[str, Any]:
     release = public_release(get_release(release_id, settings=settings))
     release["download_url"] = _url(request, "release_file_route", release["release_id"])
@@ -96,7 +99,7 @@ def release_route_get(
                404: {"description": "No such release"},
                410: {"description": "The release was revoked"}},
 )
-def release_file_route(release_id: str, settings: SettingsDep, _key: ApiKeyDep) -> FileResponse:
+def release_file_route(release_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> FileResponse:
     release = get_release(release_id, settings=settings)
     if release["status"] == "revoked":
         reason = f" ({release['revoked_reason']})" if release["revoked_reason"] else ""
@@ -112,7 +115,7 @@ def release_file_route(release_id: str, settings: SettingsDep, _key: ApiKeyDep) 
              responses=_BAD_MEDIA)
 def verify_route(
     settings: SettingsDep,
-    _key: ApiKeyDep,
+    _key: GeneratorKeyDep,
     file: Annotated[UploadFile, File(description="Any file C2PA reads (MP4, MOV, JPEG, PNG, ...).")],
 ) -> dict[str, Any]:
     # The temp file keeps the upload's suffix, so the MIME type c2pa needs comes from it.

@@ -6,7 +6,11 @@
 from clipgate.api.deps import (
     ApiKeyDep,
     AdminKeyDep,
+    ClaimsKeyDep,
+    CounterNoticeKeyDep,
     GeneratorKeyDep,
+    ReviewerKeyDep,
+    RightsHolderKeyDep,
     SettingsDep,
     discard_upload,
     get_app_settings,
@@ -19,7 +23,11 @@ from clipgate.api.deps import (
 __all__ = [
     "ApiKeyDep",
     "AdminKeyDep",
+    "ClaimsKeyDep",
+    "CounterNoticeKeyDep",
     "GeneratorKeyDep",
+    "ReviewerKeyDep",
+    "RightsHolderKeyDep",
     "SettingsDep",
     "discard_upload",
     "get_app_settings",

@@ -96,6 +96,12 @@ def require_roles(*roles: str) -> Callable[..., Any]:
 GeneratorKeyDep = Annotated[dict[str, Any], Depends(require_roles("generator", "admin"))]
 # Managing protected works is the operator's: a generator key must not unprotect a work.
 AdminKeyDep = Annotated[dict[str, Any], Depends(require_roles("admin"))]
+# Complaints: rights holders file claims; reviewers (and admins) work the queue and the flags.
+RightsHolderKeyDep = Annotated[dict[str, Any], Depends(require_roles("rights_holder"))]
+ReviewerKeyDep = Annotated[dict[str, Any], Depends(require_roles("reviewer", "admin"))]
+ClaimsKeyDep = Annotated[dict[str, Any],
+                         Depends(require_roles("rights_holder", "reviewer", "admin"))]
+CounterNoticeKeyDep = Annotated[dict[str, Any], Depends(require_roles("generator"))]
 
 
 def upload_name(upload: UploadFile) -> str:

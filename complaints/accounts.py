@@ -1,0 +1,243 @@
+"""Accounts of the people who sign in to the web pages: rights holders, reviewers and admins.
+
+Passwords are hashed with Argon2id (argon2-cffi, its default parameters). The generator service
+has API keys only, never an account.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from clipgate import db
+from clipgate.errors import BadInput, Conflict, NotFound
+from clipgate.settings import Settings, get_settings
+from complaints import actors, audit  # the audit log belongs to the claims workflow
+from complaints.webhook_url import check_webhook_url
+
+log = logging.getLogger(__name__)
+
+ROLES = ("rights_holder", "reviewer", "admin")
+MIN_PASSWORD_LEN = 12
+MAX_PASSWORD_LEN = 1024  # hashing a megabyte "password" is a cheap way to burn our CPU
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COLUMNS = ("id, email, name, organisation, role, webhook_url, session_epoch, created_at, "
+            "disabled_at")
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so a miss costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a real password: timing filler")
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def validate_password(password: str) -> None:
+    """Raise BadInput, in plain words, when a password is too weak or unusable."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
+        raise BadInput(f"the password must be at least {MIN_PASSWORD_LEN} characters long")
+    if len(password) > MAX_PASSWORD_LEN:
+        raise BadInput(f"the password must be at most {MAX_PASSWORD_LEN} characters long")
+    if not password.strip():
+        raise BadInput("the password cannot be only spaces")
+
+
+def _validate(email: str, name: str, role: str, webhook_url: str | None,
+              settings: Settings | None = None) -> None:
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise BadInput(f"{email!r} does not look like an email address (name@example.com)")
+    if not name or not name.strip():
+        raise BadInput("please give a name")
+    if len(name) > 200:
+        raise BadInput("the name must be at most 200 characters long")
+    if role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if webhook_url is not None:
+        _validate_webhook(webhook_url, settings)
+
+
+def _validate_webhook(url: str, settings: Settings | None = None) -> None:
+    if not re.match(r"^https?://[^\s/]+", url) or len(url) > 2000:
+        raise BadInput("the webhook address must start with http:// or https://")
+    check_webhook_url(url, settings or get_settings(), must_resolve=False)
+
+
+def _uuid(account_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(account_id))
+    except ValueError:
+        return None
+
+
+def create_account(
+    email: str,
+    password: str,
+    name: str,
+    role: str,
+    organisation: str | None = None,
+    *,
+    webhook_url: str | None = None,
+    created_by: Any = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Create an account. Raises BadInput for a bad field and Conflict for an email in use.
+
+    created_by: the complaints Actor who made it (None: the person signed up themselves); the
+    creation is written to the audit log in the same transaction."""
+    email = normalise_email(email)
+    name = (name or "").strip()
+    organisation = (organisation or "").strip() or None
+    webhook_url = (webhook_url or "").strip() or None
+    _validate(email, name, role, webhook_url, settings)
+    validate_password(password)
+    digest = _hasher.hash(password)
+    try:
+        with db.connection(settings) as conn:
+            row = conn.execute(
+                f"INSERT INTO accounts (email, name, organisation, role, password_hash, "
+                f"webhook_url) VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                (email, name, organisation, role, digest, webhook_url),
+            ).fetchone()
+            _audit(conn, row, "account.create", created_by)
+    except psycopg.errors.UniqueViolation:
+        existing = get_account_by_email(email, settings=settings)
+        raise Conflict(f"an account with the email {email} already exists",
+                       existing_id=str(existing["id"]) if existing else None) from None
+    log.info("created %s account %s", role, row["id"])
+    return row
+
+
+def _audit(conn: psycopg.Connection, account: dict[str, Any], action: str, actor: Any,
+           **extra: Any) -> None:
+    """Write the change to the complaints audit log, in the same transaction."""
+    who = actor if actor is not None else actors.actor_for_account(account)
+    audit.record(conn, who, action, subject_type="account", subject_id=str(account["id"]),
+                 detail={"role": account["role"], "email": account["email"], **extra})
+
+
+def authenticate(email: str, password: str, *, settings: Settings | None = None
+                 ) -> dict[str, Any] | None:
+    """The active account for this email and password, or None. An unknown email costs as much
+    time as a wrong password (a dummy hash is checked), so timing does not tell which it was."""
+    email = normalise_email(email)
+    if not email or not password or len(password) > MAX_PASSWORD_LEN:
+        return None
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"SELECT {_COLUMNS}, password_hash FROM accounts WHERE email = %s", (email,)
+        ).fetchone()
+    digest = row.pop("password_hash") if row else _DUMMY_HASH
+    try:
+        _hasher.verify(digest, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if row is None or row["disabled_at"] is not None:
+        return None
+    if _hasher.check_needs_rehash(digest):
+        _set_hash(row["id"], _hasher.hash(password), settings)
+    return row
+
+
+def _set_hash(account_id: Any, digest: str, settings: Settings | None) -> None:
+    with db.connection(settings) as conn:
+        conn.execute("UPDATE accounts SET password_hash = %s WHERE id = %s", (digest, account_id))
+
+
+def get_account(account_id: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The account (disabled ones too), or None."""
+    key = _uuid(account_id)
+    if key is None:
+        return None
+    with db.connection(settings) as conn:
+        return conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = %s", (key,)).fetchone()
+
+
+def get_account_by_email(email: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    with db.connection(settings) as conn:
+        return conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE email = %s",
+                            (normalise_email(email),)).fetchone()
+
+
+def list_accounts(*, role: str | None = None, include_disabled: bool = True,
+                  settings: Settings | None = None) -> list[dict[str, Any]]:
+    if role is not None and role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    where, args = ["TRUE"], []
+    if role:
+        where.append("role = %s")
+        args.append(role)
+    if not include_disabled:
+        where.append("disabled_at IS NULL")
+    with db.connection(settings) as conn:
+        return conn.execute(
+            f"SELECT {_COLUMNS} FROM accounts WHERE {' AND '.join(where)} ORDER BY created_at",
+            args,
+        ).fetchall()
+
+
+def _require(account_id: str, settings: Settings | None) -> uuid.UUID:
+    key = _uuid(account_id)
+    if key is None:
+        raise NotFound(f"no account with id {account_id}")
+    return key
+
+
+def disable_account(account_id: str, *, by: Any = None, settings: Settings | None = None
+                    ) -> dict[str, Any]:
+    """Disable an account: it cannot sign in, and its sessions end (the epoch moves on).
+    Disabling a disabled account changes nothing and returns it."""
+    key = _require(account_id, settings)
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"UPDATE accounts SET disabled_at = now(), session_epoch = session_epoch + 1 "
+            f"WHERE id = %s AND disabled_at IS NULL RETURNING {_COLUMNS}", (key,),
+        ).fetchone()
+        if row is not None:
+            _audit(conn, row, "account.disable", by or actors.system("operator"))
+            return row
+        row = conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = %s", (key,)).fetchone()
+    if row is None:
+        raise NotFound(f"no account with id {account_id}")
+    return row
+
+
+def end_sessions(account_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Sign out everywhere: every session cookie issued so far stops working."""
+    key = _require(account_id, settings)
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = %s "
+            f"RETURNING {_COLUMNS}", (key,),
+        ).fetchone()
+        if row is not None:
+            _audit(conn, row, "account.end_sessions", None)
+    if row is None:
+        raise NotFound(f"no account with id {account_id}")
+    return row
+
+
+def set_webhook(account_id: str, url: str | None, *, settings: Settings | None = None
+                ) -> dict[str, Any]:
+    """Set (or clear, with None or "") the address that decisions are posted to."""
+    url = (url or "").strip() or None
+    if url is not None:
+        _validate_webhook(url, settings)
+    key = _require(account_id, settings)
+    with db.connection(settings) as conn:
+        row = conn.execute(
+            f"UPDATE accounts SET webhook_url = %s WHERE id = %s RETURNING {_COLUMNS}", (url, key)
+        ).fetchone()
+        if row is not None:
+            _audit(conn, row, "account.set_webhook", None,
+                   webhook_host=urlsplit(url).hostname if url else None)
+    if row is None:
+        raise NotFound(f"no account with id {account_id}")
+    return row

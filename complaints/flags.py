@@ -1,0 +1,86 @@
+"""Retraining flags: for the ML team, a work, the claim that upheld it, and the model versions
+whose outputs matched it. Read and exported through the API and the CLI, marked handled once done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from clipgate import db
+from clipgate.errors import BadInput, Conflict, NotFound
+from clipgate.settings import Settings
+from complaints import audit, store
+from complaints.actors import SYSTEM, Actor
+
+FORMATS = ("jsonl", "csv")
+CSV_FIELDS = ("id", "work_id", "work_title", "work_owner", "work_sha256", "claim_id",
+              "claim_number", "model_versions", "created_at", "handled_at", "handled_by",
+              "handled_note")
+_SQL = (
+    "SELECT f.*, w.title AS work_title, w.owner AS work_owner, w.sha256 AS work_sha256, "
+    "c.number AS claim_number FROM retraining_flags f JOIN works w ON w.id = f.work_id "
+    "JOIN claims c ON c.id = f.claim_id"
+)
+
+
+def _view(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(r["id"]), "work_id": str(r["work_id"]), "work_title": r["work_title"],
+            "work_owner": r["work_owner"], "work_sha256": r["work_sha256"],
+            "claim_id": str(r["claim_id"]), "claim_number": r["claim_number"],
+            "model_versions": r["model_versions"], "created_at": r["created_at"].isoformat(),
+            "handled_at": r["handled_at"].isoformat() if r["handled_at"] else None,
+            "handled_by": r["handled_by"], "handled_note": r["handled_note"]}
+
+
+def list_flags(actor: Actor, *, open_only: bool = True,
+               settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Retraining flags, oldest first; open_only leaves out those marked handled."""
+    store.require_role(actor, "reviewer", "admin", "system", doing="read retraining flags")
+    where = " WHERE f.handled_at IS NULL" if open_only else ""
+    with db.connection(settings) as conn:
+        return [_view(r) for r in conn.execute(f"{_SQL}{where} ORDER BY f.created_at, f.id")]
+
+
+def handle_flag(actor: Actor, flag_id: str, note: str, *,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Mark a flag handled (the work is out of the training data), with a note saying how."""
+    store.require_role(actor, "reviewer", "admin", "system", doing="mark retraining flags handled")
+    note = (note or "").strip()
+    if not note:
+        raise BadInput("say how the flag was handled (a note is required)")
+    if len(note) > 2000:
+        raise BadInput("the note is over 2000 characters")
+    fid = store.parse_id(flag_id)
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT * FROM retraining_flags WHERE id = %s FOR UPDATE",
+                           (fid,)).fetchone() if fid else None
+        if row is None:
+            raise NotFound(f"no retraining flag with id {flag_id}")
+        if row["handled_at"] is not None:
+            when = row["handled_at"].strftime("%Y-%m-%d %H:%M")
+            raise Conflict(f"flag {flag_id} was already handled at {when} by "
+                           f"{row['handled_by']}", existing_id=str(row["id"]))
+        conn.execute("UPDATE retraining_flags SET handled_at = now(), handled_by = %s, "
+                     "handled_note = %s WHERE id = %s", (actor.label, note, fid))
+        audit.record(conn, actor, "flag.handle", subject_type="retraining_flag",
+                     subject_id=str(fid), claim_id=row["claim_id"], reason=note)
+        return _view(conn.execute(f"{_SQL} WHERE f.id = %s", (fid,)).fetchone())
+
+
+def export_flags(fmt: str, *, open_only: bool = True, actor: Actor = SYSTEM,
+                 settings: Settings | None = None) -> str:
+    """The flags as JSON lines or CSV (model_versions as JSON in one CSV column)."""
+    if fmt not in FORMATS:
+        raise BadInput(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    flags = list_flags(actor, open_only=open_only, settings=settings)
+    if fmt == "jsonl":
+        return "".join(json.dumps(f, sort_keys=True) + "\n" for f in flags)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for f in flags:
+        writer.writerow({**f, "model_versions": json.dumps(f["model_versions"])})
+    return out.getvalue()

@@ -1,0 +1,258 @@
+"""The complaints JSON API under /v1: claims, retraining flags, counter-notices, and API keys
+that act for an account.
+
+Each route admits the roles its work needs (403 for other keys) and hands the caller on as an
+Actor; the domain functions then apply the finer rule (a rights holder reaching for another's
+claim gets 404).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from clipgate import apikeys, db
+from clipgate.api import (
+    AdminKeyDep,
+    ClaimsKeyDep,
+    CounterNoticeKeyDep,
+    ReviewerKeyDep,
+    RightsHolderKeyDep,
+    SettingsDep,
+    discard_upload,
+    save_upload,
+    upload_name,
+)
+from complaints import audit, claims, counter, flags, workflow
+from complaints.actors import actor_for_key
+
+router = APIRouter(prefix="/v1", tags=["complaints"])
+
+_ERRORS = {400: {"description": "Bad input, in words"}, 404: {"description": "No such claim"},
+           409: {"description": "Stale revision, wrong state, or filed before"}}
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@router.post("/claims", status_code=status.HTTP_201_CREATED, responses={
+    **_ERRORS, 413: {"description": "An upload is over the limit"}},
+    summary="File a claim: this released clip copies my work")
+def file_claim_route(
+    settings: SettingsDep,
+    key: RightsHolderKeyDep,
+    good_faith: Annotated[str | None, Form(description="true: the statement of good faith")] = None,
+    accurate: Annotated[str | None, Form(description="true: the claim is accurate")] = None,
+    authorised: Annotated[str | None, Form(description="true: you may act for the owner")] = None,
+    signature: Annotated[str | None, Form(description="Your full name, typed")] = None,
+    remedies: Annotated[list[str] | None, Form(
+        description="takedown, block, exclude_training (repeat the field)")] = None,
+    release_id: Annotated[str | None, Form(description="The clip's release id")] = None,
+    clip: Annotated[UploadFile | None, File(description="Or a copy of the clip")] = None,
+    work_id: Annotated[str | None, Form(description="One of your works")] = None,
+    work: Annotated[UploadFile | None, File(description="Or the work itself")] = None,
+    work_title: Annotated[str | None, Form(description="The uploaded work's title")] = None,
+    details: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    statement = {"good_faith": _bool(good_faith), "accurate": _bool(accurate),
+                 "authorised": _bool(authorised), "signature": signature or ""}
+    # Remedies may come as repeated fields or one comma-separated field.
+    chosen = [r for v in (remedies or []) for r in v.split(",")]
+    paths: list[Path] = []
+    try:
+        clip_path = _save(clip, settings, paths)
+        work_path = _save(work, settings, paths)
+        return claims.file_claim(
+            actor_for_key(key), release_id=(release_id or "").strip() or None,
+            clip_path=clip_path, clip_name=upload_name(clip) if clip_path else None,
+            work_id=(work_id or "").strip() or None, work_path=work_path,
+            work_title=work_title, statement=statement, remedies=chosen, details=details,
+            settings=settings)
+    finally:
+        for p in paths:
+            discard_upload(p)
+
+
+def _save(upload: UploadFile | None, settings: Any, paths: list[Path]) -> Path | None:
+    if upload is None or not upload.filename:
+        return None
+    path = save_upload(upload, settings)
+    paths.append(path)
+    return path
+
+
+@router.get("/claims", summary="Claims: a rights holder's own, or the review queue")
+def list_claims_route(
+    settings: SettingsDep,
+    key: ClaimsKeyDep,
+    state: str | None = None,
+    owner: Annotated[str | None, Query(description="me, none or an account id")] = None,
+    sort: Literal["age", "priority", "score", "created"] = "age",
+    order: Literal["asc", "desc"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    return claims.list_claims(actor_for_key(key), state=state, owner=owner, sort=sort,
+                              order=order, limit=limit, settings=settings)
+
+
+@router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds")
+def service_levels_route(settings: SettingsDep, key: ReviewerKeyDep) -> dict[str, Any]:
+    return claims.service_levels(actor_for_key(key), settings=settings)
+
+
+@router.get("/claims/{claim_id}", responses=_ERRORS, summary="One claim, with evidence and history")
+def get_claim_route(claim_id: str, settings: SettingsDep, key: ClaimsKeyDep) -> dict[str, Any]:
+    return claims.get_claim(actor_for_key(key), claim_id, settings=settings)
+
+
+@router.get("/claims/{claim_id}/frames/{which}", responses={
+    200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    response_class=Response, summary="A frame of the clip or the work, as JPEG")
+def claim_frame_route(claim_id: str, which: Literal["clip", "work"], settings: SettingsDep,
+                      key: ClaimsKeyDep, t: float | None = None) -> Response:
+    data = claims.claim_media(actor_for_key(key), claim_id, which, t, settings=settings)
+    return Response(data, media_type="image/jpeg")
+
+
+class Revision(BaseModel):
+    revision: int = Field(description="The claim's revision your view was drawn at")
+
+
+class Assign(Revision):
+    assignee_id: str | None = Field(None, description="A reviewer's account; default: yourself")
+
+
+class Decision(Revision):
+    outcome: Literal["uphold", "reject", "request_info"]
+    reason: str
+    actions: list[str] = Field(default_factory=list, description=", ".join(workflow.ACTIONS))
+
+
+class Answer(Revision):
+    message: str
+
+
+@router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim")
+def assign_route(claim_id: str, body: Assign, settings: SettingsDep,
+                 key: ReviewerKeyDep) -> dict[str, Any]:
+    return workflow.assign_claim(actor_for_key(key), claim_id, revision=body.revision,
+                                 assignee_id=body.assignee_id, settings=settings)
+
+
+@router.post("/claims/{claim_id}/decision", responses=_ERRORS,
+             summary="Uphold (with actions), reject, or request information")
+def decide_route(claim_id: str, body: Decision, settings: SettingsDep,
+                 key: ReviewerKeyDep) -> dict[str, Any]:
+    return workflow.decide_claim(actor_for_key(key), claim_id, revision=body.revision,
+                                 outcome=body.outcome, reason=body.reason, actions=body.actions,
+                                 settings=settings)
+
+
+@router.post("/claims/{claim_id}/answer", responses=_ERRORS,
+             summary="Answer a request for more information")
+def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
+                 key: RightsHolderKeyDep) -> dict[str, Any]:
+    return workflow.answer_claim(actor_for_key(key), claim_id, revision=body.revision,
+                                 message=body.message, settings=settings)
+
+
+@router.get("/flags", summary="Retraining flags (open ones unless all=true)")
+def flags_route(settings: SettingsDep, key: ReviewerKeyDep,
+                all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 (the query name)
+    return flags.list_flags(actor_for_key(key), open_only=not all, settings=settings)
+
+
+@router.get("/flags/export", response_class=Response, responses={
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    summary="Retraining flags as JSON lines or CSV")
+def flags_export_route(settings: SettingsDep, key: ReviewerKeyDep,
+                       format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002
+                       all: bool = False) -> Response:  # noqa: A002
+    text = flags.export_flags(format, open_only=not all, actor=actor_for_key(key),
+                              settings=settings)
+    mime = "text/csv" if format == "csv" else "application/x-ndjson"
+    return Response(text, media_type=mime, headers={
+        "Content-Disposition": f'attachment; filename="retraining-flags.{format}"'})
+
+
+class Handled(BaseModel):
+    note: str
+
+
+@router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled")
+def flag_handled_route(flag_id: str, body: Handled, settings: SettingsDep,
+                       key: ReviewerKeyDep) -> dict[str, Any]:
+    return flags.handle_flag(actor_for_key(key), flag_id, body.note, settings=settings)
+
+
+class CounterNotice(BaseModel):
+    release_id: str
+    claim_id: str | None = Field(None, description="Default: the claim that took it down")
+    statement: str
+    contact: str
+
+
+@router.post("/counter-notices", status_code=status.HTTP_201_CREATED, responses=_ERRORS,
+             summary="The generator's user disputes an upheld takedown")
+def counter_notice_route(body: CounterNotice, settings: SettingsDep,
+                         key: CounterNoticeKeyDep) -> dict[str, Any]:
+    return counter.file_counter_notice(actor_for_key(key), release_id=body.release_id,
+                                       claim_id=body.claim_id, statement=body.statement,
+                                       contact=body.contact, settings=settings)
+
+
+class Escalation(BaseModel):
+    reason: str
+
+
+@router.post("/counter-notices/{counter_id}/escalate", responses=_ERRORS,
+             summary="The claimant escalates: the clip stays down")
+def escalate_route(counter_id: str, body: Escalation, settings: SettingsDep,
+                   key: ClaimsKeyDep) -> dict[str, Any]:
+    return counter.escalate_counter_notice(actor_for_key(key), counter_id, body.reason,
+                                           settings=settings)
+
+
+class NewKey(BaseModel):
+    name: str
+    role: Literal["generator", "admin", "rights_holder", "reviewer"] = "generator"
+    account_id: str | None = None
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED, tags=["keys"],
+             summary="Create an API key (shown once); rights-holder and reviewer keys name "
+                     "their account")
+async def create_key_route(body: NewKey, settings: SettingsDep,
+                           _key: AdminKeyDep) -> dict[str, Any]:
+    record, plaintext = await run_in_threadpool(
+        lambda: apikeys.create_key(body.name, body.role, settings, account_id=body.account_id))
+    await run_in_threadpool(_audit_key, settings, _key, "api_key.create", record)
+    return {**apikeys.public_key(record), "key": plaintext}
+
+
+def _audit_key(settings: Any, by: dict[str, Any], action: str, record: dict[str, Any]) -> None:
+    """Key changes go to the audit log (the key itself never does)."""
+    with db.connection(settings) as conn:
+        audit.record(conn, actor_for_key(by), action, subject_type="api_key",
+                     subject_id=str(record["id"]),
+                     detail={"name": record["name"], "role": record["role"],
+                             "account_id": str(record["account_id"])
+                             if record.get("account_id") else None})
+
+
+@router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves)")
+def list_keys_route(settings: SettingsDep, _key: AdminKeyDep) -> list[dict[str, Any]]:
+    return [apikeys.public_key(k) for k in apikeys.list_keys(settings)]
+
+
+@router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
+def revoke_key_route(key_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    record = apikeys.revoke_key(key_id, settings)
+    _audit_key(settings, _key, "api_key.revoke", record)
+    return apikeys.public_key(record)
+

@@ -1,0 +1,111 @@
+"""Triage: the evidence for a claim, computed with the gate's own matcher, its score, whether it
+duplicates an earlier claim on the same clip and work, and its priority in the queue.
+
+Runs as a task (Celery with a broker, in-process right after filing without one). Media the
+matcher cannot read is recorded as the triage error and the claim still reaches the queue; a
+part that is down (database, index) leaves the claim submitted for the task to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import compliance
+from clipgate import db, tasks
+from clipgate.errors import BadInput, ClipgateError
+from clipgate.settings import Settings, get_settings
+from complaints import store, workflow
+from complaints.actors import system
+
+log = logging.getLogger(__name__)
+
+TRIAGE = system("triage")
+# Score at which a strong match is urgent.
+URGENT_SCORE = 0.9
+
+
+def submit(claim_id: str, settings: Settings) -> None:
+    """Queue triage for a claim just filed. Filing has committed, so a failure here is logged and
+    the claim waits, submitted, for `retriage_stuck` (or a worker's retry)."""
+    try:
+        tasks.submit_triage(claim_id, settings)
+    except ClipgateError as e:
+        log.error("triage of claim %s not done yet: %s", claim_id, e)
+    except Exception:  # in-process: the claim is filed whatever triage does; it stays submitted
+        log.exception("triage of claim %s failed; it stays submitted", claim_id)
+
+
+def triage_claim(claim_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Compute evidence, score, duplicate and priority, and move the claim to triaged.
+    Running it again on a claim already triaged changes nothing."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        claim = store.load_claim(conn, claim_id)
+        release = conn.execute("SELECT path FROM releases WHERE id = %s",
+                               (claim["release_id"],)).fetchone() if claim else None
+    if claim is None or claim["state"] != "submitted":
+        return {"claim_id": claim_id, "state": claim["state"] if claim else None}
+    match, frames_sampled, error = _evidence(Path(release["path"]), str(claim["work_id"]),
+                                             settings)
+    score = match["score"] if match else 0.0
+    priority = _priority(match, frames_sampled, settings)
+    with db.connection(settings) as conn:
+        claim = store.load_claim(conn, claim_id, lock=True)
+        if claim["state"] != "submitted":
+            return {"claim_id": claim_id, "state": claim["state"]}
+        original = _original(conn, claim)
+        row = workflow.transition(
+            conn, TRIAGE, claim, "triaged", action="claim.triage",
+            detail={"score": score, "priority": priority, "error": error,
+                    "duplicate_of": str(original["id"]) if original else None},
+            sets={"score": score, "priority": priority, "evidence": match,
+                  "triage_error": error, "duplicate_of": original["id"] if original else None})
+    log.info("triaged claim %s: score %.3f, priority %d", row["number"], score, priority)
+    return {"claim_id": str(row["id"]), "state": row["state"], "score": score,
+            "priority": priority, "duplicate_of": str(original["id"]) if original else None}
+
+
+def _evidence(path: Path, work_id: str, settings: Settings
+              ) -> tuple[dict[str, Any] | None, int, str | None]:
+    """(the claimed work's match as WorkMatch.to_dict(), frames sampled, error)."""
+    try:
+        outcome = compliance.match_file(path, settings)
+    except BadInput as e:
+        return None, 0, f"the clip could not be matched: {e}"
+    match = next((m for m in outcome.matches if m.work_id == work_id), None)
+    return (match.to_dict() if match else None), len(outcome.fingerprint), None
+
+
+def _priority(match: dict[str, Any] | None, frames_sampled: int, settings: Settings) -> int:
+    """1 urgent (strong, near-exact copy) .. 4 low (nothing matched)."""
+    if match is None:
+        return 4
+    strong = match["frames_matched"] >= min(settings.block_min_frames, max(1, frames_sampled))
+    if strong and match["score"] >= URGENT_SCORE:
+        return 1
+    return 2 if strong else 3
+
+
+def _original(conn: Any, claim: dict[str, Any]) -> dict[str, Any] | None:
+    """The first claim on the same clip and work by another claimant, if this one repeats it."""
+    return conn.execute(
+        "SELECT id, number FROM claims WHERE release_id = %s AND work_id = %s AND id <> %s "
+        "AND claimant_id <> %s AND duplicate_of IS NULL AND number < %s "
+        "ORDER BY number LIMIT 1",
+        (claim["release_id"], claim["work_id"], claim["id"], claim["claimant_id"],
+         claim["number"])).fetchone()
+
+
+def retriage_stuck(settings: Settings | None = None, *, older_than_s: float = 300.0) -> int:
+    """Triage claims left submitted (a broker or database was down when they were filed)."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT id FROM claims WHERE state = 'submitted' "
+            "AND state_since < now() - make_interval(secs => %s) ORDER BY number",
+            (older_than_s,)).fetchall()
+    for r in rows:
+        submit(str(r["id"]), settings)
+    return len(rows)

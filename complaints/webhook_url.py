@@ -1,0 +1,53 @@
+"""Which webhook addresses clipgate may post to: http(s) only, and never a host that is or
+resolves to a private, loopback, link-local, reserved or multicast address, so an account's
+webhook cannot reach into the operator's own network (SSRF). Checked when the address is set
+and again before each post, since what a name resolves to can change."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from clipgate.errors import BadInput
+from clipgate.settings import Settings
+
+MAX_LEN = 2000
+
+
+class UnsafeWebhook(BadInput):
+    pass
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_multicast or ip.is_unspecified or ip.is_reserved)
+
+
+def check_webhook_url(url: str, settings: Settings, *, must_resolve: bool) -> None:
+    """Raise UnsafeWebhook (a BadInput) for an address clipgate must not post to.
+    must_resolve: a host name that does not resolve is refused too (at send time); when the
+    address is set, a name that does not resolve yet is allowed and checked again on sending."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UnsafeWebhook("the webhook address is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host or len(url) > MAX_LEN:
+        raise UnsafeWebhook("the webhook address must start with http:// or https:// and name "
+                            "a host")
+    if settings.webhook_allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        if must_resolve:
+            raise UnsafeWebhook(f"the webhook host {host} does not resolve") from None
+        return
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not _public(ip):
+            raise UnsafeWebhook(f"the webhook host {host} is a private, local or reserved "
+                                f"address ({ip}); webhooks go to public addresses only")
