@@ -25,6 +25,9 @@ from clipgate.api import errors as api_errors
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
+from complaints import web as complaints_web
+from complaints.routes import router as complaints_router
+from generator.routes import router as generation_router
 from index.routes import router as works_router
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_errors.install(app)
     app.include_router(works_router)
     app.include_router(compliance_router)
+    app.include_router(generation_router)
+    app.include_router(complaints_router)
+    # The pages for people: claim portal (/portal), review queue (/review), accounts (/admin).
+    complaints_web.install(app, settings)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
                       summary="Readiness: 200 when every part works, 503 otherwise")
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],

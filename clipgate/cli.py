@@ -34,6 +34,15 @@ app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(releases_app, name="releases")
+accounts_app = typer.Typer(help="Accounts of people who sign in to the web pages.",
+                           no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+flags_app = typer.Typer(help="Retraining flags from upheld claims, for the ML team.",
+                        no_args_is_help=True)
+claims_app = typer.Typer(help="Claims' periodic tasks (a worker with --beat runs them too).",
+                         no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
+app.add_typer(claims_app, name="claims")
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -89,16 +98,23 @@ def works_add(
     owner: Annotated[str, typer.Option(help="Who holds the rights.")],
     title: Annotated[str, typer.Option(help="The work's title.")],
     policy: Annotated[str, typer.Option(help="block or review")] = "block",
+    alias: Annotated[list[str] | None, typer.Option(
+        help="Another name of the work, for prompt screening (repeatable).")] = None,
+    description: Annotated[str | None, typer.Option(
+        help="What the work shows, for prompt screening.")] = None,
 ) -> None:
     """Register protected works."""
     import index
     from clipgate import tasks
 
     settings = _setup()
-    index.validate_meta(owner=owner, title=title, policy=policy)
+    aliases = alias or []
+    index.validate_meta(owner=owner, title=title, policy=policy, aliases=aliases,
+                        description=description)
     for path in paths:
         name = title if len(paths) == 1 else f"{title} ({path.name})"
         work, task_id = tasks.add_work(path, owner=owner, title=name, policy=policy,
+                                       aliases=aliases, description=description,
                                        settings=settings)
         if task_id:
             typer.echo(f"queued {work['id']} (task {task_id}); see `clipgate works list`")
@@ -342,6 +358,9 @@ def serve(
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "cpu",
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    beat: Annotated[bool, typer.Option(
+        help="Also run the periodic tasks (claims' notices, counter-notice restores); "
+             "give exactly one worker --beat.")] = False,
 ) -> None:
     """Run a Celery worker (needs CLIPGATE_BROKER_URL)."""
     settings = _setup("INFO")
@@ -350,7 +369,8 @@ def worker(
               "and no worker is needed", EXIT_BAD_INPUT)
     from clipgate.tasks import celery_app
 
-    celery_app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", "INFO"])
+    celery_app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", "INFO",
+                            *(["-B"] if beat else [])])
 
 
 @app.command()
@@ -388,17 +408,30 @@ def releases_revoke(
     typer.echo(f"revoked {rel['release_id']} at {rel['revoked_at']}: {rel['revoked_reason']}")
 
 
+@releases_app.command("index-frames")
+@handles_errors
+def releases_index_frames() -> None:
+    """Index the frames of releases made before the released-clips index existed, so copies
+    with their manifest stripped can be traced to them (claims)."""
+    from compliance import backfill_release_frames
+
+    typer.echo(f"indexed {backfill_release_frames(_setup())} release(s)")
+
+
 @keys_app.command("create")
 @handles_errors
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who uses the key, e.g. generator-prod.")],
-    role: Annotated[str, typer.Option(help="generator or admin")] = "generator",
+    role: Annotated[str, typer.Option(
+        help="generator, admin, rights_holder or reviewer")] = "generator",
+    account: Annotated[str | None, typer.Option(
+        help="The account a rights_holder or reviewer key acts for (its id).")] = None,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
     from clipgate import apikeys
 
     settings = _setup()
-    record, key = apikeys.create_key(name, role, settings)
+    record, key = apikeys.create_key(name, role, settings, account_id=account)
     typer.echo(key)
     typer.echo(f"key {record['id']} ({record['role']}) created; store it now, it is not "
                "shown again", err=True)
@@ -428,13 +461,74 @@ def keys_revoke(key_id: str) -> None:
     typer.echo(f"revoked {key_id}")
 
 
+def _account_line(a: dict[str, Any]) -> str:
+    state = "disabled" if a.get("disabled_at") else "active"
+    org = f" ({a['organisation']})" if a.get("organisation") else ""
+    return f"{a['id']}  {a['role']:<13} {state:<8} {a['email']}  {a['name']}{org}"
+
+
+@accounts_app.command("create")
+@handles_errors
+def accounts_create(
+    email: Annotated[str, typer.Option(help="Their email; they sign in with it.")],
+    name: Annotated[str, typer.Option(help="Their full name.")],
+    role: Annotated[str, typer.Option(help="rights_holder, reviewer or admin")],
+    organisation: Annotated[str | None, typer.Option(help="Company or team.")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input.")] = False,
+) -> None:
+    """Create an account (at least 12 characters of password; asked for unless --password-stdin)."""
+    from complaints import accounts, actors
+
+    settings = _setup()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    typer.echo(_account_line(accounts.create_account(
+        email, password, name, role, organisation, created_by=actors.system("cli"),
+        settings=settings)))
+
+
+@accounts_app.command("list")
+@handles_errors
+def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List accounts (never their passwords)."""
+    from complaints import accounts
+
+    settings = _setup()
+    rows = accounts.list_accounts(settings=settings)
+    if as_json:
+        _json(rows)
+        return
+    for a in rows:
+        typer.echo(_account_line(a))
+    typer.echo(f"{len(rows)} accounts")
+
+
+@accounts_app.command("disable")
+@handles_errors
+def accounts_disable(account_id: str) -> None:
+    """Disable an account: it cannot sign in and its sessions end."""
+    from complaints import accounts, actors
+
+    settings = _setup()
+    typer.echo(_account_line(accounts.disable_account(account_id, by=actors.system("cli"),
+                                                      settings=settings)))
+
+
 @bench_app.command("perf")
 @handles_errors
 def bench_perf(
     works: Annotated[int, typer.Option(help="Protected works in the bench index.")] = 1000,
     runs: Annotated[int, typer.Option(help="Timed runs; the median is reported.")] = 3,
-    device: Annotated[str | None, typer.Option(help="CLIP device: cpu, cuda or auto.")] = None,
+    device: Annotated[str | None, typer.Option(
+        help="Where the gate runs (CLIP embedding and index search): cpu, cuda or auto.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+    seconds: Annotated[float, typer.Option(help="Length of the generated clip.")] = 10.0,
+    backend: Annotated[str, typer.Option(
+        help="Generator of the clip: procedural, or diffusers (CLIPGATE_DIFFUSERS_MODEL_DIR) "
+             "for the gate-to-generation GPU-seconds ratio.")] = "procedural",
 ) -> None:
     """Time each gate stage on a 10 s 640x360 clip against an index of >= 1,000 works; print JSON."""
     from rich.console import Console
@@ -454,9 +548,142 @@ def bench_perf(
     })
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("registering bench works", total=works)
-        result = run_perf(bench_settings, works=works, runs=runs,
+        result = run_perf(bench_settings, works=works, runs=runs, seconds=seconds,
+                          backend=backend,
                           progress=lambda done, total: bar.update(task, completed=done))
     _json(result)
+
+
+def _install_generation() -> None:
+    from generator import cli as generation_cli
+
+    generation_cli.install(app, handles_errors=handles_errors, setup=_setup)
+
+
+_install_generation()  # generate, tenants, usage
+
+
+@flags_app.command("list")
+@handles_errors
+def flags_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include flags marked handled.")] = False,
+) -> None:
+    """List retraining flags (open ones unless --all)."""
+    from complaints import SYSTEM, list_flags
+
+    settings = _setup()
+    for f in list_flags(SYSTEM, open_only=not all_, settings=settings):
+        models = ", ".join(f"{m['model']} {m['version']}" for m in f["model_versions"]) or "-"
+        state = f"handled {f['handled_at'][:10]}" if f["handled_at"] else "open"
+        typer.echo(f"{f['id']}  {state:<18} claim {f['claim_number']:<5} "
+                   f"{f['work_title']} ({f['work_owner']})  models: {models}")
+
+
+@flags_app.command("export")
+@handles_errors
+def flags_export(
+    format_: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include flags marked handled.")] = False,
+) -> None:
+    """Export retraining flags as JSON lines or CSV."""
+    from complaints import export_flags
+
+    settings = _setup()
+    text = export_flags(format_, open_only=not all_, settings=settings)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text)
+    except OSError as e:
+        raise BadInput(f"cannot write {out}: {e.strerror or e}") from e
+    typer.echo(f"wrote {text.count(chr(10)) - (format_ == 'csv')} flag(s) to {out}", err=True)
+
+
+@flags_app.command("handle")
+@handles_errors
+def flags_handle(
+    flag_id: str,
+    note: Annotated[str, typer.Option(help="How it was handled (e.g. the dataset change).")],
+) -> None:
+    """Mark a retraining flag handled."""
+    from complaints import SYSTEM, handle_flag
+
+    settings = _setup()
+    flag = handle_flag(SYSTEM, flag_id, note, settings=settings)
+    typer.echo(f"handled {flag['id']} at {flag['handled_at']}")
+
+
+@claims_app.command("restore-due")
+@handles_errors
+def claims_restore_due() -> None:
+    """Restore clips whose counter-notice waiting period ended without an escalation."""
+    from complaints import restore_due
+
+    typer.echo(f"restored {restore_due(_setup())} release(s)")
+
+
+@claims_app.command("triage-stuck")
+@handles_errors
+def claims_triage_stuck() -> None:
+    """Triage claims left submitted (the broker or database was down when they were filed)."""
+    from complaints import triage
+
+    typer.echo(f"queued {triage.retriage_stuck(_setup())} claim(s) for triage")
+
+
+@claims_app.command("send-notices")
+@handles_errors
+def claims_send_notices() -> None:
+    """Send the claimants' notices that are due (email and webhooks), retrying failed ones."""
+    from complaints import notify
+
+    counts = notify.send_due(_setup())
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@bench_app.command("quality")
+@handles_errors
+def bench_quality(
+    quick: Annotated[bool, typer.Option(help="A handful of works and queries, no download.")] = False,
+    per_family: Annotated[int, typer.Option(help="Queries per transformation family.")] = 10,
+    per_pair: Annotated[int, typer.Option(help="Queries per pair of families.")] = 4,
+    negatives: Annotated[int, typer.Option(help="Queries made only of unregistered media.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the query plan.")] = 0,
+    data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+) -> None:
+    """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
+    at 0.5% false positives, segment AP, recall per family, gate time, against the threatexchange
+    PDQ baseline, pHash alone and each signal switched off. JSON on stdout, a table on stderr."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    import logging
+
+    from clipgate.quality.run import run_quality, table
+
+    settings = _setup()
+    logging.getLogger("index.registry").setLevel(logging.WARNING)
+    bench_settings = settings.model_copy(update={
+        "data_dir": data_dir or settings.data_dir / ("bench-quality-quick" if quick
+                                                     else "bench-quality"),
+        "database_url": None,  # its own embedded database: never the operator's
+        "broker_url": None,
+    })
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        result = run_quality(bench_settings, quick=quick, per_family=per_family,
+                             per_pair=per_pair, negatives=negatives, seed=seed,
+                             progress=progress)
+    _json(result)
+    typer.echo(table(result), err=True)
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
+from typer.testing import CliRunner
 
 from clipgate import db
-from clipgate.settings import Settings
+from clipgate.settings import Settings, get_settings
 from tests.media import write_video  # noqa: F401  (re-exported for tests)
 
 ADMIN_URL = os.environ.get("CLIPGATE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -34,19 +36,25 @@ def database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings for one test: its own data directory, an emptied database, no broker."""
+def reset_database(database_url: str) -> None:
+    """Empty every table the tests write (the index version and its epoch stay)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         # The audit log refuses TRUNCATE by trigger; replica mode lets a test reset it.
         conn.execute("SET session_replication_role = replica")
         conn.execute(
-            "TRUNCATE audit_log, notifications, retraining_flags, counter_notices, takedowns, "
+            "TRUNCATE prompt_screenings, generation_jobs, usage_ledger, tenants, "
+            "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
             "rescans, release_frames, claim_messages, claims, releases, checks, work_frames, "
             "works, api_keys, accounts CASCADE"
         )
         conn.execute("SET session_replication_role = DEFAULT")
         conn.execute("UPDATE index_state SET embedder = NULL")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own data directory, an emptied database, no broker."""
+    reset_database(database_url)
     return Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
@@ -75,3 +83,36 @@ def browser_page():
         )
         yield browser.new_page(viewport={"width": 390, "height": 844})  # a phone's screen
         browser.close()
+
+
+@pytest.fixture
+def cli(settings, monkeypatch):
+    """Run `clipgate ...` in-process against the test database and data directory."""
+    from clipgate.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("CLIPGATE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("CLIPGATE_DATABASE_URL", settings.database_url)
+    monkeypatch.delenv("CLIPGATE_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    yield lambda *args: runner.invoke(app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
+def flush_test_redis() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}; start it (see README)")
+
+
+@pytest.fixture
+def broker_settings(settings, monkeypatch):
+    """Settings with the test Redis as broker; a worker started from the environment (as
+    `clipgate worker` is) sees the same database and data directory."""
+    flush_test_redis()
+    monkeypatch.setenv("CLIPGATE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("CLIPGATE_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    yield settings.model_copy(update={"broker_url": REDIS_URL, "result_backend": REDIS_URL})
+    get_settings.cache_clear()

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from typer.testing import CliRunner
 
-from clipgate.cli import app
 from clipgate.settings import get_settings
 from tests.media import noise_frame, pan, photo, write_image, write_video
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli(settings, monkeypatch):
-    """Run `clipgate ...` in-process against the test database and data directory."""
-    monkeypatch.setenv("CLIPGATE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("CLIPGATE_DATABASE_URL", settings.database_url)
-    monkeypatch.delenv("CLIPGATE_BROKER_URL", raising=False)
-    get_settings.cache_clear()
-    yield lambda *args: runner.invoke(app, [str(a) for a in args])
-    get_settings.cache_clear()
 
 
 def test_works_add_list_check_release_verify_remove(cli, tmp_path):

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from clipgate.demo import run_demo
 from clipgate.settings import Settings
+from tests.conftest import reset_database
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE releases, checks, work_frames, works, api_keys CASCADE")
-        conn.execute("UPDATE index_state SET embedder = NULL")
+    reset_database(database_url)
     root = tmp_path_factory.mktemp("demo")
     settings = Settings(_env_file=None, data_dir=root / "data", database_url=database_url)
     out = root / "out"

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 
 import index
 from clipgate import tasks
-from clipgate.settings import get_settings
-from tests.conftest import REDIS_URL
 from tests.media import noise_frame, pan, photo, write_video
-
-
-@pytest.fixture
-def broker_settings(settings, monkeypatch):
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
-    except redis.ConnectionError:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}; start it (see README)")
-    # The worker reads its settings from the environment, as `clipgate worker` does.
-    monkeypatch.setenv("CLIPGATE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("CLIPGATE_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield settings.model_copy(update={"broker_url": REDIS_URL, "result_backend": REDIS_URL})
-    get_settings.cache_clear()
 
 
 def test_video_work_is_fingerprinted_by_a_worker(broker_settings, tmp_path):
