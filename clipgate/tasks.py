@@ -63,19 +63,19 @@ def _generation_tasks(app: Celery) -> None:
     """Generation jobs: generated on the `gpu` queue, gated and signed on the `cpu` queue or on
     the same GPU worker (CLIPGATE_GATE_QUEUE). The job's state lives in PostgreSQL."""
 
-    @app.task(name=RUN_GENERATION, bind=True, max_retries=None)
+    @app.task(name=RUN_GENERATION, shared=False, bind=True, max_retries=None)
     def run_generation(self: Any, job_id: str) -> dict[str, Any] | None:
         from generator import worker
 
         return worker.celery_run_generation(self, job_id, get_settings())
 
-    @app.task(name=GATE_GENERATION, bind=True, max_retries=None)
+    @app.task(name=GATE_GENERATION, shared=False, bind=True, max_retries=None)
     def gate_generation(self: Any, job_id: str) -> dict[str, Any] | None:
         from generator import worker
 
         return worker.celery_gate(self, job_id, get_settings())
 
-    @app.task(name=RECOVER_GENERATION)
+    @app.task(name=RECOVER_GENERATION, shared=False)
     def recover_generation() -> dict[str, int]:
         from generator import worker
 
