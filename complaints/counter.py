@@ -11,25 +11,16 @@ import psycopg
 
 import compliance
 from clipgate import db
-from clipgate.errors import BadInput, Conflict, NotFound
+from clipgate.errors import Conflict, NotFound
 from clipgate.settings import Settings, get_settings
 from complaints import audit, notify, store
 from complaints.actors import Actor, system
+from complaints.workflow import required_text
 from complaints.view import counter_view
 
 log = logging.getLogger(__name__)
 
 RESTORE_TASK = system("restore_due")
-MAX_TEXT = 10_000
-
-
-def _text(value: str | None, what: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise BadInput(f"{what} is required")
-    if len(text) > MAX_TEXT:
-        raise BadInput(f"{what} is over {MAX_TEXT} characters")
-    return text
 
 
 def file_counter_notice(actor: Actor, *, release_id: str, claim_id: str | None = None,
@@ -40,8 +31,8 @@ def file_counter_notice(actor: Actor, *, release_id: str, claim_id: str | None =
     down, Conflict when a counter-notice was filed already."""
     settings = settings or get_settings()
     store.require_role(actor, "generator", doing="file counter-notices")
-    statement = _text(statement, "the counter-notice's statement")
-    contact = _text(contact, "a contact address")
+    statement = required_text(statement, "the counter-notice's statement")
+    contact = required_text(contact, "a contact address")
     with db.connection(settings) as conn:
         rid = store.parse_id(release_id)
         if claim_id is None and rid is not None:
@@ -88,7 +79,7 @@ def escalate_counter_notice(actor: Actor, counter_id: str, reason: str, *,
     down."""
     store.require_role(actor, "rights_holder", "reviewer", "admin",
                        doing="escalate a counter-notice")
-    reason = _text(reason, "a reason")
+    reason = required_text(reason, "a reason")
     with db.connection(settings) as conn:
         cid = store.parse_id(counter_id)
         row = conn.execute("SELECT * FROM counter_notices WHERE id = %s FOR UPDATE",

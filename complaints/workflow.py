@@ -73,7 +73,8 @@ def _locked(conn: psycopg.Connection, actor: Actor, claim_id: str, revision: int
     return claim
 
 
-def _text(value: str | None, what: str) -> str:
+def required_text(value: str | None, what: str) -> str:
+    """value stripped; BadInput when it is empty or over MAX_TEXT characters."""
     text = (value or "").strip()
     if not text:
         raise BadInput(f"{what} is required")
@@ -127,7 +128,7 @@ def decide_claim(actor: Actor, claim_id: str, *, revision: int, outcome: str, re
     store.require_role(actor, "reviewer", "admin", doing="decide claims")
     if outcome not in OUTCOMES:
         raise BadInput(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-    reason = _text(reason, "a written reason")
+    reason = required_text(reason, "a written reason")
     actions = _check_actions(outcome, actions)
     followups: list[str] = []
     with db.connection(settings) as conn:
@@ -237,7 +238,7 @@ def answer_claim(actor: Actor, claim_id: str, *, revision: int, message: str,
     from complaints.claims import get_claim
 
     store.require_role(actor, "rights_holder", doing="answer a request for information")
-    message = _text(message, "an answer")
+    message = required_text(message, "an answer")
     with db.connection(settings) as conn:
         claim = _locked(conn, actor, claim_id, revision)
         if claim["state"] != "info_requested":
