@@ -17,7 +17,7 @@ from clipgate.errors import BadInput, ClipgateError, NotFound
 from complaints import accounts
 from complaints.actors import Actor
 from complaints.web.auth import CheckedForm, PageError, RightsHolder
-from complaints.web.render import REMEDIES, flash, page
+from complaints.web.render import REMEDIES, flash, page, user_error_status
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -204,10 +204,9 @@ def answer(request: Request, actor: RightsHolder, claim_id: str, form: CheckedFo
     except NotFound:
         raise PageError(404, "There is no such claim, or it is not yours.", "Claim not found")
     except (ClipgateError, ValueError) as e:
-        if getattr(e, "status", 400) >= 500:
-            raise
+        status = user_error_status(e)
         claim = load_claim(actor, claim_id, settings)
-        return page(request, "portal_claim.html", status=getattr(e, "status", 400), claim=claim,
+        return page(request, "portal_claim.html", status=status, claim=claim,
                     error=sentence(e), answer=message)
     flash(request, "Thank you: your answer was sent to the reviewer.")
     return _see(f"/portal/claims/{claim_id}")

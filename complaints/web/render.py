@@ -88,6 +88,15 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
+def user_error_status(e: Exception) -> int:
+    """The HTTP status of an error a person can fix by changing the form (4xx: shown on the page
+    again). Errors of the service itself (5xx) are raised again, for the error page."""
+    status = getattr(e, "status", 400)
+    if status >= 500:
+        raise e
+    return status
+
+
 def flash(request: Request, message: str) -> None:
     """A one-line notice shown on the next page (after a redirect)."""
     request.session["flash"] = message

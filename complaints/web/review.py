@@ -18,7 +18,7 @@ from complaints.actors import Actor
 from complaints.web.auth import AnyAccount, CheckedForm, PageError, Staff
 from complaints.web.evidence import evidence_view
 from complaints.web.portal import load_claim, sentence
-from complaints.web.render import ACTIONS, STATES, flash, page
+from complaints.web.render import ACTIONS, STATES, flash, page, user_error_status
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -86,9 +86,8 @@ def assign(request: Request, actor: Staff, claim_id: str, form: CheckedForm) -> 
     except NotFound:
         raise PageError(404, "There is no such claim.", "Claim not found")
     except (ClipgateError, ValueError) as e:
-        if getattr(e, "status", 400) >= 500:
-            raise
-        return _claim_page(request, actor, claim_id, status=getattr(e, "status", 400),
+        status = user_error_status(e)
+        return _claim_page(request, actor, claim_id, status=status,
                            error=sentence(e))
     flash(request, "The claim is assigned to you.")
     return _see(f"/review/claims/{claim_id}")
@@ -109,9 +108,8 @@ def decide(request: Request, actor: Staff, claim_id: str, form: CheckedForm) -> 
     except NotFound:
         raise PageError(404, "There is no such claim.", "Claim not found")
     except (ClipgateError, ValueError) as e:
-        if getattr(e, "status", 400) >= 500:
-            raise
-        return _claim_page(request, actor, claim_id, status=getattr(e, "status", 400),
+        status = user_error_status(e)
+        return _claim_page(request, actor, claim_id, status=status,
                            error=sentence(e), kept=kept)
     flash(request, {"uphold": "The claim is upheld.", "reject": "The claim is rejected.",
                     "request_info": "The claimant was asked for more information."}[outcome])
