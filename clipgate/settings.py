@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     max_prompt_chars: int = 2000
     job_max_attempts: int = 2
     job_lease_s: float = 300.0
+    # With a broker: a job still queued this long after its last change may have lost its
+    # message (broker restart, crash between commit and publish), so the recovery sweep sends
+    # it again, at most once per period. A spare message is harmless: claiming is atomic.
+    job_requeue_after_s: float = 600.0
     # With a broker: gate and sign a generated clip on the "cpu" queue, or on the GPU worker.
     gate_queue: Literal["cpu", "gpu"] = "cpu"
     # Prompt screening: what a prompt naming a work with policy "block" gets ("review" works warn).

@@ -7,6 +7,7 @@ every later write names the fence it got (a fencing token), so a worker whose le
 cannot write. `attempts` counts generation tries only, so a gating takeover spends no retry. A
 lease that runs out (or a hand-over to gating whose message was lost) means its worker died: the
 job goes back to the queue while it has attempts left, and is failed with the reason otherwise.
+A job left queued long (its message lost on the way to the broker) is sent again (resend_due).
 Nothing is released except through the gate.
 """
 
@@ -16,7 +17,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -83,6 +84,35 @@ def recover(settings: Settings) -> list[dict[str, Any]]:
     """Run recover_stale on its own (the periodic sweep): returns the jobs requeued or failed."""
     with db.connection(settings) as conn:
         return recover_stale(conn, settings)
+
+
+def resend_due(settings: Settings, send: Callable[[str], Any]) -> list[str]:
+    """Send again (send(job_id)) each job queued for over job_requeue_after_s since its last
+    change: its message may have been lost. Bumps updated_at first, so each job is sent at most
+    once per period even with several sweeps at once. Returns the ids sent.
+
+    A spare message is harmless (claim takes only `queued` jobs, atomically). The bump commits
+    before sending: a worker quick on the new message must not find the row still locked. If
+    sending fails, the unsent jobs are made due again for the next sweep and the error raised."""
+    with db.connection(settings) as conn:
+        due = [str(r["id"]) for r in conn.execute(
+            """
+            UPDATE generation_jobs SET updated_at = now() WHERE id IN (
+                SELECT id FROM generation_jobs WHERE state = 'queued'
+                AND updated_at < now() - make_interval(secs => %s) FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """, (settings.job_requeue_after_s,)).fetchall()]
+    for i, job_id in enumerate(due):
+        try:
+            send(job_id)
+        except BaseException:
+            with db.connection(settings) as conn:
+                conn.execute(
+                    "UPDATE generation_jobs SET updated_at = updated_at - make_interval(secs => %s)"
+                    " WHERE id = ANY(%s::uuid[]) AND state = 'queued'",
+                    (settings.job_requeue_after_s, due[i:]))
+            raise
+    return due
 
 
 def claim(settings: Settings, *, job_id: str | None = None,

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from clipgate import db
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import Settings
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 HandOver = Callable[[str], None]  # sends a job id to the gating queue
 _PROGRESS_EVERY_S = 0.5
+ONE_RELEASE_PER_JOB = "releases_one_per_job"  # the unique index of migration 0004
 
 
 def clip_path(settings: Settings, job_id: Any) -> Path:
@@ -174,7 +177,13 @@ def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "version": made_by.get("version") or "unknown",
                 "prompt_sha256": job["prompt_sha256"], "job_id": str(job["id"])}
     with jobs.keep_lease(settings, job):  # a takeover mid-release would release it twice
-        outcome = release_clip(path, generator=identity, source="generation", settings=settings)
+        try:
+            outcome = release_clip(path, generator=identity, source="generation",
+                                   settings=settings)
+        except psycopg.errors.UniqueViolation as e:
+            if e.diag.constraint_name != ONE_RELEASE_PER_JOB:
+                raise
+            return _lost_release_race(job, settings, e)
     wall = time.perf_counter() - t0
     gate_gpu = wall if _gate_on_cuda(settings) else 0.0
     with db.connection(settings) as conn:
@@ -193,6 +202,18 @@ def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
     )
     path.unlink(missing_ok=True)  # the signed copy lives in the release store; this was staging
     return job
+
+
+def _lost_release_race(job: dict[str, Any], settings: Settings, e: Exception) -> dict[str, Any]:
+    """Another worker released this job between our release_of check and our insert (one of
+    the two leases lapsed). Its release stands; ours rolled back, signed file and all. Record
+    that release on the job (LeaseLost if the job is no longer ours to write)."""
+    log.warning("job %s was released by another worker meanwhile; keeping that release",
+                job["id"])
+    done = _finish_if_released(job, settings)
+    if done is None:  # the unique index fired, so a release existed; gone since: try again
+        raise Unavailable(f"job {job['id']} lost a release race to a release now gone") from e
+    return done
 
 
 def _finish_if_released(job: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
@@ -310,11 +331,20 @@ def celery_gate(task: Any, job_id: str, settings: Settings) -> dict[str, Any] | 
 def celery_recover(settings: Settings) -> dict[str, int]:
     """Body of the periodic sweep: jobs of workers that died (lease run out) go back to the queue,
     each with a message for the `gpu` workers, or fail when out of attempts. Needed because a
-    killed worker's unacknowledged message returns only after the broker's visibility timeout."""
+    killed worker's unacknowledged message returns only after the broker's visibility timeout.
+    Jobs queued longer than job_requeue_after_s are sent again ("resent"): their message may
+    have been lost. Without a broker nothing is sent (no message could carry it)."""
     from clipgate import tasks
 
     changed = jobs.recover(settings)
     requeued = [j for j in changed if j["state"] == "queued"]
+    counts = {"requeued": len(requeued), "failed": len(changed) - len(requeued), "resent": 0}
+    if not settings.broker_url:  # in-process: jobs run in the thread that admitted them
+        return counts
     for j in requeued:
         tasks.send_generation(str(j["id"]), settings)
-    return {"requeued": len(requeued), "failed": len(changed) - len(requeued)}
+    resent = jobs.resend_due(settings, lambda jid: tasks.send_generation(jid, settings))
+    if resent:
+        log.warning("sent %d job(s) queued over %.0f s again (message lost?): %s", len(resent),
+                    settings.job_requeue_after_s, ", ".join(resent))
+    return {**counts, "resent": len(resent)}

@@ -1,11 +1,13 @@
 """Generation jobs on a real Celery worker over the machine's Redis: generated from the `gpu`
-queue, gated and signed from the `cpu` queue (or on the same worker), state kept in PostgreSQL."""
+queue, gated and signed from the `cpu` queue (or on the same worker), state kept in PostgreSQL;
+jobs of killed workers, and queued jobs whose message was lost, are recovered by the sweep."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import redis
 from celery.contrib.testing.worker import start_worker
 
 from clipgate import tasks
@@ -119,9 +121,10 @@ def test_killed_worker_job_is_recovered_and_finished_once(broker_env, monkeypatc
         proc.wait(timeout=30)
     dead = jobs.get_job(job_id, settings=s)
     assert dead["state"] == "generating" and dead["attempts"] == 1
-    assert worker.celery_recover(s) == {"requeued": 0, "failed": 0}  # lease still running
+    # lease still running
+    assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}
     time.sleep(3.5)
-    assert worker.celery_recover(s) == {"requeued": 1, "failed": 0}
+    assert worker.celery_recover(s) == {"requeued": 1, "failed": 0, "resent": 0}
     assert "worker lost during generating" in jobs.get_job(job_id, settings=s)["error"]
     # A fresh app: a worker started with queues=[...] narrows its app's queues for good.
     app = tasks.make_celery(s)
@@ -137,3 +140,45 @@ def test_killed_worker_job_is_recovered_and_finished_once(broker_env, monkeypatc
         charged = conn.execute("SELECT count(*) AS n FROM usage_ledger WHERE job_id = %s "
                                "AND kind = 'generation'", (job_id,)).fetchone()["n"]
     assert n == 1 and charged == 1
+
+
+def _gpu_messages() -> int:
+    """Messages waiting in the broker's `gpu` queue (priority 0, as send_generation sends)."""
+    return redis.Redis.from_url(REDIS_URL).llen(tasks.GPU_QUEUE)
+
+
+def test_queued_job_whose_message_was_lost_is_sent_again_and_runs_once(broker_env, monkeypatch):
+    monkeypatch.setenv("CLIPGATE_GATE_QUEUE", "gpu")
+    get_settings.cache_clear()
+    s = get_settings()
+    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=s)
+    # Admitted and committed, but its message never reached the broker (crash before publish).
+    job = admission.admit(tenant="acme", user="u", idempotency_key="k", prompt="a quiet lake",
+                          params={"seconds": 1.0, "width": 160, "height": 90, "fps": 8},
+                          settings=s).job
+    job_id = str(job["id"])
+    assert _gpu_messages() == 0
+    assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}  # not due yet
+    from clipgate import db
+
+    with db.connection(s) as conn:
+        conn.execute("UPDATE generation_jobs SET updated_at = now() - make_interval(secs => %s) "
+                     "WHERE id = %s", (s.job_requeue_after_s + 60, job_id))
+    assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 1}
+    assert _gpu_messages() == 1
+    assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}  # same period
+    assert _gpu_messages() == 1
+    # Say the first message was not lost after all: two messages for one job run it once.
+    tasks.send_generation(job_id, s)
+    app = tasks.make_celery(s)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30,
+                      queues=["gpu"]):
+        done = _wait_done(job_id, s)
+        deadline = time.monotonic() + 30
+        while _gpu_messages() and time.monotonic() < deadline:  # the spare one is consumed too
+            time.sleep(0.2)
+    assert done["state"] == "released" and done["attempts"] == 1 and done["error"] is None
+    assert _gpu_messages() == 0
+    with db.connection(s) as conn:
+        n = conn.execute("SELECT count(*) AS n FROM releases").fetchone()["n"]
+    assert n == 1 and jobs.get_job(job_id, settings=s)["state"] == "released"
