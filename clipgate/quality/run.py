@@ -26,7 +26,7 @@ from clipgate.quality import corpus as corpus_mod
 from clipgate.quality import queries as qmod
 from clipgate.quality import transforms as tf
 from clipgate.quality.baselines import ThreatExchangePdq
-from clipgate.quality.calibrate import Calibration
+from clipgate.quality.calibrate import LOOSE, Calibration
 from clipgate.quality.metrics import Prediction, Query, summarise
 from clipgate.settings import Settings
 
@@ -48,8 +48,9 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchan
         progress("registering works", i + 1, len(paths))
         work_id = known.get(sha256_file(path))
         try:
-            work_id = work_id or str(index.register_work(path, owner="bench", title=path.name,
-                                                         policy="block", settings=settings)["id"])
+            work_id = work_id or str(index.register_work(
+                path, owner="bench", title=corpus_mod.title(path), policy="block",
+                settings=settings)["id"])
         except Conflict as e:
             work_id = e.existing_id
         except BadInput:  # featureless: the gate would refuse it too
@@ -63,6 +64,39 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchan
             te.add(work_id, index.frames_at(path, [float(t) for t in range(int(seconds) + 1)]))
             out.append(qmod.WorkSource(work_id, "video", tf.video(frames, qmod.QUERY_FPS),
                                        seconds))
+    return out
+
+
+def _remove_stale(current: set[str], settings: Settings) -> None:
+    """Works an earlier run registered that this corpus no longer holds (its split changed)
+    leave the bench index: left in, one could match a query made from an "unregistered" copy."""
+    import index
+
+    for w in index.list_works(settings=settings):
+        if w["status"] == "active" and str(w["id"]) not in current:
+            index.remove_work(str(w["id"]), settings=settings)
+
+
+def _evidence(q: Query, m: Any) -> dict[str, Any]:
+    """What a query matched, and on what evidence: for a negative, why a threshold must rise;
+    for a missed positive, what fell short."""
+    best: dict[str, float] = {}
+    for p in m.pairs:
+        for s, v in p.distances.items():
+            best[s] = max(best.get(s, v), v) if s == "orb" else min(best.get(s, v), v)
+    return {"query": q.id, "work": m.title, "confidence": m.confidence, "signals": m.signals,
+            "frames": m.frames_matched, "strongest": best}
+
+
+def _misses(queries: list[Query], found: dict[tuple[str, str], dict[str, Any]],
+            threshold: float) -> list[dict[str, Any]]:
+    """Positive (query, work) pairs at or under the threshold: unmatched, or matched too weakly."""
+    out = []
+    for q in queries:
+        for w in q.works:
+            e = found.get((q.id, w))
+            if e is None or e["confidence"] <= threshold:
+                out.append(e or {"query": q.id, "work": w, "confidence": 0.0})
     return out
 
 
@@ -105,6 +139,8 @@ def run_quality(
     per_pair: int = 4,
     negatives: int = 100,
     seed: int = 0,
+    ablations: bool = True,
+    dump: Path | None = None,
     progress: Progress = lambda stage, done, total: None,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus, gate every query, and score every method."""
@@ -117,6 +153,7 @@ def run_quality(
     te = ThreatExchangePdq()
     works = _register(corpus.works, "image", settings, te, progress)
     works += _register(corpus.videos, "video", settings, te, progress)
+    _remove_stale({w.work_id for w in works}, settings)
     te.build()
     index.rebuild(settings)
     setup_s = time.perf_counter() - t_start
@@ -131,6 +168,9 @@ def run_quality(
     verdicts: dict[str, dict[str, int]] = {"positive": {}, "negative": {}}
     calib = Calibration(settings)
     queries: list[Query] = []
+    negative_hits: list[dict[str, Any]] = []
+    found: dict[tuple[str, str], dict[str, Any]] = {}  # positive pair -> its evidence
+    dumped: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="clipgate-quality-") as tmp:
         for i, spec in enumerate(specs):
             progress("gating queries", i + 1, len(specs))
@@ -147,13 +187,27 @@ def run_quality(
             side = "negative" if q.family == "negative" else "positive"
             verdicts[side][d.verdict] = verdicts[side].get(d.verdict, 0) + 1
             preds["clipgate"] += _predictions(q.id, outcome.matches)
-            for name, p in _ablations(q.id, outcome.fingerprint, settings).items():
-                preds.setdefault(name, []).extend(p)
-            calib.observe(q, outcome.fingerprint)
+            if side == "negative" and outcome.matches:
+                negative_hits.append(_evidence(q, outcome.matches[0]))
+            for m in outcome.matches:
+                if m.work_id in q.works:
+                    found[(q.id, m.work_id)] = _evidence(q, m)
+            if ablations:
+                for name, p in _ablations(q.id, outcome.fingerprint, settings).items():
+                    preds.setdefault(name, []).extend(p)
+            loose = calib.observe(q, outcome.fingerprint)
+            if dump is not None:
+                fp = outcome.fingerprint
+                dumped.append({"query": q, "t_s": fp.t_s, "pdq_quality": fp.pdq_quality,
+                               "duration_s": fp.info.duration_s, "loose": loose})
             preds["threatexchange-pdq"] += te.query(
                 q.id, _sampled_frames(path, outcome.fingerprint, settings))
             path.unlink()
 
+    if dump is not None:  # to study thresholds and scoring offline, without gating again
+        import pickle
+
+        dump.write_bytes(pickle.dumps({"loose": LOOSE, "queries": dumped}))
     pad = 0.5 / settings.sample_fps
     methods = {name: summarise(p, queries, fpr=FPR, pad_s=pad) for name, p in preds.items()}
     ten = [g for s, g in gate_s if s >= qmod.LONG_S]
@@ -175,6 +229,8 @@ def run_quality(
                    "median_stages_10s_queries": {k: round(statistics.median(v), 4)
                                                  for k, v in stages.items()}},
         "calibration": calib.suggest(FPR),
+        "negative_hits": sorted(negative_hits, key=lambda h: -h["confidence"]),
+        "positive_misses": _misses(queries, found, methods["clipgate"]["threshold_at_fpr"]),
         "segment_examples": [
             {"query": q.id, "true": q.segment,
              "found": [s for p in preds["clipgate"] if p.query == q.id and p.work in q.works
