@@ -48,8 +48,9 @@ class Settings(BaseSettings):
     max_duration_s: float = 600.0
 
     # Matching thresholds. A signal "fires" on a frame pair when its distance is at most this.
-    # Calibrated by `clipgate bench quality` (0.5% false positives on its 70 negative clips:
-    # strongest negative PDQ 86, pHash 6, ORB 9 inliers), kept a margin inside those.
+    # Calibrated by `clipgate bench quality` on its 200 negative clips (150 of them look-alike
+    # nebulae): strongest negative PDQ 62 (77 would allow the 0.5%), pHash 2 but only where PDQ
+    # is 90+ bits away (so pHash counts only beside PDQ), ORB 7 inliers. Kept inside those.
     pdq_max_distance: int = 70  # of 256 bits
     phash_max_distance: int = 5  # of 64 bits
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
@@ -64,11 +65,12 @@ class Settings(BaseSettings):
     orb_min_inliers: int = 12
     # ORB keypoints per clip frame (works keep 500): more of them land on a copy pasted small.
     orb_query_features: int = 1000
-    # Voting: a clip frame's strongest orb_vote_descriptors descriptors (and its mirror image's)
-    # vote for the work frames within orb_vote_max_distance bits; frames with orb_vote_min votes,
-    # at most orb_vote_candidates per clip frame, get the geometric check.
-    orb_vote_descriptors: int = 300
-    orb_vote_max_distance: int = 50
+    # Voting: a clip frame's first orb_vote_descriptors descriptors (and its mirror image's) vote
+    # for the work frames within orb_vote_max_distance bits; frames with orb_vote_min votes, at
+    # most orb_vote_candidates per clip frame, get the geometric check. All 1000: a caption or a
+    # crop takes the strongest corners, and the copy's keypoints are among the weaker ones.
+    orb_vote_descriptors: int = 1000
+    orb_vote_max_distance: int = 40
     orb_vote_min: int = 4
     orb_vote_candidates: int = 4
     # Per CLIP model, the cosine at which CLIP fires with real weights (clip_min_similarity for a

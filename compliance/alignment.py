@@ -15,6 +15,7 @@ from clipgate.settings import Settings
 from index import SearchResult
 from index.signals import MIN_HASH_QUALITY, PDQ_BITS, PHASH_BITS
 
+COMBINED_FRAMES = 3  # the strongest frames a match's confidence counts
 
 
 @dataclass
@@ -59,8 +60,9 @@ class WorkMatch:
     frames_matched: int  # clip frames with at least one fired signal
     segments: list[Segment] = field(default_factory=list)
     pairs: list[FramePair] = field(default_factory=list)
-    # 0..1, for ranking: each matched frame's evidence, 0.5 at its signal's threshold, combined as
-    # independent chances (1 - prod(1 - e)), so a segment outweighs one stray frame.
+    # 0.5..1, for ranking: each matched frame's evidence, 0.5 at its signal's threshold, its
+    # margin over 0.5 combined over the strongest frames as independent chances (_combine), so a
+    # segment outweighs one stray frame but many weak frames never add up to a strong one.
     confidence: float = 0.0
     mirrored: bool = False  # some matched frame shows the work mirrored
 
@@ -167,10 +169,14 @@ def match_works(
 
 
 def _combine(evidences: list[float]) -> float:
+    """0.5 plus half the chance that not all of the three strongest frames are flukes, each
+    frame's chance being its evidence's margin over the threshold (0 at it, 1 for a perfect
+    match). So a frame at the threshold adds nothing, a second and third strong frame add much,
+    and a long clip of weak look-alike frames stays weak."""
     miss = 1.0
-    for e in sorted(evidences, reverse=True)[:8]:
-        miss *= 1.0 - min(e, 0.999)
-    return round(1.0 - miss, 4)
+    for e in sorted(evidences, reverse=True)[:COMBINED_FRAMES]:
+        miss *= 1.0 - min(2.0 * (e - 0.5), 0.999)
+    return round(0.5 + 0.5 * (1.0 - miss), 4)
 
 
 def _work_match(work: dict[str, Any], pairs: list[FramePair], settings: Settings,

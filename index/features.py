@@ -19,6 +19,12 @@ RANSAC_PX = 4.0
 GRID = 4  # keypoints are spread over GRID x GRID cells of the frame
 OVERDETECT = 3  # detect this many times the keypoints wanted, then keep a spread-out subset
 MIN_SCALE, MAX_SCALE = 0.1, 10.0  # plausible sizes of a copy relative to the work
+# A copy in a generated clip is turned a little if at all (mirroring is checked on its own). A fit
+# turned further is mostly RANSAC pairing look-alike texture: star fields, foliage, upside down.
+MAX_ROTATION_DEG = 30.0
+# The inliers must cover this share of the work's area (their convex hull). Matches that collapse
+# onto one small patch of the work (a repeated texture) are not a copy of the picture.
+MIN_WORK_SPREAD = 0.01
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -127,9 +133,12 @@ def _spread(kps: list, w: int, h: int, n: int) -> list:
     return [kps[i] for i in spread.tolist() if keep[i]]
 
 
-def verify(query: Features, work: Features, *, min_inliers: int) -> Verification | None:
+def verify(query: Features, work: Features, *, min_inliers: int,
+           max_rotation_deg: float = MAX_ROTATION_DEG,
+           min_work_spread: float = MIN_WORK_SPREAD) -> Verification | None:
     """Do query (a clip frame) and work (a protected frame) show the same picture, placed by one
-    similarity transform? None when fewer than min_inliers matches agree."""
+    similarity transform turned at most max_rotation_deg, its agreeing keypoints covering at least
+    min_work_spread of the work? None otherwise, or when fewer than min_inliers matches agree."""
     if len(query.descriptors) < min_inliers or len(work.descriptors) < min_inliers:
         return None
     pairs = _matcher.knnMatch(query.descriptors, work.descriptors, k=2)
@@ -151,6 +160,11 @@ def verify(query: Features, work: Features, *, min_inliers: int) -> Verification
     # matches collapsed onto one point), not a copy.
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
     if not MIN_SCALE <= (1.0 / scale if scale > 0 else 0.0) <= MAX_SCALE:
+        return None
+    if abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))) > max_rotation_deg:
+        return None
+    agreed = dst[mask.ravel().astype(bool)].astype(np.float32)
+    if cv2.contourArea(cv2.convexHull(agreed)) < min_work_spread * work.width * work.height:
         return None
     # transform maps clip -> work. Its inverse places the work's corners in the clip frame: that
     # box (cut to the frame) is where the copy sits, not just where its keypoints happen to be.

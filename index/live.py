@@ -165,10 +165,10 @@ def search(
         phash_max_distance=settings.phash_max_distance,
         pdq_candidate_distance=settings.pdq_candidate_distance,
     )
-    # pHash alone confuses dark, sparse pictures (the dev set's nebulae at distance 4): it counts
-    # only where PDQ at least proposes the same pair, unless PDQ is switched off.
+    # pHash alone confuses dark, sparse pictures (the dev set's nebulae match at distance 2-4
+    # where PDQ is 90-108 bits apart): it counts only where PDQ fires on the same pair too, as
+    # corroboration, unless PDQ is switched off.
     pdq_seen = {(h.query % n, h.frame_id) for h in raw if h.signal == "pdq"}
-    pdq_seen |= {(q % n, f) for q, f in near}
     hits = []
     for h in raw:
         mirrored = h.query >= n
@@ -177,11 +177,13 @@ def search(
         if h.signal == "phash" and "pdq" not in disabled and (h.query, h.frame_id) not in pdq_seen:
             continue
         hits.append(Hit(h.query % n, h.frame_id, h.signal, h.value, mirrored=mirrored))
+    # Descriptor votes first: PDQ near misses of look-alike pictures (dark nebulae) would take
+    # every slot of a frame before the work its keypoints actually agree with.
     proposals: list[tuple[int, int, bool]] = []
-    if "pdq" not in disabled:
-        proposals += [(q % n, f, q >= n) for q, f in near]
     if "orb" not in disabled:
         proposals += _voted(index, fp, settings)
+    if "pdq" not in disabled:
+        proposals += [(q % n, f, q >= n) for q, f in near]
     if "clip" not in disabled:
         proposals += _clip_nearest(hits, settings)
     with db.connection(settings) as conn:
@@ -227,7 +229,7 @@ def _geometric_hits(
     settings: Settings,
 ) -> list[Hit]:
     """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no hash already
-    settled, in the order proposed (PDQ near misses, descriptor votes, CLIP's nearest), at most
+    settled, in the order proposed (descriptor votes, PDQ near misses, CLIP's nearest), at most
     orb_max_candidates per clip frame. A mirrored candidate is checked with the features of the
     clip frame's mirror image."""
     settled = {(h.query, h.frame_id) for h in hits if h.signal != "clip"}

@@ -103,3 +103,29 @@ def test_spread_keypoints_cover_the_frame_in_any_prefix():
     first = f.keypoints[:64]
     cells = {(int(x * 4 // 640), int(y * 4 // 360)) for x, y in first}
     assert len(cells) >= 12  # of the 16 cells, the first 64 keypoints reach most
+
+
+def test_copy_turned_a_little_is_found_but_turned_far_is_not():
+    """Generated clips turn a copy a few degrees; a fit turned far is RANSAC pairing texture."""
+    work = photo("astronaut", (480, 480))
+    features = extract_work(work)
+    for deg, found in [(12, True), (60, False), (180, False)]:
+        turned = np.asarray(Image.fromarray(work).rotate(deg, resample=Image.BILINEAR))
+        v = verify(_query(turned)[0], features, min_inliers=MIN_INLIERS)
+        assert (v is not None) is found, deg
+    # The same 60-degree fit passes when the limit allows it: the limit, not the match, refused it.
+    turned = np.asarray(Image.fromarray(work).rotate(60, resample=Image.BILINEAR))
+    assert verify(_query(turned)[0], features, min_inliers=MIN_INLIERS, max_rotation_deg=90)
+
+
+def test_matches_collapsed_on_one_small_patch_of_the_work_are_not_a_copy():
+    """Keypoints that agree only within a patch under 1% of the work (here a small detail blown
+    up 3x in the clip) are texture, not the picture."""
+    detail = photo("astronaut", (96, 80))
+    work = np.full((720, 1280, 3), 128, np.uint8)
+    work[300:380, 600:696] = detail  # 0.8% of the work's area
+    clip = np.full((360, 640, 3), 128, np.uint8)
+    clip[60:300, 176:464] = np.asarray(Image.fromarray(detail).resize((288, 240), Image.BICUBIC))
+    features = extract_work(work)
+    assert verify(_query(clip)[0], features, min_inliers=6, min_work_spread=0.0) is not None
+    assert verify(_query(clip)[0], features, min_inliers=6) is None

@@ -1,0 +1,40 @@
+"""A match's confidence: a segment of strong frames outweighs one stray frame, and a long run of
+weak look-alike frames never adds up to one strong frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clipgate.settings import Settings
+from compliance.alignment import match_works
+from index import Hit, SearchResult
+
+SETTINGS = Settings()
+WORK = {"id": "w", "title": "t", "owner": "o", "policy": "block", "kind": "image"}
+
+
+def _confidence(inliers: list[float]) -> float:
+    """Confidence of one image work matched by ORB on successive clip frames."""
+    n = len(inliers)
+    hits = [Hit(q, 1, "orb", v) for q, v in enumerate(inliers)]
+    result = SearchResult(1, "e", hits, {1: ("w", 0.0)}, {"w": WORK})
+    matches, _ = match_works(result, np.arange(n, dtype=np.float64), np.full(n, 100), SETTINGS,
+                             clip_counts=False, duration_s=float(n))
+    return matches[0].confidence
+
+
+def test_frames_at_the_threshold_add_nothing():
+    at = SETTINGS.orb_min_inliers
+    assert _confidence([at]) == 0.5
+    assert _confidence([at] * 10) == 0.5
+
+
+def test_many_weak_frames_stay_below_one_strong_frame():
+    weak = 2 * SETTINGS.orb_min_inliers
+    strong = 12 * SETTINGS.orb_min_inliers
+    assert _confidence([weak] * 10) < _confidence([strong])
+
+
+def test_a_segment_outweighs_one_stray_frame():
+    v = 4 * SETTINGS.orb_min_inliers
+    assert _confidence([v]) < _confidence([v, v]) < _confidence([v, v, v]) < 1.0
