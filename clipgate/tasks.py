@@ -269,6 +269,20 @@ def send_generation(job_id: str, settings: Settings, *, priority: int = 0) -> st
         raise Unavailable(f"the task queue is unreachable, nothing was queued: {e}") from e
 
 
+def waiting_messages(settings: Settings, queue: str = GPU_QUEUE) -> int:
+    """Messages waiting in a queue of the broker (0 when it has none yet)."""
+    from kombu.exceptions import ChannelError
+
+    _require_broker(settings)
+    try:
+        with _app_for(settings).connection_for_write() as conn:
+            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+    except ChannelError:  # the broker keeps no empty queue: none waiting
+        return 0
+    except Exception as e:  # kombu's connection errors have no common public base
+        raise Unavailable(f"the task queue is unreachable: {e}") from e
+
+
 def send_gate(job_id: str, settings: Settings) -> str:
     """Queue the gating of a generated clip on the queue the settings name."""
     try:

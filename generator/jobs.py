@@ -86,22 +86,32 @@ def recover(settings: Settings) -> list[dict[str, Any]]:
         return recover_stale(conn, settings)
 
 
-def resend_due(settings: Settings, send: Callable[[str], Any]) -> list[str]:
-    """Send again (send(job_id)) each job queued for over job_requeue_after_s since its last
-    change: its message may have been lost. Bumps updated_at first, so each job is sent at most
-    once per period even with several sweeps at once. Returns the ids sent.
+def queued_count(settings: Settings) -> int:
+    with db.connection(settings) as conn:
+        return int(conn.execute(
+            "SELECT count(*) AS n FROM generation_jobs WHERE state = 'queued'").fetchone()["n"])
+
+
+def resend_due(settings: Settings, send: Callable[[str], Any], *, limit: int) -> list[str]:
+    """Send again (send(job_id)) up to `limit` of the jobs queued for over job_requeue_after_s
+    since their last change, oldest first: their message may have been lost. Bumps updated_at
+    first, so each job is sent at most once per period even with several sweeps at once.
+    Returns the ids sent.
 
     A spare message is harmless (claim takes only `queued` jobs, atomically). The bump commits
     before sending: a worker quick on the new message must not find the row still locked. If
     sending fails, the unsent jobs are made due again for the next sweep and the error raised."""
+    if limit <= 0:
+        return []
     with db.connection(settings) as conn:
         due = [str(r["id"]) for r in conn.execute(
             """
             UPDATE generation_jobs SET updated_at = now() WHERE id IN (
                 SELECT id FROM generation_jobs WHERE state = 'queued'
-                AND updated_at < now() - make_interval(secs => %s) FOR UPDATE SKIP LOCKED)
+                AND updated_at < now() - make_interval(secs => %s)
+                ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED)
             RETURNING id
-            """, (settings.job_requeue_after_s,)).fetchall()]
+            """, (settings.job_requeue_after_s, limit)).fetchall()]
     for i, job_id in enumerate(due):
         try:
             send(job_id)

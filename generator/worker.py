@@ -332,8 +332,9 @@ def celery_recover(settings: Settings) -> dict[str, int]:
     """Body of the periodic sweep: jobs of workers that died (lease run out) go back to the queue,
     each with a message for the `gpu` workers, or fail when out of attempts. Needed because a
     killed worker's unacknowledged message returns only after the broker's visibility timeout.
-    Jobs queued longer than job_requeue_after_s are sent again ("resent"): their message may
-    have been lost. Without a broker nothing is sent (no message could carry it)."""
+    Jobs queued longer than job_requeue_after_s are sent again ("resent"), as many as the queued
+    jobs outnumber the messages waiting: theirs may have been lost. Without a broker nothing is
+    sent (no message could carry it)."""
     from clipgate import tasks
 
     changed = jobs.recover(settings)
@@ -343,7 +344,10 @@ def celery_recover(settings: Settings) -> dict[str, int]:
         return counts
     for j in requeued:
         tasks.send_generation(str(j["id"]), settings)
-    resent = jobs.resend_due(settings, lambda jid: tasks.send_generation(jid, settings))
+    # Only as many as the broker lacks: a long backlog still has its messages and needs no spares.
+    lacking = jobs.queued_count(settings) - tasks.waiting_messages(settings, tasks.GPU_QUEUE)
+    resent = jobs.resend_due(settings, lambda jid: tasks.send_generation(jid, settings),
+                             limit=lacking)
     if resent:
         log.warning("sent %d job(s) queued over %.0f s again (message lost?): %s", len(resent),
                     settings.job_requeue_after_s, ", ".join(resent))

@@ -232,11 +232,24 @@ def test_resend_that_fails_leaves_the_jobs_due_for_the_next_sweep(settings):
         raise Unavailable("the task queue is unreachable")
 
     with pytest.raises(Unavailable):
-        jobs.resend_due(settings, broker_down)
+        jobs.resend_due(settings, broker_down, limit=10)
     sent: list[str] = []
-    assert sorted(jobs.resend_due(settings, sent.append)) == sorted([str(a["id"]), str(b["id"])])
+    got = jobs.resend_due(settings, sent.append, limit=10)
+    assert sorted(got) == sorted([str(a["id"]), str(b["id"])])
     assert sorted(sent) == sorted([str(a["id"]), str(b["id"])])  # the fresh job is not due
-    assert jobs.resend_due(settings, sent.append) == []  # at most once per period
+    assert jobs.resend_due(settings, sent.append, limit=10) == []  # at most once per period
+
+
+def test_resend_sends_no_more_than_the_broker_lacks(settings):
+    """A backlog whose messages are all waiting gets no spares; one lost message, one resend,
+    the oldest job's."""
+    old, older = _queued(settings, "old"), _queued(settings, "older")
+    _age(settings, old["id"], settings.job_requeue_after_s + 60)
+    _age(settings, older["id"], settings.job_requeue_after_s + 120)
+    sent: list[str] = []
+    assert jobs.resend_due(settings, sent.append, limit=0) == [] and sent == []
+    assert jobs.resend_due(settings, sent.append, limit=1) == [str(older["id"])]
+    assert jobs.queued_count(settings) == 2
 
 
 def test_recovery_without_a_broker_sends_nothing_and_the_job_still_runs(settings):
