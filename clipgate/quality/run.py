@@ -46,10 +46,11 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchan
     out = []
     for i, path in enumerate(paths):
         progress("registering works", i + 1, len(paths))
+        name = corpus_mod.title(path)
         work_id = known.get(sha256_file(path))
         try:
             work_id = work_id or str(index.register_work(
-                path, owner="bench", title=corpus_mod.title(path), policy="block",
+                path, owner="bench", title=name, policy="block",
                 settings=settings)["id"])
         except Conflict as e:
             work_id = e.existing_id
@@ -58,12 +59,12 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchan
         if kind == "image":
             rgb = qmod.load_image(path)
             te.add(work_id, index.frames_at(path, [0.0]))
-            out.append(qmod.WorkSource(work_id, "image", tf.still(rgb)))
+            out.append(qmod.WorkSource(work_id, "image", tf.still(rgb), title=name))
         else:
             frames, seconds = qmod.load_video(path)
             te.add(work_id, index.frames_at(path, [float(t) for t in range(int(seconds) + 1)]))
             out.append(qmod.WorkSource(work_id, "video", tf.video(frames, qmod.QUERY_FPS),
-                                       seconds))
+                                       seconds, title=name))
     return out
 
 
@@ -73,7 +74,7 @@ def _remove_stale(current: set[str], settings: Settings) -> None:
     import index
 
     for w in index.list_works(settings=settings):
-        if w["status"] == "active" and str(w["id"]) not in current:
+        if w["owner"] == "bench" and w["status"] == "active" and str(w["id"]) not in current:
             index.remove_work(str(w["id"]), settings=settings)
 
 
@@ -84,19 +85,21 @@ def _evidence(q: Query, m: Any) -> dict[str, Any]:
     for p in m.pairs:
         for s, v in p.distances.items():
             best[s] = max(best.get(s, v), v) if s == "orb" else min(best.get(s, v), v)
-    return {"query": q.id, "work": m.title, "confidence": m.confidence, "signals": m.signals,
+    return {"query": q.id, "work_id": m.work_id, "title": m.title, "confidence": m.confidence,
+            "signals": m.signals,
             "frames": m.frames_matched, "strongest": best}
 
 
 def _misses(queries: list[Query], found: dict[tuple[str, str], dict[str, Any]],
-            threshold: float) -> list[dict[str, Any]]:
+            threshold: float, titles: dict[str, str]) -> list[dict[str, Any]]:
     """Positive (query, work) pairs at or under the threshold: unmatched, or matched too weakly."""
     out = []
     for q in queries:
         for w in q.works:
             e = found.get((q.id, w))
             if e is None or e["confidence"] <= threshold:
-                out.append(e or {"query": q.id, "work": w, "confidence": 0.0})
+                out.append(e or {"query": q.id, "work_id": w, "title": titles.get(w),
+                                 "confidence": 0.0})
     return out
 
 
@@ -149,6 +152,8 @@ def run_quality(
     from compliance.policy import decide
 
     t_start = time.perf_counter()
+    if dump is not None and not os.access(dump.parent, os.W_OK):  # not after an hour of gating
+        raise BadInput(f"cannot write the dump to {dump}: its folder is missing or read-only")
     corpus = corpus_mod.build(quick=quick, seed=seed)
     te = ThreatExchangePdq()
     works = _register(corpus.works, "image", settings, te, progress)
@@ -215,7 +220,7 @@ def run_quality(
         "mode": "quick" if quick else "full",
         "corpus": {"works": len(works), "videos": sum(w.kind == "video" for w in works),
                    "unregistered_photos": len(unregistered), "hard_negatives": len(hard),
-                   "sources": corpus.sources},
+                   "sources": corpus.sources, "dropped": corpus.dropped},
         "queries": {"positive": sum(q.family != "negative" for q in queries),
                     "negative": sum(q.family == "negative" for q in queries),
                     "families": sorted({q.family for q in queries})},
@@ -230,7 +235,8 @@ def run_quality(
                                                  for k, v in stages.items()}},
         "calibration": calib.suggest(FPR),
         "negative_hits": sorted(negative_hits, key=lambda h: -h["confidence"]),
-        "positive_misses": _misses(queries, found, methods["clipgate"]["threshold_at_fpr"]),
+        "positive_misses": _misses(queries, found, methods["clipgate"]["threshold_at_fpr"],
+                                   {w.work_id: w.title for w in works}),
         "segment_examples": [
             {"query": q.id, "true": q.segment,
              "found": [s for p in preds["clipgate"] if p.query == q.id and p.work in q.works
