@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     max_duration_s: float = 600.0
 
     # Matching thresholds. A signal "fires" on a frame pair when its distance is at most this.
-    # Calibrated by `clipgate bench quality` on its 200 negative clips (150 of them look-alike
+    # Calibrated by `clipgate bench quality` on its 200 negative clips (50 of them of look-alike
     # nebulae): strongest negative PDQ 62 (77 would allow the 0.5%), pHash 2 but only where PDQ
     # is 90+ bits away (so pHash counts only beside PDQ), ORB 7 inliers. Kept inside those.
     pdq_max_distance: int = 70  # of 256 bits

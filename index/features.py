@@ -19,9 +19,12 @@ RANSAC_PX = 4.0
 GRID = 4  # keypoints are spread over GRID x GRID cells of the frame
 OVERDETECT = 3  # detect this many times the keypoints wanted, then keep a spread-out subset
 MIN_SCALE, MAX_SCALE = 0.1, 10.0  # plausible sizes of a copy relative to the work
-# A copy in a generated clip is turned a little if at all (mirroring is checked on its own). A fit
-# turned further is mostly RANSAC pairing look-alike texture: star fields, foliage, upside down.
+# A copy in a generated clip is turned a little if at all (mirroring is checked on its own). A weak
+# fit turned further is mostly RANSAC pairing look-alike texture (star fields, foliage, upside
+# down), so it needs TURNED_INLIERS times the inliers: a copy turned on purpose still agrees on
+# far more.
 MAX_ROTATION_DEG = 30.0
+TURNED_INLIERS = 3
 # The inliers must cover this share of the work's area (their convex hull). Matches that collapse
 # onto one small patch of the work (a repeated texture) are not a copy of the picture.
 MIN_WORK_SPREAD = 0.01
@@ -137,8 +140,9 @@ def verify(query: Features, work: Features, *, min_inliers: int,
            max_rotation_deg: float = MAX_ROTATION_DEG,
            min_work_spread: float = MIN_WORK_SPREAD) -> Verification | None:
     """Do query (a clip frame) and work (a protected frame) show the same picture, placed by one
-    similarity transform turned at most max_rotation_deg, its agreeing keypoints covering at least
-    min_work_spread of the work? None otherwise, or when fewer than min_inliers matches agree."""
+    similarity transform, its agreeing keypoints covering at least min_work_spread of the work?
+    None when fewer than min_inliers matches agree, or fewer than TURNED_INLIERS times that for a
+    placement turned more than max_rotation_deg."""
     if len(query.descriptors) < min_inliers or len(work.descriptors) < min_inliers:
         return None
     pairs = _matcher.knnMatch(query.descriptors, work.descriptors, k=2)
@@ -161,7 +165,8 @@ def verify(query: Features, work: Features, *, min_inliers: int,
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
     if not MIN_SCALE <= (1.0 / scale if scale > 0 else 0.0) <= MAX_SCALE:
         return None
-    if abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))) > max_rotation_deg:
+    turned = abs(float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0]))))
+    if turned > max_rotation_deg and inliers < TURNED_INLIERS * min_inliers:
         return None
     agreed = dst[mask.ravel().astype(bool)].astype(np.float32)
     if cv2.contourArea(cv2.convexHull(agreed)) < min_work_spread * work.width * work.height:

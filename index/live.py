@@ -165,18 +165,7 @@ def search(
         phash_max_distance=settings.phash_max_distance,
         pdq_candidate_distance=settings.pdq_candidate_distance,
     )
-    # pHash alone confuses dark, sparse pictures (the dev set's nebulae match at distance 2-4
-    # where PDQ is 90-108 bits apart): it counts only where PDQ fires on the same pair too, as
-    # corroboration, unless PDQ is switched off.
-    pdq_seen = {(h.query % n, h.frame_id) for h in raw if h.signal == "pdq"}
-    hits = []
-    for h in raw:
-        mirrored = h.query >= n
-        if h.signal in disabled or mirrored and h.signal != "pdq":
-            continue
-        if h.signal == "phash" and "pdq" not in disabled and (h.query, h.frame_id) not in pdq_seen:
-            continue
-        hits.append(Hit(h.query % n, h.frame_id, h.signal, h.value, mirrored=mirrored))
+    hits = counted_hits(raw, n, disabled)
     # Descriptor votes first: PDQ near misses of look-alike pictures (dark nebulae) would take
     # every slot of a frame before the work its keypoints actually agree with.
     proposals: list[tuple[int, int, bool]] = []
@@ -194,6 +183,24 @@ def search(
     return SearchResult(index.version, index.embedder, hits, frames, works)
 
 
+def counted_hits(raw: list[Hit], n: int, disabled: Collection[str] = ()) -> list[Hit]:
+    """The raw index hits that count, for a query of n frames whose mirror-image PDQ codes rode
+    along as rows n..2n-1: signals switched off drop out, mirror rows count only for PDQ, and
+    pHash counts only beside PDQ on the same pair (unless PDQ is off). pHash alone confuses
+    dark, sparse pictures: the dev set's nebulae match at distance 2-4 where PDQ is 90+ bits
+    apart."""
+    pdq_seen = {(h.query % n, h.frame_id) for h in raw if h.signal == "pdq"}
+    hits = []
+    for h in raw:
+        mirrored = h.query >= n
+        if h.signal in disabled or mirrored and h.signal != "pdq":
+            continue
+        if h.signal == "phash" and "pdq" not in disabled and (h.query, h.frame_id) not in pdq_seen:
+            continue
+        hits.append(Hit(h.query % n, h.frame_id, h.signal, h.value, mirrored=mirrored))
+    return hits
+
+
 def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple[int, int, bool]]:
     """Candidates from ORB descriptor votes, of the frames and (for a query) of their mirrors."""
     k = settings.orb_vote_descriptors
@@ -208,7 +215,15 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
                            per_query=settings.orb_vote_candidates)
         out += [(q, f, mirrored, v) for q, f, v in found]
     out.sort(key=lambda c: -c[3])  # most votes first, whichever view they came from
-    return [(q, f, m) for q, f, m, _ in out]
+    # At most orb_vote_candidates per clip frame over both views: the rest of the frame's
+    # orb_max_candidates slots stay for PDQ near misses and CLIP's nearest.
+    taken: dict[int, int] = {}
+    kept = []
+    for q, f, m, _ in out:
+        if taken.get(q, 0) < settings.orb_vote_candidates:
+            taken[q] = taken.get(q, 0) + 1
+            kept.append((q, f, m))
+    return kept
 
 
 def _clip_nearest(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
