@@ -18,6 +18,7 @@ RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0
 GRID = 4  # keypoints are spread over GRID x GRID cells of the frame
 OVERDETECT = 3  # detect this many times the keypoints wanted, then keep a spread-out subset
+FAST_THRESHOLDS = (20, 8, 3)  # corner contrast, OpenCV's default first
 MIN_SCALE, MAX_SCALE = 0.1, 10.0  # plausible sizes of a copy relative to the work
 # A copy in a generated clip is turned a little if at all (mirroring is checked on its own). A weak
 # fit turned further is mostly RANSAC pairing look-alike texture (star fields, foliage, upside
@@ -99,8 +100,13 @@ def extract_both(rgb: np.ndarray, *, n_features: int = N_FEATURES) -> tuple[Feat
 def _orb(grey: np.ndarray, n_features: int, mirrored: bool) -> Features:
     h, w = grey.shape
     empty = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), w, h, mirrored)
-    orb = cv2.ORB_create(nfeatures=n_features * OVERDETECT)
-    kps = orb.detect(grey, None)
+    # Soft pictures (a stormy sky, a dark nebula, a gradient wallpaper) have no corner of FAST's
+    # default contrast: ask for fainter ones until there are enough to place a copy with.
+    for threshold in FAST_THRESHOLDS:
+        orb = cv2.ORB_create(nfeatures=n_features * OVERDETECT, fastThreshold=threshold)
+        kps = orb.detect(grey, None)
+        if len(kps) >= n_features // 2:
+            break
     if not kps:
         return empty
     kps, desc = orb.compute(grey, _spread(kps, w, h, n_features))
