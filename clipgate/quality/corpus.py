@@ -282,7 +282,7 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
     corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()})
     corpus.dropped["near_duplicates"] = sum(len(v) for v in hashed.values()) - sum(
         len(v) for v in by_source.values())
-    corpus.dropped["missing_sources"] = missing  # type: ignore[assignment]
+    corpus.dropped["missing_sources"] = missing
     # Each source splits into registered works and unregistered look-alikes (same kind of scene),
     # shuffled by its own seed: a source that failed to download leaves the others' split alone.
     for name, paths in by_source.items():
