@@ -217,22 +217,24 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
     out.sort(key=lambda c: -c[3])  # most votes first, whichever view they came from
     # At most orb_vote_candidates per clip frame over both views: the rest of the frame's
     # orb_max_candidates slots stay for PDQ near misses and CLIP's nearest.
-    taken: dict[int, int] = {}
-    kept = []
-    for q, f, m, _ in out:
-        if taken.get(q, 0) < settings.orb_vote_candidates:
-            taken[q] = taken.get(q, 0) + 1
-            kept.append((q, f, m))
-    return kept
+    return _per_frame([(q, f, m) for q, f, m, _ in out], settings.orb_vote_candidates)
 
 
 def _clip_nearest(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
+    ranked = sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value)
+    return _per_frame([(h.query, h.frame_id, False) for h in ranked],
+                      settings.orb_clip_candidates)
+
+
+def _per_frame(candidates: list[tuple[int, int, bool]], limit: int) -> list[tuple[int, int, bool]]:
+    """The first `limit` (clip frame, work frame, mirrored) candidates of each clip frame, in
+    order."""
     taken: dict[int, int] = {}
     out = []
-    for h in sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value):
-        if taken.get(h.query, 0) < settings.orb_clip_candidates:
-            taken[h.query] = taken.get(h.query, 0) + 1
-            out.append((h.query, h.frame_id, False))
+    for c in candidates:
+        if taken.get(c[0], 0) < limit:
+            taken[c[0]] = taken.get(c[0], 0) + 1
+            out.append(c)
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
-from clipgate import tasks
+from clipgate import db, tasks
 from clipgate.settings import get_settings
 from generator import admission, jobs, tenants, worker
 from tests.conftest import REDIS_URL, flush_test_redis
@@ -26,6 +26,19 @@ def broker_env(settings, monkeypatch):
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+def _admitted(s, prompt: str, **params) -> dict:
+    """A job admitted for a fresh pro tenant (its message sent, unless the caller holds it)."""
+    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=s)
+    return admission.admit(tenant="acme", user="u", idempotency_key="k", prompt=prompt,
+                           params=params, settings=s).job
+
+
+def _age(s, job_id: str, seconds: float) -> None:
+    with db.connection(s) as conn:
+        conn.execute("UPDATE generation_jobs SET updated_at = now() - make_interval(secs => %s) "
+                     "WHERE id = %s", (seconds, job_id))
 
 
 def _wait_done(job_id: str, settings, timeout: float = 180.0) -> dict:
@@ -44,11 +57,8 @@ def test_job_runs_on_gpu_queue_and_is_gated_on_the_configured_queue(broker_env, 
     monkeypatch.setenv("CLIPGATE_GATE_QUEUE", gate_queue)
     get_settings.cache_clear()
     s = get_settings()
-    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=s)
-    job = admission.admit(tenant="acme", user="u", idempotency_key="k",
-                          prompt="slow clouds over a green valley",
-                          params={"seconds": 2.0, "width": 320, "height": 180, "fps": 12},
-                          settings=s).job
+    job = _admitted(s, "slow clouds over a green valley", seconds=2.0, width=320, height=180,
+                    fps=12)
     # A fresh app: a worker started with queues=[...] narrows its app's queues for good.
     app = tasks.make_celery(s)
     # A worker listening on one queue only: the job must travel gpu -> cpu when gating is on cpu.
@@ -100,11 +110,8 @@ def test_killed_worker_job_is_recovered_and_finished_once(broker_env, monkeypatc
     monkeypatch.setenv("CLIPGATE_GATE_QUEUE", "gpu")
     get_settings.cache_clear()
     s = get_settings()
-    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=s)
-    job = admission.admit(tenant="acme", user="u", idempotency_key="k",
-                          prompt="a long slow pan over snowy mountains",
-                          params={"seconds": 40.0, "width": 640, "height": 360, "fps": 24},
-                          settings=s).job
+    job = _admitted(s, "a long slow pan over snowy mountains", seconds=40.0, width=640,
+                    height=360, fps=24)
     job_id = str(job["id"])
     proc = subprocess.Popen(
         [sys.executable, "-c", "from clipgate.cli import main; main()", "worker", "--queues",
@@ -132,8 +139,6 @@ def test_killed_worker_job_is_recovered_and_finished_once(broker_env, monkeypatc
                       queues=["gpu"]):
         done = _wait_done(job_id, s)
     assert done["state"] == "released" and done["attempts"] == 2 and done["error"] is None
-    from clipgate import db
-
     with db.connection(s) as conn:
         n = conn.execute("SELECT count(*) AS n FROM releases r JOIN checks c ON c.id = r.check_id "
                          "WHERE r.id = %s", (done["release_id"],)).fetchone()["n"]
@@ -151,27 +156,18 @@ def test_queued_job_whose_message_was_lost_is_sent_again_and_runs_once(broker_en
     monkeypatch.setenv("CLIPGATE_GATE_QUEUE", "gpu")
     get_settings.cache_clear()
     s = get_settings()
-    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=s)
     # Admitted and committed, but its message never reached the broker (crash before publish).
-    job = admission.admit(tenant="acme", user="u", idempotency_key="k", prompt="a quiet lake",
-                          params={"seconds": 1.0, "width": 160, "height": 90, "fps": 8},
-                          settings=s).job
+    job = _admitted(s, "a quiet lake", seconds=1.0, width=160, height=90, fps=8)
     job_id = str(job["id"])
     assert _gpu_messages() == 0
     assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}  # not due yet
-    from clipgate import db
-
-    with db.connection(s) as conn:
-        conn.execute("UPDATE generation_jobs SET updated_at = now() - make_interval(secs => %s) "
-                     "WHERE id = %s", (s.job_requeue_after_s + 60, job_id))
+    _age(s, job_id, s.job_requeue_after_s + 60)
     assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 1}
     assert _gpu_messages() == 1
     assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}  # same period
     assert _gpu_messages() == 1
     # Due again a period later, but its message now waits in the broker: no spare is sent.
-    with db.connection(s) as conn:
-        conn.execute("UPDATE generation_jobs SET updated_at = now() - make_interval(secs => %s) "
-                     "WHERE id = %s", (s.job_requeue_after_s + 60, job_id))
+    _age(s, job_id, s.job_requeue_after_s + 60)
     assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}
     assert _gpu_messages() == 1
     # Say the first message was not lost after all: two messages for one job run it once.
