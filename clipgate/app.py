@@ -27,6 +27,7 @@ from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
 from complaints import web as complaints_web
 from complaints.routes import router as complaints_router
+from generator import resume
 from generator.routes import router as generation_router
 from index.routes import router as works_router
 
@@ -36,7 +37,11 @@ log = logging.getLogger(__name__)
 _BODY_SLACK = 1 << 20
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -> FastAPI:
+    """The API. resume_jobs: without a broker, run generation jobs left behind by a dead
+    process (and any queued meanwhile) in a background thread from start-up to shutdown.
+    `clipgate serve` turns it on; off by default so that an app built for tests or embedding
+    never runs jobs behind the caller's back (a test may expect a queued job to stay queued)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -47,7 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Keep serving: health says what is down, and the key is stored on first use.
             log.error("bootstrap API key not stored yet: %s", e)
             app.state.bootstrap_pending = True
-        yield
+        app.state.resume_loop = resume.start_loop(settings) if resume_jobs else None
+        try:
+            yield
+        finally:
+            if app.state.resume_loop is not None:  # waits for the job it runs, if any
+                await run_in_threadpool(app.state.resume_loop.stop)
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: no CDN at run time.
     app = FastAPIOffline(

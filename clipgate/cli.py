@@ -342,7 +342,9 @@ def serve(
                     f"  generator service (checks, releases, verify): {gen}\n"
                     f"  operator (also manages protected works):      {admin}",
                     fg=typer.colors.CYAN)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    # Without a broker this process is the only worker: it resumes the jobs a previous run left.
+    uvicorn.run(create_app(settings, resume_jobs=True), host=host or settings.host,
+                port=port or settings.port)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The generation commands of `clipgate`: generate, tenants, usage. clipgate.cli installs them
+"""The generation commands of `clipgate`: generate, tenants, usage, jobs. clipgate.cli installs them
 (with its error handling and settings), so this module never imports the kernel's CLI."""
 
 from __future__ import annotations
@@ -17,10 +17,25 @@ POLL_S = 0.25
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
-    """Add `generate`, `tenants ...` and `usage` to app."""
+    """Add `generate`, `tenants ...`, `usage` and `jobs ...` to app."""
     tenants_app = typer.Typer(help="Tenants of the generation service: tiers and GPU credits.",
                               no_args_is_help=True)
     app.add_typer(tenants_app, name="tenants")
+    jobs_app = typer.Typer(help="Generation jobs: resume those a dead process left behind.",
+                           no_args_is_help=True)
+    app.add_typer(jobs_app, name="jobs")
+
+    @jobs_app.command("resume")
+    @handles_errors
+    def jobs_resume(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Resume jobs left behind by a process that died: expired leases go back to the queue
+        (or fail with the reason when out of attempts), then the queued jobs run here, highest
+        priority first. With a broker, run the recovery sweep instead (its workers run them)."""
+        settings = setup()
+        if settings.broker_url:
+            _recover_for_workers(settings, as_json=as_json)
+        else:
+            _resume_here(settings, as_json=as_json)
 
     @app.command("generate")
     @handles_errors
@@ -144,15 +159,20 @@ def _generate(settings: Any, *, prompt: str, tenant: str, user: str, key: str,
     raise typer.Exit(0 if job["state"] == "released" else 1)
 
 
-def _follow(job_id: str, settings: Any, runner: threading.Thread | None) -> dict[str, Any]:
+def _progress() -> Any:
+    """The progress bar of a job (on stderr, gone once done): state, bar, percent, time."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from generator import jobs
-
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    return Progress(*columns, console=Console(stderr=True), transient=True)
+
+
+def _follow(job_id: str, settings: Any, runner: threading.Thread | None) -> dict[str, Any]:
+    from generator import jobs
+
+    with _progress() as bar:
         task = bar.add_task("queued", total=1.0)
         while True:
             job = jobs.get_job(job_id, settings=settings)
@@ -180,3 +200,54 @@ def _print_job(job: dict[str, Any], settings: Any) -> None:
     typer.echo(f"  screening {t.get('screening_s', 0):.2f} s, generation "
                f"{t.get('generation_s', 0):.2f} s, gate {t.get('gate_s', 0):.2f} s; "
                f"GPU-seconds: generation {job['gpu_seconds']}, gate {job['gate_gpu_seconds']}")
+
+
+def _recover_for_workers(settings: Any, *, as_json: bool) -> None:
+    from generator import worker
+
+    counts = worker.celery_recover(settings)
+    if as_json:
+        typer.echo(json.dumps({"mode": "broker", **counts}, indent=2))
+        return
+    typer.echo(f"a broker is configured, so its workers run the jobs: the recovery sweep "
+               f"requeued {counts['requeued']}, failed {counts['failed']} (out of attempts) and "
+               f"sent {counts['resent']} again")
+
+
+def _resume_here(settings: Any, *, as_json: bool) -> None:
+    from generator import jobs, resume
+
+    done = resume.resume_once(settings, run=None if as_json else _run_followed)
+    held = jobs.next_lease_expiry_s(settings)
+    if as_json:
+        typer.echo(json.dumps({"mode": "in-process", "requeued": done.requeued,
+                               "failed": done.failed, "ran": [jobs.public_job(j) for j in done.ran],
+                               "next_lease_expiry_s": held}, indent=2, default=str))
+        return
+    typer.echo(f"recovered from dead workers: {done.requeued} requeued, {done.failed} failed "
+               f"(out of attempts); {len(done.ran)} attempt(s) run here")
+    if held is not None:
+        typer.echo(f"some jobs still hold a lease (the soonest runs out in {held:.0f} s); if "
+                   "their process is gone, run this again then")
+
+
+def _run_followed(job: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """Run a claimed job in a thread with the progress bar; print and return how it ended."""
+    from generator import jobs, worker
+
+    ended: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: ended.update(job=worker.run_claimed(job, settings)),
+                              daemon=True)
+    runner.start()
+    with _progress() as bar:
+        task = bar.add_task(job["state"], total=1.0)
+        while runner.is_alive():
+            now = jobs.get_job(str(job["id"]), settings=settings)
+            bar.update(task, description=now["state"], completed=float(now["progress"]))
+            runner.join(POLL_S)
+    out = ended.get("job") or jobs.get_job(str(job["id"]), settings=settings)
+    colour = {"released": typer.colors.GREEN, "blocked": typer.colors.RED,
+              "failed": typer.colors.RED}.get(out["state"], typer.colors.YELLOW)
+    typer.secho(f"{out['state'].upper():<9} job {out['id']}"
+                + (f"  {out['error']}" if out["error"] else ""), fg=colour)
+    return out

@@ -340,7 +340,7 @@ def celery_recover(settings: Settings) -> dict[str, int]:
     changed = jobs.recover(settings)
     requeued = [j for j in changed if j["state"] == "queued"]
     counts = {"requeued": len(requeued), "failed": len(changed) - len(requeued), "resent": 0}
-    if not settings.broker_url:  # in-process: jobs run in the thread that admitted them
+    if not settings.broker_url:  # in-process: the admitting thread, or generator.resume, runs them
         return counts
     for j in requeued:
         tasks.send_generation(str(j["id"]), settings)
