@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from clipgate.quality.variants import Variants, thumbnail
 from index.signals import hash_frame
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,13 @@ MIN_SIDE = 240  # icons and sprites are not works
 # picture: packages ship the same photo in several sizes, and stellarium the same nebula under
 # several names. Kept apart, one copy could be a registered work and the other a "negative".
 NEAR_DUPLICATE_PDQ = 16
-# Variants of one picture that PDQ tells apart (a painting with a sun added, a wallpaper's dark
-# version, a crop, a turned view of the same sky): ORB agrees on this many inliers of one
-# placement. Checked within each source, where packages keep their variants, and between every
-# negative and the works after the split; unrelated pictures stay under 25.
-NEAR_DUPLICATE_ORB = 40
+# Variants of one picture that PDQ tells apart (a painting with a sun added or repainted, a
+# wallpaper's dark version, a crop, a turned view of the same sky) are found by ORB and SIFT
+# (variants.py) within each source, where packages keep their variants, and by ORB between every
+# negative and every work after the split.
 # 533 nebulae: too many pairs to check among themselves before the split (the 150 that become
-# hard negatives are still checked against the 30 registered ones after it).
-NO_ORB_CHECK = {"stellarium-data"}
+# hard negatives are still checked against the 30 registered ones after it, by both).
+NO_PAIR_CHECK = {"stellarium-data"}
 HARD_NEGATIVES = 150  # nebulae never registered, alike the 30 that are
 
 
@@ -167,7 +167,7 @@ def _images_under(root: Path, folders: list[str]) -> list[tuple[Path, bytes, byt
                         continue
                     if min(im.size) < MIN_SIDE or im.mode in ("RGBA", "LA", "P") and _has_alpha(im):
                         continue
-                    small = _thumbnail(im)
+                    small = thumbnail(im)
             except OSError:
                 continue
             h = hash_frame(np.asarray(small), mirrored=True)
@@ -177,13 +177,6 @@ def _images_under(root: Path, folders: list[str]) -> list[tuple[Path, bytes, byt
         (str(p.relative_to(root)), h.hex(), m.hex()) for p, h, m in out]}))
     tmp.replace(cache)  # atomic: a run killed midway leaves the old cache or none
     return out
-
-
-def _thumbnail(im: Image.Image, side: int = 512) -> Image.Image:
-    im.draft("RGB", (side, side))  # JPEG decodes at a fraction of its size: much faster
-    small = im.convert("RGB")
-    small.thumbnail((side, side))
-    return small
 
 
 def distinct(images: list[tuple[Path, bytes, bytes]]) -> list[Path]:
@@ -204,35 +197,19 @@ def distinct(images: list[tuple[Path, bytes, bytes]]) -> list[Path]:
     return out
 
 
-class _Orb:
-    """ORB features of 512-pixel thumbnails, computed once per picture per build."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, Any] = {}
-
-    def __call__(self, path: Path) -> Any:
-        from index.features import extract
-
-        if path not in self._cache:
-            with Image.open(path) as im:
-                self._cache[path] = extract(np.asarray(_thumbnail(im)))
-        return self._cache[path]
-
-    def same(self, a: Path, b: Path) -> bool:
-        """Do a and b show one picture (or overlapping parts of one scene), at any turn?"""
-        from index.features import verify
-
-        return verify(self(a), self(b), min_inliers=NEAR_DUPLICATE_ORB, max_rotation_deg=180.0,
-                      min_work_spread=0.0) is not None
-
-
-def distinct_by_features(paths: list[Path], orb: _Orb) -> list[Path]:
-    """The paths in order, less each picture whose ORB features place it on an earlier one."""
+def distinct_variants(paths: list[Path], variants: Variants
+                      ) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """The paths in order, less each picture that is a variant of an earlier one; and the pairs
+    (dropped, the one kept) that were found."""
     out: list[Path] = []
+    found: list[tuple[Path, Path]] = []
     for path in paths:
-        if not any(orb.same(path, kept) for kept in out):
+        same = next((kept for kept in out if variants.same(path, kept)), None)
+        if same is None:
             out.append(path)
-    return out
+        else:
+            found.append((path, same))
+    return out, found
 
 
 def title(path: Path) -> str:
@@ -274,14 +251,17 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
     # One picture, one place: near-duplicates go before the split, across sources too.
     order = sorted(hashed)
     keep = set(distinct([x for name in order for x in hashed[name]]))
-    orb = _Orb()
+    variants = Variants(root, root / "variants.json")
     by_source = {name: [p for p, _, _ in hashed[name] if p in keep] for name in order}
+    found: list[tuple[Path, Path]] = []
     for name in order:
-        if name not in NO_ORB_CHECK:
-            by_source[name] = distinct_by_features(by_source[name], orb)
+        if name not in NO_PAIR_CHECK:
+            by_source[name], pairs = distinct_variants(by_source[name], variants)
+            found += pairs
     corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()})
-    corpus.dropped["near_duplicates"] = sum(len(v) for v in hashed.values()) - sum(
-        len(v) for v in by_source.values())
+    corpus.dropped["near_duplicates"] = sum(len(v) for v in hashed.values()) - len(keep)
+    # Named, so a reader can judge each one: "dropped (variant of kept)".
+    corpus.dropped["variants"] = [f"{title(a)} (variant of {title(b)})" for a, b in found]
     corpus.dropped["missing_sources"] = missing
     # Each source splits into registered works and unregistered look-alikes (same kind of scene),
     # shuffled by its own seed: a source that failed to download leaves the others' split alone.
@@ -298,17 +278,17 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
     # A negative that shows part of a registered work (a neighbouring patch of sky, a variant from
     # another package) is no negative: checked against every work, at any turn.
     nebulae = [w for w in corpus.works if "stellarium" in str(w)]
-    before = len(corpus.unregistered) + len(corpus.hard_negatives)
-    corpus.unregistered = [n for n in corpus.unregistered
-                           if not any(orb.same(n, w) for w in corpus.works)]
-    corpus.hard_negatives = [n for n in corpus.hard_negatives
-                             if not any(orb.same(n, w) for w in nebulae)]
-    corpus.dropped["negatives_overlapping_works"] = before - len(corpus.unregistered) - len(
-        corpus.hard_negatives)
+    overlapping = [n for n in corpus.unregistered
+                   if any(variants.same_orb(n, w) for w in corpus.works)]
+    overlapping += [n for n in corpus.hard_negatives if any(variants.same(n, w) for w in nebulae)]
+    corpus.unregistered = [n for n in corpus.unregistered if n not in overlapping]
+    corpus.hard_negatives = [n for n in corpus.hard_negatives if n not in overlapping]
+    corpus.dropped["negatives_overlapping_works"] = [title(n) for n in overlapping]
+    variants.save()
     return corpus
 
 
 def _hashes(path: Path) -> tuple[bytes, bytes]:
     with Image.open(path) as im:
-        h = hash_frame(np.asarray(_thumbnail(im)), mirrored=True)
+        h = hash_frame(np.asarray(thumbnail(im)), mirrored=True)
     return h.pdq, h.pdq_mirrored or h.pdq
