@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     pdq_candidate_distance: int = 100
     orb_clip_candidates: int = 3
     orb_max_candidates: int = 6
+    # PDQ hits farther than this get the geometric check too (at most orb_confirm_candidates per
+    # clip frame, before any other candidate): a caption or a recolour moves PDQ 40-60 bits, and
+    # ORB's agreement on the same pair makes the match strong and gives its region.
+    orb_confirm_pdq_distance: int = 24
+    orb_confirm_candidates: int = 2
     # Keypoint matches that must agree on one placement for the geometric check to fire.
     orb_min_inliers: int = 12
     # ORB keypoints per clip frame (works keep 500): more of them land on a copy pasted small.

@@ -16,6 +16,8 @@ from index import SearchResult
 from index.signals import MIN_HASH_QUALITY, PDQ_BITS, PHASH_BITS
 
 COMBINED_FRAMES = 3  # the strongest frames a match's confidence counts
+# Signals that see the same thing count as one on a frame pair: pHash beside PDQ adds nothing new.
+SIGNAL_GROUPS = {"pdq": "hash", "phash": "hash"}
 
 
 @dataclass
@@ -61,8 +63,9 @@ class WorkMatch:
     segments: list[Segment] = field(default_factory=list)
     pairs: list[FramePair] = field(default_factory=list)
     # 0.5..1, for ranking: each matched frame's evidence, 0.5 at its signal's threshold, its
-    # margin over 0.5 combined over the strongest frames as independent chances (_combine), so a
-    # segment outweighs one stray frame but many weak frames never add up to a strong one.
+    # margin over 0.5 combined over the signal groups that agree on it (_agree) and then over the
+    # strongest frames as independent chances (_combine), so a segment outweighs one stray frame
+    # but many weak frames never add up to a strong one.
     confidence: float = 0.0
     mirrored: bool = False  # some matched frame shows the work mirrored
 
@@ -115,7 +118,8 @@ def match_works(
     """
     # (query frame, work) -> best pair
     best: dict[tuple[int, str], FramePair] = {}
-    strength: dict[tuple[int, str], float] = {}  # (query frame, work) -> best evidence
+    # (query frame, work) -> signal group -> its best evidence
+    strength: dict[tuple[int, str], dict[str, float]] = {}
     fired: dict[str, set[str]] = {}  # work -> every signal that fired, on any frame pair
     candidates: dict[str, float] = {}
     clip_min = clip_threshold(settings)
@@ -133,7 +137,9 @@ def match_works(
             continue
         key = (hit.query, work_id)
         fired.setdefault(work_id, set()).add(hit.signal)
-        strength[key] = max(strength.get(key, 0.0), evidence(hit.signal, hit.value, settings))
+        group = strength.setdefault(key, {})
+        g = SIGNAL_GROUPS.get(hit.signal, hit.signal)
+        group[g] = max(group.get(g, 0.0), evidence(hit.signal, hit.value, settings))
         pair = best.get(key)
         sim = _similarity(hit.signal, hit.value, settings)
         if pair is None or abs(pair.work_t - work_t) > 1e-6:
@@ -157,7 +163,7 @@ def match_works(
     for w, pairs in by_work.items():
         m = _work_match(result.works[w], pairs, settings, clip_t, duration_s)
         m.signals = sorted(fired[w])  # also those of pairs a stronger work frame replaced
-        m.confidence = _combine([e for (_, wid), e in strength.items() if wid == w])
+        m.confidence = _combine([_agree(g) for (_, wid), g in strength.items() if wid == w])
         matches.append(m)
     matches.sort(key=lambda m: (m.confidence, m.frames_matched, m.score), reverse=True)
     unused = [
@@ -166,6 +172,16 @@ def match_works(
         if w not in by_work
     ][:5]
     return matches, unused
+
+
+def _agree(groups: dict[str, float]) -> float:
+    """One frame pair's evidence from its signal groups (a global hash, local features, CLIP),
+    combined as independent chances like _combine's frames: a caption moves PDQ to a weak 50
+    bits, and ORB agreeing on the same pair makes the frame strong; one group alone is itself."""
+    miss = 1.0
+    for e in groups.values():
+        miss *= 1.0 - min(2.0 * (e - 0.5), 0.999)
+    return 0.5 + 0.5 * (1.0 - miss)
 
 
 def _combine(evidences: list[float]) -> float:

@@ -170,6 +170,7 @@ def search(
     # every slot of a frame before the work its keypoints actually agree with.
     proposals: list[tuple[int, int, bool]] = []
     if "orb" not in disabled:
+        proposals += _weak_hash_hits(hits, settings)
         proposals += _voted(index, fp, settings)
     if "pdq" not in disabled:
         proposals += [(q % n, f, q >= n) for q, f in near]
@@ -220,6 +221,17 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
     return _per_frame([(q, f, m) for q, f, m, _ in out], settings.orb_vote_candidates)
 
 
+def _weak_hash_hits(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
+    """PDQ hits farther than orb_confirm_pdq_distance, closest first, at most
+    orb_confirm_candidates per clip frame: the geometric check confirms them (a caption or a
+    recolour moves PDQ 40-60 bits, and a match that rests on such a hash alone stays weak) and
+    says where in the frame the copy sits."""
+    weak = sorted((h for h in hits if h.signal == "pdq"
+                   and h.value > settings.orb_confirm_pdq_distance), key=lambda h: h.value)
+    return _per_frame([(h.query, h.frame_id, h.mirrored) for h in weak],
+                      settings.orb_confirm_candidates)
+
+
 def _clip_nearest(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
     ranked = sorted((h for h in hits if h.signal == "clip"), key=lambda h: -h.value)
     return _per_frame([(h.query, h.frame_id, False) for h in ranked],
@@ -245,11 +257,12 @@ def _geometric_hits(
     proposals: list[tuple[int, int, bool]],
     settings: Settings,
 ) -> list[Hit]:
-    """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no hash already
-    settled, in the order proposed (descriptor votes, PDQ near misses, CLIP's nearest), at most
-    orb_max_candidates per clip frame. A mirrored candidate is checked with the features of the
-    clip frame's mirror image."""
-    settled = {(h.query, h.frame_id) for h in hits if h.signal != "clip"}
+    """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no close PDQ
+    hit already settled, in the order proposed (weak PDQ hits, descriptor votes, PDQ near misses,
+    CLIP's nearest), at most orb_max_candidates per clip frame. A mirrored candidate is checked
+    with the features of the clip frame's mirror image."""
+    settled = {(h.query, h.frame_id) for h in hits
+               if h.signal == "pdq" and h.value <= settings.orb_confirm_pdq_distance}
     per_query: dict[int, list[tuple[int, bool]]] = {}
     for q, f, m in proposals:
         chosen = per_query.setdefault(q, [])

@@ -224,3 +224,26 @@ def test_signals_switched_off_neither_fire_nor_propose(settings, tmp_path, works
     assert match_file(clip, settings, disabled={"orb"}).matches == []  # ...and nothing else does
     with pytest.raises(ValueError, match="unknown signals"):
         match_file(clip, settings, disabled={"sift"})
+
+
+def test_captioned_copy_is_confirmed_by_geometry_where_pdq_is_weak(settings, tmp_path):
+    """A caption moves PDQ by about 45 bits: the hash still fires, but weakly. The geometric check
+    then runs on the same frame pair, and its agreement makes the match strong and says where the
+    copy sits (the whole frame)."""
+    from clipgate.quality.transforms import Edit, edit_frame
+    from compliance import match_file
+
+    picture = photo("astronaut", (640, 360))
+    work = index.register_work(write_image(tmp_path / "astronaut.png", picture), owner="O",
+                               title="Astronaut", policy="block", settings=settings)
+    caption = Edit("text", {"lines": ["BREAKING NEWS", "SUBSCRIBE NOW"], "y": 0.7, "size": 30})
+    clip = _clip(tmp_path, "captioned.mp4",
+                 [(3, lambda i, n: edit_frame(pan(picture, i, n), caption))])
+    [match] = match_file(clip, settings).matches
+    assert match.work_id == str(work["id"])
+    both = [p for p in match.pairs if {"pdq", "orb"} <= set(p.signals)]
+    assert both, [p.signals for p in match.pairs]
+    assert all(p.distances["pdq"] > settings.orb_confirm_pdq_distance for p in both)
+    assert all(p.region and p.region[2] - p.region[0] > 0.9 for p in both)
+    [hash_only] = match_file(clip, settings, disabled={"orb"}).matches
+    assert match.confidence > hash_only.confidence

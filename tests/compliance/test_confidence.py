@@ -4,6 +4,7 @@ weak look-alike frames never adds up to one strong frame."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from clipgate.settings import Settings
 from compliance.alignment import match_works
@@ -38,3 +39,25 @@ def test_many_weak_frames_stay_below_one_strong_frame():
 def test_a_segment_outweighs_one_stray_frame():
     v = 4 * SETTINGS.orb_min_inliers
     assert _confidence([v]) < _confidence([v, v]) < _confidence([v, v, v]) < 1.0
+
+
+def _frame_confidence(hits: list[Hit]) -> float:
+    """Confidence of one image work matched on one clip frame by the given hits."""
+    result = SearchResult(1, "e", hits, {1: ("w", 0.0)}, {"w": WORK})
+    matches, _ = match_works(result, np.zeros(1), np.full(1, 100), SETTINGS, clip_counts=False,
+                             duration_s=1.0)
+    return matches[0].confidence
+
+
+def test_two_kinds_of_signal_agreeing_on_a_frame_outweigh_either_alone():
+    pdq = Hit(0, 1, "pdq", 50.0)  # a captioned copy: PDQ weak
+    orb = Hit(0, 1, "orb", 2.0 * SETTINGS.orb_min_inliers)
+    both = _frame_confidence([pdq, orb])
+    assert both > max(_frame_confidence([pdq]), _frame_confidence([orb]))
+    assert both < 1.0
+
+
+def test_phash_beside_pdq_adds_nothing_of_its_own():
+    pdq = Hit(0, 1, "pdq", 50.0)
+    assert _frame_confidence([pdq, Hit(0, 1, "phash", 4.0)]) == pytest.approx(
+        max(_frame_confidence([pdq]), _frame_confidence([Hit(0, 1, "phash", 4.0)])))
