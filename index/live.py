@@ -24,6 +24,7 @@ from index import store
 from index.faiss_index import FrameIndex, FrameRows, Hit
 from index.features import Features, verify
 from index.fingerprint import Fingerprint, embedder_for
+from index.signals import MIN_HASH_QUALITY
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def search(
     # every slot of a frame before the work its keypoints actually agree with.
     proposals: list[tuple[int, int, bool]] = []
     if "orb" not in disabled:
-        proposals += _weak_hash_hits(hits, settings)
+        proposals += _weak_hash_hits(hits, fp.pdq_quality, settings)
         proposals += _voted(index, fp, settings)
     if "pdq" not in disabled:
         proposals += [(q % n, f, q >= n) for q, f in near]
@@ -221,15 +222,26 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
     return _per_frame([(q, f, m) for q, f, m, _ in out], settings.orb_vote_candidates)
 
 
-def _weak_hash_hits(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
-    """PDQ hits farther than orb_confirm_pdq_distance, closest first, at most
+def _weak_hash_hits(hits: list[Hit], quality: np.ndarray, settings: Settings
+                    ) -> list[tuple[int, int, bool]]:
+    """PDQ hits that do not settle their pair (_settled), closest first, at most
     orb_confirm_candidates per clip frame: the geometric check confirms them (a caption or a
     recolour moves PDQ 40-60 bits, and a match that rests on such a hash alone stays weak) and
     says where in the frame the copy sits."""
-    weak = sorted((h for h in hits if h.signal == "pdq"
-                   and h.value > settings.orb_confirm_pdq_distance), key=lambda h: h.value)
+    settled = _settled(hits, quality, settings)
+    weak = sorted((h for h in hits if h.signal == "pdq" and (h.query, h.frame_id) not in settled),
+                  key=lambda h: h.value)
     return _per_frame([(h.query, h.frame_id, h.mirrored) for h in weak],
                       settings.orb_confirm_candidates)
+
+
+def _settled(hits: list[Hit], quality: np.ndarray, settings: Settings) -> set[tuple[int, int]]:
+    """(clip frame, work frame) pairs a close PDQ hit settles, so the geometric check can skip
+    them. Not on a frame whose PDQ quality is too low for its hash to count (a dark nebula): there
+    the hit is only a candidate."""
+    return {(h.query, h.frame_id) for h in hits
+            if h.signal == "pdq" and h.value <= settings.orb_confirm_pdq_distance
+            and quality[h.query] >= MIN_HASH_QUALITY}
 
 
 def _clip_nearest(hits: list[Hit], settings: Settings) -> list[tuple[int, int, bool]]:
@@ -261,8 +273,7 @@ def _geometric_hits(
     hit already settled, in the order proposed (weak PDQ hits, descriptor votes, PDQ near misses,
     CLIP's nearest), at most orb_max_candidates per clip frame. A mirrored candidate is checked
     with the features of the clip frame's mirror image."""
-    settled = {(h.query, h.frame_id) for h in hits
-               if h.signal == "pdq" and h.value <= settings.orb_confirm_pdq_distance}
+    settled = _settled(hits, fp.pdq_quality, settings)
     per_query: dict[int, list[tuple[int, bool]]] = {}
     for q, f, m in proposals:
         chosen = per_query.setdefault(q, [])

@@ -247,3 +247,19 @@ def test_captioned_copy_is_confirmed_by_geometry_where_pdq_is_weak(settings, tmp
     assert all(p.region and p.region[2] - p.region[0] > 0.9 for p in both)
     [hash_only] = match_file(clip, settings, disabled={"orb"}).matches
     assert match.confidence > hash_only.confidence
+
+
+def test_dark_picture_whose_hash_does_not_count_is_found_by_geometry(settings, tmp_path):
+    """A small object on black (a nebula): PDQ's quality is too low for its hit to count, so the
+    hit is only a candidate, and the geometric check on it finds the copy."""
+    from compliance import match_file
+    from index.signals import MIN_HASH_QUALITY, hash_frame
+
+    dark = np.zeros((360, 640, 3), np.uint8)
+    dark[100:185, 300:428] = (photo("coffee", (128, 85)) * 0.6).astype(np.uint8)
+    assert hash_frame(dark).pdq_quality < MIN_HASH_QUALITY
+    work = index.register_work(write_image(tmp_path / "dark.png", dark), owner="O",
+                               title="Dark", policy="block", settings=settings)
+    clip = _clip(tmp_path, "dark.mp4", [(3, lambda i, n: pan(dark, i, n, max_crop=0.03))])
+    [match] = match_file(clip, settings).matches
+    assert match.work_id == str(work["id"]) and "orb" in match.signals
