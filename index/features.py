@@ -8,6 +8,7 @@ sits. Verification runs only on the candidate pairs the global signals propose.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -29,6 +30,15 @@ TURNED_INLIERS = 3
 # The inliers must cover this share of the work's area (their convex hull). Matches that collapse
 # onto one small patch of the work (a repeated texture) are not a copy of the picture.
 MIN_WORK_SPREAD = 0.01
+# A copy stretched to another aspect (a square picture filling a 16:9 frame) fits a similarity
+# transform only along a strip. Where the similarity fit has under STRETCH_TRIED_BELOW times the
+# minimum inliers, an affine one is tried and taken when it agrees on STRETCH_INLIERS times as
+# many (for its two extra degrees of freedom), with at most MAX_STRETCH between its two scales
+# and its axes square within MAX_SHEAR_DEG.
+STRETCH_TRIED_BELOW = 4
+STRETCH_INLIERS = 1.5
+MAX_STRETCH = 2.0
+MAX_SHEAR_DEG = 10.0
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
@@ -142,11 +152,33 @@ def _spread(kps: list, w: int, h: int, n: int) -> list:
     return [kps[i] for i in spread.tolist() if keep[i]]
 
 
+def _stretched(src: np.ndarray, dst: np.ndarray, min_inliers: int
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An affine placement that only stretches (see MAX_STRETCH), with at least min_inliers."""
+    if len(src) < min_inliers:
+        return None, None
+    transform, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
+                                           ransacReprojThreshold=RANSAC_PX)
+    if transform is None or mask is None or int(mask.sum()) < min_inliers:
+        return None, None
+    x_axis, y_axis = transform[:, 0], transform[:, 1]
+    sx, sy = float(np.linalg.norm(x_axis)), float(np.linalg.norm(y_axis))
+    if min(sx, sy) <= 0 or max(sx, sy) / min(sx, sy) > MAX_STRETCH:
+        return None, None
+    cos = float(np.dot(x_axis, y_axis)) / (sx * sy)
+    if abs(90.0 - float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))) > MAX_SHEAR_DEG:
+        return None, None
+    if np.linalg.det(transform[:, :2]) <= 0:  # a mirror image is checked on its own
+        return None, None
+    return transform, mask
+
+
 def verify(query: Features, work: Features, *, min_inliers: int,
            max_rotation_deg: float = MAX_ROTATION_DEG,
            min_work_spread: float = MIN_WORK_SPREAD) -> Verification | None:
     """Do query (a clip frame) and work (a protected frame) show the same picture, placed by one
-    similarity transform, its agreeing keypoints covering at least min_work_spread of the work?
+    similarity transform (or, failing that, a stretch: _stretched), its agreeing keypoints
+    covering at least min_work_spread of the work?
     None when fewer than min_inliers matches agree, or fewer than TURNED_INLIERS times that for a
     placement turned more than max_rotation_deg."""
     if len(query.descriptors) < min_inliers or len(work.descriptors) < min_inliers:
@@ -160,10 +192,13 @@ def verify(query: Features, work: Features, *, min_inliers: int,
     transform, mask = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX
     )
-    if transform is None or mask is None:
-        return None
-    inliers = int(mask.sum())
-    if inliers < min_inliers:
+    inliers = 0 if transform is None or mask is None else int(mask.sum())
+    if inliers < STRETCH_TRIED_BELOW * min_inliers:  # a stretch may fit far more of them
+        stretch, stretch_mask = _stretched(
+            src, dst, math.ceil(STRETCH_INLIERS * max(min_inliers, inliers)))
+        if stretch is not None and stretch_mask is not None:
+            transform, mask, inliers = stretch, stretch_mask, int(stretch_mask.sum())
+    if transform is None or mask is None or inliers < min_inliers:
         return None
     # The work's scale in the clip is the inverse of the transform's scale. A placement that
     # shrinks the work to a speck or blows it up past recognition is RANSAC fitting noise (many

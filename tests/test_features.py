@@ -149,3 +149,30 @@ def test_a_soft_picture_still_gets_keypoints_to_place_a_copy_with():
     assert len(work.descriptors) >= 10 * MIN_INLIERS
     v = verify(_query(soft[20:340, 30:600])[0], work, min_inliers=MIN_INLIERS)
     assert v is not None and v.inliers >= 2 * MIN_INLIERS
+
+
+@pytest.mark.parametrize("name", ["rocket", "coffee", "astronaut"])
+def test_a_copy_stretched_to_another_aspect_is_found_and_placed(name):
+    """Squeezed to 60% of its height on black, as a generator fills a frame of another aspect: no
+    similarity transform fits, a stretch does."""
+    work = photo(name, (512, 512))
+    scene = np.zeros((360, 640, 3), np.uint8)
+    scene[30:337, 64:576] = np.asarray(Image.fromarray(work).resize((512, 307)))
+    v = verify(_query(scene)[0], extract_work(work), min_inliers=MIN_INLIERS)
+    assert v is not None and v.inliers >= 1.5 * MIN_INLIERS
+    assert np.allclose(v.region, (64 / 640, 30 / 360, 576 / 640, 337 / 360), atol=0.03)
+
+
+def test_a_stretch_past_the_limit_or_a_shear_is_no_copy():
+    from index.features import _stretched
+
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 500, (60, 2)).astype(np.float32)
+    for matrix in ([[3.0, 0, 0], [0, 1.0, 0]],  # three times wider than tall
+                   [[1.0, 0.5, 0], [0, 1.0, 0]],  # sheared by 27 degrees
+                   [[-1.0, 0, 500], [0, 1.0, 0]]):  # mirrored: the mirror view's job
+        dst = (src @ np.float32(matrix)[:, :2].T + np.float32(matrix)[:, 2]).astype(np.float32)
+        assert _stretched(src, dst, MIN_INLIERS) == (None, None), matrix
+    dst = (src * np.float32([1.0, 0.6])).astype(np.float32)
+    transform, mask = _stretched(src, dst, MIN_INLIERS)
+    assert transform is not None and int(mask.sum()) == len(src)
