@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import cv2
+import faiss
 import numpy as np
 
 N_FEATURES = 500
@@ -39,8 +40,6 @@ STRETCH_TRIED_BELOW = 4
 STRETCH_INLIERS = 1.5
 MAX_STRETCH = 2.0
 MAX_SHEAR_DEG = 10.0
-
-_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
 
 
 @dataclass(frozen=True)
@@ -152,6 +151,18 @@ def _spread(kps: list, w: int, h: int, n: int) -> list:
     return [kps[i] for i in spread.tolist() if keep[i]]
 
 
+def _two_nearest(query: np.ndarray, work: np.ndarray
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """For each query descriptor, its nearest and second-nearest work descriptors, each as
+    (Hamming distances, work indexes; -1 where the work has too few). FAISS's binary flat search
+    does this about 4x faster than OpenCV's brute-force matcher, which was most of the gate's
+    geometric check."""
+    index = faiss.IndexBinaryFlat(8 * work.shape[1])
+    index.add(np.ascontiguousarray(work))
+    distances, ids = index.search(np.ascontiguousarray(query), 2)
+    return (distances[:, 0], ids[:, 0]), (distances[:, 1], ids[:, 1])
+
+
 def _stretched(src: np.ndarray, dst: np.ndarray, min_inliers: int
                ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """An affine placement that only stretches (see MAX_STRETCH), with at least min_inliers."""
@@ -183,12 +194,13 @@ def verify(query: Features, work: Features, *, min_inliers: int,
     placement turned more than max_rotation_deg."""
     if len(query.descriptors) < min_inliers or len(work.descriptors) < min_inliers:
         return None
-    pairs = _matcher.knnMatch(query.descriptors, work.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    nearest, second = _two_nearest(query.descriptors, work.descriptors)
+    good = np.flatnonzero(second[1] >= 0)
+    good = good[nearest[0][good] < RATIO * second[0][good]]  # Lowe's ratio test
     if len(good) < min_inliers:
         return None
-    src = query.keypoints[[g.queryIdx for g in good]]
-    dst = work.keypoints[[g.trainIdx for g in good]]
+    src = query.keypoints[good]
+    dst = work.keypoints[nearest[1][good]]
     transform, mask = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX
     )
@@ -222,7 +234,7 @@ def verify(query: Features, work: Features, *, min_inliers: int,
         x0, x1 = 1.0 - x1, 1.0 - x0
     return Verification(
         inliers=inliers,
-        matches=len(good),
+        matches=int(len(good)),
         region=(round(float(x0), 3), round(float(y0), 3), round(float(x1), 3), round(float(y1), 3)),
         scale=round(1.0 / scale, 3) if scale > 0 else 0.0,
         mirrored=query.mirrored,
