@@ -49,9 +49,8 @@ class Settings(BaseSettings):
 
     # Matching thresholds. A signal "fires" on a frame pair when its distance is at most this.
     # Calibrated by `clipgate bench quality` on its 200 negative clips (50 of them of look-alike
-    # nebulae), searched loosely: strongest negative PDQ 74 (75 would allow the 0.5%); pHash 2-4
-    # only where PDQ is 90+ bits away, so pHash counts only beside PDQ. ORB 12 keeps the gate's
-    # own negatives to one derivative painting (31-34 inliers); loosely searched, a few reach 22.
+    # nebulae), searched loosely: strongest negative PDQ 76; pHash 2-4 only where PDQ is 90+ bits
+    # away, so pHash counts only beside PDQ. No negative reaches ORB's 12 inliers.
     pdq_max_distance: int = 70  # of 256 bits
     phash_max_distance: int = 5  # of 64 bits
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
