@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Room for multipart framing and form fields on top of the largest file we accept.
 _BODY_SLACK = 1 << 20
+SHUTDOWN_WAIT_S = 10.0  # how long shutdown waits for an in-process generation job to finish
 
 
 def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -> FastAPI:
@@ -56,8 +57,10 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
         try:
             yield
         finally:
-            if app.state.resume_loop is not None:  # waits for the job it runs, if any
-                await run_in_threadpool(app.state.resume_loop.stop)
+            # Waits a little for the job it runs; one cut short is recovered at the next start
+            # (its lease runs out), so a stop never hangs on a long generation.
+            if app.state.resume_loop is not None:
+                await run_in_threadpool(app.state.resume_loop.stop, SHUTDOWN_WAIT_S)
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: no CDN at run time.
     app = FastAPIOffline(

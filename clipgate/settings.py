@@ -61,9 +61,10 @@ class Settings(BaseSettings):
     pdq_candidate_distance: int = 100
     orb_clip_candidates: int = 3
     orb_max_candidates: int = 6
-    # PDQ hits farther than this get the geometric check too (at most orb_confirm_candidates per
-    # clip frame, before any other candidate): a caption or a recolour moves PDQ 40-60 bits, and
-    # ORB's agreement on the same pair makes the match strong and gives its region.
+    # PDQ hits farther than this (or on a frame too flat for PDQ to count, at any distance) get
+    # the geometric check too, at most orb_confirm_candidates per clip frame, in slots of their
+    # own: a caption or a recolour moves PDQ 40-60 bits, and ORB's agreement on the same pair
+    # makes the match strong and gives its region.
     orb_confirm_pdq_distance: int = 24
     orb_confirm_candidates: int = 2
     # Keypoint matches that must agree on one placement for the geometric check to fire.

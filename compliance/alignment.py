@@ -16,8 +16,9 @@ from index import SearchResult
 from index.signals import MIN_HASH_QUALITY, PDQ_BITS, PHASH_BITS
 
 COMBINED_FRAMES = 3  # the strongest frames a match's confidence counts
-# Signals that see the same thing count as one on a frame pair: pHash beside PDQ adds nothing new.
-SIGNAL_GROUPS = {"pdq": "hash", "phash": "hash"}
+# Signals that see the same thing count as one on a frame pair: the global ones (PDQ, pHash,
+# CLIP) move together on a look-alike; only local features' geometry is independent of them.
+SIGNAL_GROUPS = {"pdq": "global", "phash": "global", "clip": "global"}
 
 
 @dataclass
@@ -175,7 +176,7 @@ def match_works(
 
 
 def _agree(groups: dict[str, float]) -> float:
-    """One frame pair's evidence from its signal groups (a global hash, local features, CLIP),
+    """One frame pair's evidence from its signal groups (global likeness, local features),
     combined as independent chances like _combine's frames: a caption moves PDQ to a weak 50
     bits, and ORB agreeing on the same pair makes the frame strong; one group alone is itself."""
     miss = 1.0

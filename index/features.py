@@ -1,9 +1,10 @@
 """Local features (ORB) and their geometric check: the signal that survives crops, pans and overlays.
 
 Global hashes see a 10% crop as a different picture. ORB keypoints of the copied region still
-match the work's keypoints, and RANSAC on a similarity transform (scale, rotation, shift) keeps
-only the matches that agree on one placement, which also tells where in the clip frame the copy
-sits. Verification runs only on the candidate pairs the global signals propose.
+match the work's keypoints, and RANSAC on a similarity transform (scale, rotation, shift; or a
+stretch of one, for a copy squeezed to another aspect) keeps only the matches that agree on one
+placement, which also tells where in the clip frame the copy sits. Verification runs only on the
+candidate pairs the global signals propose.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def _stretched(src: np.ndarray, dst: np.ndarray, min_inliers: int
 
 def verify(query: Features, work: Features, *, min_inliers: int,
            max_rotation_deg: float = MAX_ROTATION_DEG,
-           min_work_spread: float = MIN_WORK_SPREAD) -> Verification | None:
+           min_work_spread: float = MIN_WORK_SPREAD, stretch: bool = True) -> Verification | None:
     """Do query (a clip frame) and work (a protected frame) show the same picture, placed by one
     similarity transform (or, failing that, a stretch: _stretched), its agreeing keypoints
     covering at least min_work_spread of the work?
@@ -205,11 +206,13 @@ def verify(query: Features, work: Features, *, min_inliers: int,
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX
     )
     inliers = 0 if transform is None or mask is None else int(mask.sum())
-    if inliers < STRETCH_TRIED_BELOW * min_inliers:  # a stretch may fit far more of them
-        stretch, stretch_mask = _stretched(
+    # A stretch may fit far more of them; tried only where a similarity already agrees on some
+    # (half the minimum), so chance agreement in repeated texture gets no extra freedom.
+    if stretch and min_inliers / 2 <= inliers < STRETCH_TRIED_BELOW * min_inliers:
+        fit, fit_mask = _stretched(
             src, dst, math.ceil(STRETCH_INLIERS * max(min_inliers, inliers)))
-        if stretch is not None and stretch_mask is not None:
-            transform, mask, inliers = stretch, stretch_mask, int(stretch_mask.sum())
+        if fit is not None and fit_mask is not None:
+            transform, mask, inliers = fit, fit_mask, int(fit_mask.sum())
     if transform is None or mask is None or inliers < min_inliers:
         return None
     # The work's scale in the clip is the inverse of the transform's scale. A placement that

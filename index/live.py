@@ -167,11 +167,13 @@ def search(
         pdq_candidate_distance=settings.pdq_candidate_distance,
     )
     hits = counted_hits(raw, n, disabled)
-    # Descriptor votes first: PDQ near misses of look-alike pictures (dark nebulae) would take
-    # every slot of a frame before the work its keypoints actually agree with.
+    # Weak hash hits are confirmed in slots of their own. Then descriptor votes: PDQ near misses
+    # of look-alike pictures (dark nebulae) would take every slot of a frame before the work its
+    # keypoints actually agree with.
+    confirm: list[tuple[int, int, bool]] = []
     proposals: list[tuple[int, int, bool]] = []
     if "orb" not in disabled:
-        proposals += _weak_hash_hits(hits, fp.pdq_quality, settings)
+        confirm = _weak_hash_hits(hits, fp.pdq_quality, settings)
         proposals += _voted(index, fp, settings)
     if "pdq" not in disabled:
         proposals += [(q % n, f, q >= n) for q, f in near]
@@ -179,7 +181,8 @@ def search(
         proposals += _clip_nearest(hits, settings)
     with db.connection(settings) as conn:
         if "orb" not in disabled:
-            hits += _geometric_hits(conn, fp, hits, proposals, settings)
+            hits += _geometric_hits(conn, fp, hits, confirm + proposals, settings,
+                                    extra_slots=len(confirm))
         frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, index.embedder, hits, frames, works)
@@ -218,7 +221,8 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
         out += [(q, f, mirrored, v) for q, f, v in found]
     out.sort(key=lambda c: -c[3])  # most votes first, whichever view they came from
     # At most orb_vote_candidates per clip frame over both views: the rest of the frame's
-    # orb_max_candidates slots stay for PDQ near misses and CLIP's nearest.
+    # orb_max_candidates slots stay for PDQ near misses and CLIP's nearest (weak hash hits being
+    # confirmed have slots of their own).
     return _per_frame([(q, f, m) for q, f, m, _ in out], settings.orb_vote_candidates)
 
 
@@ -268,18 +272,26 @@ def _geometric_hits(
     hits: list[Hit],
     proposals: list[tuple[int, int, bool]],
     settings: Settings,
+    *,
+    extra_slots: int = 0,
 ) -> list[Hit]:
     """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no close PDQ
-    hit already settled, in the order proposed (weak PDQ hits, descriptor votes, PDQ near misses,
-    CLIP's nearest), at most orb_max_candidates per clip frame. A mirrored candidate is checked
-    with the features of the clip frame's mirror image."""
+    hit already settled, in the order proposed. The first extra_slots proposals (weak hash hits
+    to confirm) are all checked; of the rest (descriptor votes, PDQ near misses, CLIP's nearest)
+    at most orb_max_candidates per clip frame. A mirrored candidate is checked with the features
+    of the clip frame's mirror image."""
     settled = _settled(hits, fp.pdq_quality, settings)
     per_query: dict[int, list[tuple[int, bool]]] = {}
-    for q, f, m in proposals:
+    taken: dict[int, int] = {}  # clip frame -> slots used by the rest
+    for i, (q, f, m) in enumerate(proposals):
         chosen = per_query.setdefault(q, [])
-        if (q, f) not in settled and (f, m) not in chosen \
-                and len(chosen) < settings.orb_max_candidates:
-            chosen.append((f, m))
+        if (q, f) in settled or (f, m) in chosen:
+            continue
+        if i >= extra_slots:
+            if taken.get(q, 0) >= settings.orb_max_candidates:
+                continue
+            taken[q] = taken.get(q, 0) + 1
+        chosen.append((f, m))
     wanted = sorted({f for fs in per_query.values() for f, _ in fs})
     stored = store.frame_features(conn, frame_ids=wanted)
     out = []

@@ -81,7 +81,7 @@ class Variants:
 
         return verify(self._orb_features(a), self._orb_features(b),
                       min_inliers=NEAR_DUPLICATE_ORB, max_rotation_deg=180.0,
-                      min_work_spread=0.0) is not None
+                      min_work_spread=0.0, stretch=False) is not None
 
     def same(self, a: Path, b: Path) -> bool:
         """Is one of a and b a variant of the other, by ORB or by SIFT?"""
