@@ -237,7 +237,7 @@ def verify(query: Features, work: Features, *, min_inliers: int,
         x0, x1 = 1.0 - x1, 1.0 - x0
     return Verification(
         inliers=inliers,
-        matches=int(len(good)),
+        matches=len(good),
         region=(round(float(x0), 3), round(float(y0), 3), round(float(x1), 3), round(float(y1), 3)),
         scale=round(1.0 / scale, 3) if scale > 0 else 0.0,
         mirrored=query.mirrored,

@@ -170,10 +170,11 @@ def search(
     # Weak hash hits are confirmed in slots of their own. Then descriptor votes: PDQ near misses
     # of look-alike pictures (dark nebulae) would take every slot of a frame before the work its
     # keypoints actually agree with.
+    settled = _settled(hits, fp.pdq_quality, settings)
     confirm: list[tuple[int, int, bool]] = []
     proposals: list[tuple[int, int, bool]] = []
     if "orb" not in disabled:
-        confirm = _weak_hash_hits(hits, fp.pdq_quality, settings)
+        confirm = _weak_hash_hits(hits, settled, settings)
         proposals += _voted(index, fp, settings)
     if "pdq" not in disabled:
         proposals += [(q % n, f, q >= n) for q, f in near]
@@ -181,8 +182,7 @@ def search(
         proposals += _clip_nearest(hits, settings)
     with db.connection(settings) as conn:
         if "orb" not in disabled:
-            hits += _geometric_hits(conn, fp, hits, confirm + proposals, settings,
-                                    extra_slots=len(confirm))
+            hits += _geometric_hits(conn, fp, settled, confirm, proposals, settings)
         frames = {h.frame_id: index.meta[h.frame_id] for h in hits if h.frame_id in index.meta}
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, index.embedder, hits, frames, works)
@@ -226,13 +226,12 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[tuple
     return _per_frame([(q, f, m) for q, f, m, _ in out], settings.orb_vote_candidates)
 
 
-def _weak_hash_hits(hits: list[Hit], quality: np.ndarray, settings: Settings
+def _weak_hash_hits(hits: list[Hit], settled: set[tuple[int, int]], settings: Settings
                     ) -> list[tuple[int, int, bool]]:
     """PDQ hits that do not settle their pair (_settled), closest first, at most
     orb_confirm_candidates per clip frame: the geometric check confirms them (a caption or a
     recolour moves PDQ 40-60 bits, and a match that rests on such a hash alone stays weak) and
     says where in the frame the copy sits."""
-    settled = _settled(hits, quality, settings)
     weak = sorted((h for h in hits if h.signal == "pdq" and (h.query, h.frame_id) not in settled),
                   key=lambda h: h.value)
     return _per_frame([(h.query, h.frame_id, h.mirrored) for h in weak],
@@ -269,29 +268,27 @@ def _per_frame(candidates: list[tuple[int, int, bool]], limit: int) -> list[tupl
 def _geometric_hits(
     conn: psycopg.Connection,
     fp: Fingerprint,
-    hits: list[Hit],
+    settled: set[tuple[int, int]],
+    confirm: list[tuple[int, int, bool]],
     proposals: list[tuple[int, int, bool]],
     settings: Settings,
-    *,
-    extra_slots: int = 0,
 ) -> list[Hit]:
-    """ORB + RANSAC on the candidate (clip frame, work frame, mirrored) pairs that no close PDQ
-    hit already settled, in the order proposed. The first extra_slots proposals (weak hash hits
-    to confirm) are all checked; of the rest (descriptor votes, PDQ near misses, CLIP's nearest)
-    at most orb_max_candidates per clip frame. A mirrored candidate is checked with the features
-    of the clip frame's mirror image."""
-    settled = _settled(hits, fp.pdq_quality, settings)
+    """ORB + RANSAC on candidate (clip frame, work frame, mirrored) pairs not already settled
+    (_settled): every weak hash hit to confirm, then the proposals in order (descriptor votes,
+    PDQ near misses, CLIP's nearest), at most orb_max_candidates of those per clip frame. A
+    mirrored candidate is checked with the features of the clip frame's mirror image."""
     per_query: dict[int, list[tuple[int, bool]]] = {}
-    taken: dict[int, int] = {}  # clip frame -> slots used by the rest
-    for i, (q, f, m) in enumerate(proposals):
-        chosen = per_query.setdefault(q, [])
-        if (q, f) in settled or (f, m) in chosen:
-            continue
-        if i >= extra_slots:
-            if taken.get(q, 0) >= settings.orb_max_candidates:
+    taken: dict[int, int] = {}  # clip frame -> proposals chosen
+    for source, limited in ((confirm, False), (proposals, True)):
+        for q, f, m in source:
+            chosen = per_query.setdefault(q, [])
+            if (q, f) in settled or (f, m) in chosen:
                 continue
-            taken[q] = taken.get(q, 0) + 1
-        chosen.append((f, m))
+            if limited:
+                if taken.get(q, 0) >= settings.orb_max_candidates:
+                    continue
+                taken[q] = taken.get(q, 0) + 1
+            chosen.append((f, m))
     wanted = sorted({f for fs in per_query.values() for f, _ in fs})
     stored = store.frame_features(conn, frame_ids=wanted)
     out = []

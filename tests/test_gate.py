@@ -270,18 +270,15 @@ def test_weak_hash_hits_being_confirmed_leave_every_other_slot_to_other_candidat
     """Confirming weak PDQ hits must not crowd out the descriptor votes, near misses and CLIP
     candidates of the same frame: another work in that frame would go unchecked."""
     from index import live
-    from index.faiss_index import Hit
 
     class Fp:  # only what the slot logic reads
-        pdq_quality = np.array([100])
         features = features_mirrored = None
 
     weak = [(0, f, False) for f in (1, 2)]
     others = [(0, f, False) for f in range(10, 10 + settings.orb_max_candidates + 2)]
-    hits = [Hit(0, f, "pdq", 50.0) for _, f, _ in weak]
     checked: list[int] = []
     # Record which work frames the check would fetch features for (and check none).
     monkeypatch.setattr(live.store, "frame_features",
                         lambda conn, frame_ids: checked.extend(frame_ids) or {})
-    live._geometric_hits(None, Fp(), hits, weak + others, settings, extra_slots=len(weak))
+    live._geometric_hits(None, Fp(), set(), weak, others, settings)
     assert sorted(checked) == [1, 2] + [f for _, f, _ in others[:settings.orb_max_candidates]]
