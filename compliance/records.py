@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
+
+import index
 
 RELEASE_COLUMNS = (
     "id, check_id, created_at, file_sha256, size_bytes, path, generator, manifest_label, "
@@ -73,22 +77,62 @@ def revoke_release(
     ).fetchone()
 
 
-def insert_release_frames(
-    conn: psycopg.Connection, *, release_id: str, t_s: Any, pdq: Any, pdq_quality: Any, phash: Any
-) -> int:
-    """Index a released clip's frame hashes (one row per sampled frame), so a copy whose manifest
-    was stripped can still be traced to its release. pdq: (n, 32) uint8; phash: (n, 8) uint8."""
-    rows = [
-        (parse_id(release_id), float(t), bytes(p), int(q), bytes(h))
-        for t, p, q, h in zip(t_s, pdq, pdq_quality, phash, strict=True)
-    ]
+def insert_release_frames(conn: psycopg.Connection, *, release_id: str,
+                          fp: index.Fingerprint) -> int:
+    """Index a released clip's frames (one row per sampled frame, with every signal's vectors),
+    so a copy whose manifest was stripped can still be traced to its release."""
     with conn.cursor() as cur:
+        ids = []
+        for t in fp.t_s.tolist():
+            cur.execute("INSERT INTO release_frames (release_id, t_s) VALUES (%s, %s) "
+                        "RETURNING id", (parse_id(release_id), float(t)))
+            ids.append(cur.fetchone()["id"])
         cur.executemany(
-            "INSERT INTO release_frames (release_id, t_s, pdq, pdq_quality, phash) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            rows,
-        )
-    return len(rows)
+            "INSERT INTO release_frame_signals (frame_id, signal, version, vector, quality) "
+            "VALUES (%s, %s, %s, %s, %s)", index.vector_rows(fp, ids))
+    return len(ids)
+
+
+def has_release_frames(conn: psycopg.Connection, *, release_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM release_frames WHERE release_id = %s LIMIT 1",
+                        (parse_id(release_id),)).fetchone() is not None
+
+
+def releases_without_frames(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, path FROM releases r WHERE NOT EXISTS "
+        "(SELECT 1 FROM release_frames f WHERE f.release_id = r.id) ORDER BY created_at"
+    ).fetchall()
+
+
+def release_frames_state(conn: psycopg.Connection) -> tuple[int, int]:
+    """(highest release frame id, how many there are)."""
+    row = conn.execute("SELECT coalesce(max(id), 0) AS top, count(*) AS n FROM release_frames"
+                       ).fetchone()
+    return int(row["top"]), int(row["n"])
+
+
+def release_frame_rows(conn: psycopg.Connection, *, after_id: int,
+                       signals: Mapping[str, index.Signal]) -> index.FrameRows:
+    """Released frames with an id above after_id (the released-clips index grows only), with
+    the vectors of these signals in their current versions."""
+    rows = conn.execute(
+        "SELECT id, release_id, t_s FROM release_frames WHERE id > %s ORDER BY id", (after_id,)
+    ).fetchall()
+    out = index.FrameRows(
+        ids=np.array([r["id"] for r in rows], dtype=np.int64),
+        work_ids=np.array([str(r["release_id"]) for r in rows], dtype="U36"),
+        t_s=np.array([r["t_s"] for r in rows], dtype=np.float64),
+    )
+    for name, signal in signals.items():
+        found = conn.execute(
+            "SELECT frame_id, vector FROM release_frame_signals WHERE frame_id > %s "
+            "AND signal = %s AND version = %s ORDER BY frame_id", (after_id, name, signal.version)
+        ).fetchall()
+        out.vectors[name] = index.SignalRows(
+            np.array([r["frame_id"] for r in found], dtype=np.int64),
+            signal.decode(b"".join(r["vector"] for r in found), len(found)))
+    return out
 
 
 def restore_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:

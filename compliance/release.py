@@ -137,7 +137,7 @@ def _release_once(
         "index_version": result.index_version,
         "verdict": result.verdict,
         "checked_at": result.created_at,
-        "clip_weights": result.clip["weights"],
+        "signals": {name: info["version"] for name, info in result.signals.items()},
     }
     t0 = time.perf_counter()
     try:
@@ -164,9 +164,7 @@ def _release_once(
             })
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
-                records.insert_release_frames(conn, release_id=release_id, t_s=fp.t_s,
-                                              pdq=fp.pdq, pdq_quality=fp.pdq_quality,
-                                              phash=fp.phash)
+                records.insert_release_frames(conn, release_id=release_id, fp=fp)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -236,10 +234,7 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
     how many releases were indexed; a release whose file is missing or unreadable is skipped."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
-        todo = conn.execute(
-            "SELECT id, path FROM releases r WHERE NOT EXISTS "
-            "(SELECT 1 FROM release_frames f WHERE f.release_id = r.id) ORDER BY created_at"
-        ).fetchall()
+        todo = records.releases_without_frames(conn)
     done = 0
     for release in todo:
         try:
@@ -248,11 +243,9 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
             log.warning("release %s not indexed: %s", release["id"], e)
             continue
         with db.connection(settings) as conn:
-            if conn.execute("SELECT 1 FROM release_frames WHERE release_id = %s LIMIT 1",
-                            (release["id"],)).fetchone():
+            if records.has_release_frames(conn, release_id=str(release["id"])):
                 continue  # indexed meanwhile
-            records.insert_release_frames(conn, release_id=str(release["id"]), t_s=fp.t_s,
-                                          pdq=fp.pdq, pdq_quality=fp.pdq_quality, phash=fp.phash)
+            records.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
         done += 1
     return done
 

@@ -1,29 +1,33 @@
-"""The FAISS side of the index: four searchable signals over every frame of every active work.
+"""The FAISS side of the index: one searchable index per signal over every frame of every active
+work, and (optionally) the ORB descriptors of every frame for voting.
 
-CLIP vectors, PDQ and pHash codes are one entry per frame. The ORB descriptors of every frame go
-into a fourth, binary index whose ids are the frame ids again: a clip frame's descriptors vote for
-the work frames they are near, which proposes candidates for the geometric check even where the
-global signals see nothing (a crop, a small picture-in-picture, a mirrored copy).
+Each signal's vectors go into the index its kind suits (signals/base.py: exact inner product for
+floats, Hamming for packed bits). The ORB descriptors of every frame go into a binary index whose
+ids are the frame ids again: a clip frame's descriptors vote for the work frames they are near,
+which proposes candidates for the geometric check even where the global signals see nothing.
+That vote index costs about 32 KB a frame, so it is optional (`CLIPGATE_ORB_VOTE_INDEX`).
 
 FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` maps it back to
 (work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
-tagged with the index version it was built at.
+tagged with the index version it was built at and the version of each signal's vectors.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 import weakref
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from index import gpu
-from index.signals import PDQ_BITS, PHASH_BITS
+from index.signals import Signal
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,26 @@ ORB_IVF_NPROBE = 6
 
 
 @dataclass
+class SignalRows:
+    """One signal's vectors for some frames: ids (n,) int64 frame ids, vectors (n, d)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
 class FrameRows:
-    """Frames to add, as arrays: ids (n,) int64, work_ids (n,) str, t_s (n,) float64,
-    clip (n, d) float32 L2-normalised, pdq (n, 32) uint8, phash (n, 8) uint8."""
+    """Frames to add: ids (n,) int64, work_ids (n,) str, t_s (n,) float64, and per signal the
+    vectors of those frames that have them (a work registered before a signal existed has
+    none of it until `index rebuild --reembed`)."""
 
     ids: np.ndarray
     work_ids: np.ndarray
     t_s: np.ndarray
-    clip: np.ndarray
-    pdq: np.ndarray
-    phash: np.ndarray
+    vectors: dict[str, SignalRows] = field(default_factory=dict)
     # ORB descriptors per row, (n_i, 32) uint8 each; None: the frames take no part in voting.
     descriptors: list[np.ndarray] | None = None
 
@@ -56,60 +70,69 @@ class FrameRows:
 class Hit:
     """One indexed frame that a query frame is close to, by one signal."""
 
-    query: int  # row of the query batch
+    query: int  # the query frame
     frame_id: int
-    signal: str  # "clip" | "pdq" | "phash" | "orb"
-    value: float  # cosine for clip, Hamming distance for hashes, inlier count for orb
-    region: tuple[float, float, float, float] | None = None  # orb: where in the clip frame (0..1)
+    signal: str
+    value: float  # a float signal's (normalised) score, a hash's distance, ORB's inlier count
+    # Where in the clip frame the copy sits (0..1): ORB's placement, or the crop that matched.
+    region: tuple[float, float, float, float] | None = None
     mirrored: bool = False  # the clip frame matched once mirrored left-right
+    raw: float | None = None  # a float signal's cosine before normalisation
 
 
 class FrameIndex:
+    """A version of the index: per signal a FAISS index (all with frame ids), the map from frame
+    id to (work, seconds), background vectors for normalised signals, and the vote index."""
+
     def __init__(
         self,
-        dim: int,
         version: int,
-        embedder: str,
-        epoch: str = "",
+        epoch: str,
+        spaces: Mapping[str, str],
+        native: dict[str, object],
         *,
-        native: tuple | None = None,
         meta: dict[int, tuple[str, float]] | None = None,
+        background: dict[str, np.ndarray] | None = None,
         orb: object | None = None,
     ) -> None:
-        self.dim = dim
         self.version = version
-        self.embedder = embedder
         self.epoch = epoch  # the database's index_state.epoch this index was built from
-        self.clip, self.pdq, self.phash = native or (
-            faiss.IndexIDMap2(faiss.IndexFlatIP(dim)),
-            faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PDQ_BITS)),
-            faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PHASH_BITS)),
-        )
-        # Many descriptors share one frame id, so a plain IDMap (not IDMap2, whose reverse map
-        # wants unique ids) or an IVF, which keeps ids itself.
-        self.orb = orb if orb is not None else faiss.IndexBinaryIDMap(
-            faiss.IndexBinaryFlat(ORB_BITS))
+        self.spaces = dict(spaces)  # signal -> version of its vectors in here
+        self.native = native  # signal -> FAISS index
         self.meta: dict[int, tuple[str, float]] = meta or {}
+        # signal -> (b, d) background vectors (index/background.py), and which rows are kept:
+        # not those of a picture close to a work frame.
+        self.background = background or {}
+        self.kept: dict[str, np.ndarray] = {n: np.ones(len(b), bool)
+                                            for n, b in self.background.items()}
+        self.orb = orb  # None: no vote index
         # Free the native memory as soon as this object goes, not at some later GC.
-        weakref.finalize(self, _release, self.clip, self.pdq, self.phash, self.orb)
+        weakref.finalize(self, _release, *native.values(), *([orb] if orb is not None else []))
 
     @classmethod
-    def for_rows(cls, dim: int, version: int, embedder: str, epoch: str,
-                 rows: FrameRows) -> FrameIndex:
-        """A new index sized for rows: with many descriptors the ORB index is an inverted file
-        trained on a sample of them."""
+    def build(cls, signals: Mapping[str, Signal], version: int, epoch: str, rows: FrameRows, *,
+              votes: bool) -> FrameIndex:
+        """A new index over rows for these signals; with votes, a vote index over the rows'
+        descriptors (an inverted file trained on a sample of them when there are many)."""
         orb = None
-        if rows.descriptors is not None:
-            n = sum(len(d) for d in rows.descriptors)
-            if n >= ORB_IVF_FROM:
-                orb = _trained_ivf(np.concatenate(rows.descriptors))
-        index = cls(dim, version, embedder, epoch, orb=orb)
+        if votes:
+            descriptors = rows.descriptors or []
+            n = sum(len(d) for d in descriptors)
+            orb = (_trained_ivf(np.concatenate(descriptors)) if n >= ORB_IVF_FROM
+                   else faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)))
+        index = cls(version, epoch, {n: s.version for n, s in signals.items()},
+                    {n: s.new_index() for n, s in signals.items()}, orb=orb)
+        for name, signal in signals.items():
+            bg = signal.background() if signal.kind == "float" else None
+            if bg is not None and len(bg):
+                index.background[name] = np.ascontiguousarray(bg, np.float32)
+                index.kept[name] = np.ones(len(bg), bool)
         index.add(rows)
         return index
 
     @property
     def frames(self) -> int:
-        return self.clip.ntotal
+        return len(self.meta)
 
     @property
     def work_ids(self) -> set[str]:
@@ -119,10 +142,13 @@ class FrameIndex:
         if not len(rows):
             return
         ids = rows.ids.astype(np.int64)
-        self.clip.add_with_ids(np.ascontiguousarray(rows.clip, dtype=np.float32), ids)
-        self.pdq.add_with_ids(np.ascontiguousarray(rows.pdq, dtype=np.uint8), ids)
-        self.phash.add_with_ids(np.ascontiguousarray(rows.phash, dtype=np.uint8), ids)
-        if rows.descriptors is not None:
+        for name, part in rows.vectors.items():
+            if name in self.native and len(part):
+                index = self.native[name]
+                dtype = np.float32 if isinstance(index, faiss.Index) else np.uint8
+                index.add_with_ids(np.ascontiguousarray(part.vectors, dtype),
+                                   part.ids.astype(np.int64))
+        if self.orb is not None and rows.descriptors is not None:
             counts = [len(d) for d in rows.descriptors]
             if sum(counts):
                 self.orb.add_with_ids(
@@ -131,60 +157,56 @@ class FrameIndex:
                 )
         for i, w, t in zip(ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
             self.meta[i] = (str(w), float(t))
+        self._exclude_background(rows)
 
     def remove_work(self, work_id: str) -> int:
         ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
         if len(ids):
-            for index in (self.clip, self.pdq, self.phash, self.orb):
+            for index in [*self.native.values(), *([self.orb] if self.orb is not None else [])]:
                 index.remove_ids(ids)
             for i in ids.tolist():
                 del self.meta[i]
         return len(ids)
 
-    def search(
-        self,
-        clip: np.ndarray,
-        pdq: np.ndarray,
-        phash: np.ndarray,
-        *,
-        clip_k: int,
-        pdq_max_distance: int,
-        phash_max_distance: int,
-        pdq_candidate_distance: int | None = None,
-    ) -> tuple[list[Hit], list[tuple[int, int]]]:
-        """Query frames: clip (q, d) float32, pdq (q, 32) uint8, phash (q, 8) uint8.
+    def _exclude_background(self, rows: FrameRows) -> None:
+        """Leave out the background pictures close to a frame just added: a protected work in
+        the background would cancel its own matches. (A removed work's pictures stay out until
+        the next rebuild: the safe side.)"""
+        from index import background
 
-        Returns the hits and the near misses. CLIP returns the k nearest (whatever their score);
-        the hashes return every frame within their distance threshold. Near misses are (query,
-        frame id) pairs whose PDQ distance is above pdq_max_distance but within
-        pdq_candidate_distance: worth a geometric check.
-        """
-        hits: list[Hit] = []
-        near: list[tuple[int, int, float]] = []
-        if self.frames == 0 or len(clip) == 0:
-            return hits, []
-        k = min(clip_k, self.frames)
+        for name, bg in self.background.items():
+            part = rows.vectors.get(name)
+            if part is None or not len(part) or not len(bg):
+                continue
+            near = (bg @ np.asarray(part.vectors, np.float32).T).max(axis=1)
+            self.kept[name] &= background.kept(bg, near)
+
+    # -- search, per signal -------------------------------------------------------------------
+    def nearest(self, name: str, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(q, k) cosines and frame ids (-1 past the end) of a float signal's k nearest frames."""
+        index = self.native[name]
+        k = min(k, max(1, index.ntotal))
+        if index.ntotal == 0 or not len(vectors):
+            return np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64)
         # On the GPU where there is one (index/gpu.py); the CPU answers the same otherwise.
-        sims, ids = gpu.clip_search(self, self.clip, np.ascontiguousarray(clip, np.float32), k)
-        for q in range(len(clip)):
-            for s, i in zip(sims[q], ids[q]):
-                if i >= 0:
-                    hits.append(Hit(q, int(i), "clip", float(s)))
-        loose = max(pdq_max_distance, pdq_candidate_distance or 0)
-        for name, index, codes, radius in (
-            ("pdq", self.pdq, pdq, loose),
-            ("phash", self.phash, phash, phash_max_distance),
-        ):
-            # range_search's radius is exclusive.
-            lims, dist, rid = index.range_search(np.ascontiguousarray(codes, np.uint8), radius + 1)
-            for q in range(len(codes)):
-                for j in range(lims[q], lims[q + 1]):
-                    if name == "pdq" and dist[j] > pdq_max_distance:
-                        near.append((q, int(rid[j]), float(dist[j])))
-                    else:
-                        hits.append(Hit(q, int(rid[j]), name, float(dist[j])))
-        near.sort(key=lambda n: n[2])  # nearest first: they get the geometric check first
-        return hits, [(q, f) for q, f, _ in near]
+        return gpu.float_search(self, index, np.ascontiguousarray(vectors, np.float32), k,
+                                name=name)
+
+    def within(self, name: str, codes: np.ndarray, radius: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A binary signal's frames within `radius` bits of each code: FAISS's (lims, distances,
+        ids) of a range search."""
+        index = self.native[name]
+        # range_search's radius is exclusive.
+        return index.range_search(np.ascontiguousarray(codes, np.uint8), radius + 1)
+
+    def bias(self, name: str, vectors: np.ndarray) -> np.ndarray:
+        """(q,) what normalisation adds to each row's scores: minus its cosine to the nearest
+        background vector (0 for a signal without background)."""
+        bg = self.background.get(name)
+        if bg is None or not self.kept[name].any() or not len(vectors):
+            return np.zeros(len(vectors), np.float32)
+        return -(np.asarray(vectors, np.float32) @ bg[self.kept[name]].T).max(axis=1)
 
     def vote(
         self,
@@ -202,7 +224,7 @@ class FrameIndex:
         descriptor votes once per frame among its k nearest within max_distance bits.
         """
         counts = [len(d) for d in descriptors]
-        if self.orb.ntotal == 0 or not sum(counts):
+        if self.orb is None or self.orb.ntotal == 0 or not sum(counts):
             return []
         dist, ids = self.orb.search(np.ascontiguousarray(np.concatenate(descriptors)), k)
         owner = np.repeat(np.arange(len(descriptors)), counts)
@@ -227,18 +249,22 @@ class FrameIndex:
     def copy(self) -> FrameIndex:
         """An independent copy: changes are made to a copy and then published, so a search in
         another thread never sees an index being changed under it."""
-        native = (
-            faiss.deserialize_index(faiss.serialize_index(self.clip)),
-            faiss.deserialize_index_binary(faiss.serialize_index_binary(self.pdq)),
-            faiss.deserialize_index_binary(faiss.serialize_index_binary(self.phash)),
-        )
-        return FrameIndex(self.dim, self.version, self.embedder, self.epoch, native=native,
-                          meta=dict(self.meta), orb=_binary_copy(self.orb))
+        copied = FrameIndex(self.version, self.epoch, self.spaces,
+                            {n: _copy(i) for n, i in self.native.items()}, meta=dict(self.meta),
+                            background=dict(self.background),
+                            orb=_copy(self.orb) if self.orb is not None else None)
+        copied.kept = {n: k.copy() for n, k in self.kept.items()}
+        return copied
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""
         path.parent.mkdir(parents=True, exist_ok=True)
         ids = np.fromiter(self.meta.keys(), dtype=np.int64, count=len(self.meta))
+        arrays = {f"index_{n}": _serialise(i) for n, i in self.native.items()}
+        arrays.update({f"background_{n}": v for n, v in self.background.items()})
+        arrays.update({f"kept_{n}": k for n, k in self.kept.items()})
+        if self.orb is not None:
+            arrays["orb"] = faiss.serialize_index_binary(self.orb)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -246,15 +272,11 @@ class FrameIndex:
                     f,
                     version=np.int64(self.version),
                     epoch=np.array(self.epoch),
-                    embedder=np.array(self.embedder),
-                    dim=np.int64(self.dim),
-                    clip=faiss.serialize_index(self.clip),
-                    pdq=faiss.serialize_index_binary(self.pdq),
-                    phash=faiss.serialize_index_binary(self.phash),
-                    orb=faiss.serialize_index_binary(self.orb),
+                    spaces=np.array(json.dumps(self.spaces)),
                     ids=ids,
                     work_ids=np.array([self.meta[i][0] for i in ids.tolist()], dtype="U36"),
                     t_s=np.array([self.meta[i][1] for i in ids.tolist()], dtype=np.float64),
+                    **arrays,
                 )
                 f.flush()
                 os.fsync(f.fileno())  # never an empty file under the final name after a crash
@@ -266,18 +288,39 @@ class FrameIndex:
     @classmethod
     def load(cls, path: Path) -> FrameIndex:
         with np.load(path, allow_pickle=False) as z:
-            native = (
-                faiss.deserialize_index(z["clip"]),
-                faiss.deserialize_index_binary(z["pdq"]),
-                faiss.deserialize_index_binary(z["phash"]),
-            )
+            spaces = json.loads(str(z["spaces"]))
+            native = {n: _deserialise(z[f"index_{n}"]) for n in spaces}
+            background = {n: np.array(z[f"background_{n}"]) for n in spaces
+                          if f"background_{n}" in z}
             meta = {
                 int(i): (str(w), float(t)) for i, w, t in zip(z["ids"], z["work_ids"], z["t_s"])
             }
-            orb = faiss.deserialize_index_binary(z["orb"])  # a file without it is rebuilt
-            _tune(orb)
-            return cls(int(z["dim"]), int(z["version"]), str(z["embedder"]), str(z["epoch"]),
-                       native=native, meta=meta, orb=orb)
+            orb = None
+            if "orb" in z:
+                orb = faiss.deserialize_index_binary(z["orb"])
+                _tune(orb)
+            index = cls(int(z["version"]), str(z["epoch"]), spaces, native, meta=meta,
+                        background=background, orb=orb)
+            index.kept.update({n: np.array(z[f"kept_{n}"]) for n in background
+                               if f"kept_{n}" in z})
+            return index
+
+
+def _serialise(index: object) -> np.ndarray:
+    if isinstance(index, faiss.IndexBinary):
+        return np.concatenate([[1], faiss.serialize_index_binary(index)]).astype(np.uint8)
+    return np.concatenate([[0], faiss.serialize_index(index)]).astype(np.uint8)
+
+
+def _deserialise(data: np.ndarray) -> object:
+    body = np.ascontiguousarray(data[1:])
+    return faiss.deserialize_index_binary(body) if data[0] == 1 else faiss.deserialize_index(body)
+
+
+def _copy(index: object) -> object:
+    copied = _deserialise(_serialise(index))
+    _tune(copied)
+    return copied
 
 
 def _trained_ivf(sample: np.ndarray) -> object:
@@ -298,12 +341,6 @@ def _trained_ivf(sample: np.ndarray) -> object:
 def _tune(index: object) -> None:
     if isinstance(index, faiss.IndexBinaryIVF):
         index.nprobe = ORB_IVF_NPROBE
-
-
-def _binary_copy(index: object) -> object:
-    copied = faiss.deserialize_index_binary(faiss.serialize_index_binary(index))
-    _tune(copied)
-    return copied
 
 
 def _release(*indexes: object) -> None:

@@ -22,6 +22,7 @@ RANSAC_PX = 4.0
 GRID = 4  # keypoints are spread over GRID x GRID cells of the frame
 OVERDETECT = 3  # detect this many times the keypoints wanted, then keep a spread-out subset
 FAST_THRESHOLDS = (20, 8, 3)  # corner contrast, OpenCV's default first
+REGION_SIDE = 640  # a crop's long side when its features are extracted (extract_region)
 MIN_SCALE, MAX_SCALE = 0.1, 10.0  # plausible sizes of a copy relative to the work
 # A copy in a generated clip is turned a little if at all (mirroring is checked on its own). A weak
 # fit turned further is mostly RANSAC pairing look-alike texture (star fields, foliage, upside
@@ -98,6 +99,29 @@ def extract_work(rgb: np.ndarray, *, n_features: int = N_FEATURES) -> Features:
                               interpolation=cv2.INTER_AREA), n_features=n_features // 2)
     return Features(np.concatenate([full.keypoints, half.keypoints * 2.0]),
                     np.concatenate([full.descriptors, half.descriptors]), w, h)
+
+
+def extract_region(rgb: np.ndarray, box: tuple[float, float, float, float], *,
+                   mirrored: bool = False, n_features: int = N_FEATURES) -> Features:
+    """ORB features of one crop of a frame (box: x0, y0, x1, y1 in 0..1 of the frame shown; of
+    the mirror image's matching crop if `mirrored`), detected on the crop enlarged to about
+    REGION_SIDE pixels, with keypoints in the (mirrored) frame's own pixels. A copy pasted at a
+    quarter of the width has few keypoints of the frame's own; enlarged, its crop has hundreds."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    x0, y0, x1, y1 = box
+    if mirrored:
+        grey = np.ascontiguousarray(grey[:, ::-1])
+        x0, x1 = 1.0 - x1, 1.0 - x0
+    left, top = int(x0 * w), int(y0 * h)
+    crop = grey[top:max(top + 8, int(y1 * h)), left:max(left + 8, int(x1 * w))]
+    s = min(3.0, max(1.0, REGION_SIDE / max(crop.shape)))
+    if s > 1.0:
+        crop = cv2.resize(crop, (round(crop.shape[1] * s), round(crop.shape[0] * s)),
+                          interpolation=cv2.INTER_LINEAR)
+    found = _orb(np.ascontiguousarray(crop), n_features, mirrored)
+    return Features(found.keypoints / s + np.float32([left, top]), found.descriptors, w, h,
+                    mirrored)
 
 
 def extract_both(rgb: np.ndarray, *, n_features: int = N_FEATURES) -> tuple[Features, Features]:

@@ -1,4 +1,5 @@
-"""CLIP nearest-neighbour search on the GPU, with a CPU fallback that gives the same answers.
+"""Nearest-neighbour search of float signals (SSCD, CLIP) on the GPU, with a CPU fallback that gives
+the same answers.
 
 Three ways, picked once per process (`use_device`, default "auto"):
 - "faiss-gpu": the flat inner-product index copied to the GPU by faiss (faiss-gpu and CUDA);
@@ -31,7 +32,7 @@ _mirrors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def use_device(device: str) -> None:
-    """Where CLIP searches run in this process: "auto" (CUDA when present), "cpu" or "cuda"."""
+    """Where float-signal searches run in this process: "auto" (CUDA when present), "cpu" or "cuda"."""
     global _device
     name = device.split(":")[0]
     if name not in DEVICES:
@@ -101,24 +102,26 @@ class _FaissMirror:
         return self.index.search(queries, k)
 
 
-def _mirror(owner: object, index: Any, how: str) -> Any:
+def _mirror(owner: object, name: str, index: Any, how: str) -> Any:
     with _lock:
-        m = _mirrors.get(owner)
+        copies = _mirrors.setdefault(owner, {})
+        m = copies.get(name)
         if m is None or m.ntotal != index.ntotal:  # changed in place (not the live path): redo
             m = _FaissMirror(index) if how == "faiss-gpu" else _TorchMirror(index)
-            _mirrors[owner] = m
+            copies[name] = m
         return m
 
 
-def clip_search(owner: object, index: Any, queries: np.ndarray, k: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def float_search(owner: object, index: Any, queries: np.ndarray, k: int, *, name: str = ""
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """index.search(queries, k) on the device in use: (q, k) similarities and ids, as faiss
-    answers. owner is the object the index belongs to (its GPU copy lives as long as it)."""
+    answers. owner is the object the index belongs to (its GPU copy lives as long as it), name
+    the signal whose index it is."""
     how = backend()
     if how == "cpu" or index.ntotal == 0:
         return index.search(queries, k)
     try:
-        return _mirror(owner, index, how).search(queries, k)
+        return _mirror(owner, name, index, how).search(queries, k)
     except Exception as e:  # a GPU that fails must not stop the gate: the CPU answers the same
         log.error("GPU search failed (%s); searching on the CPU", e)
         return index.search(queries, k)

@@ -23,10 +23,9 @@ from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
 from index import live, store
-from index.faiss_index import FrameRows
+from index.faiss_index import FrameRows, SignalRows
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.media import MediaInfo, probe
-from index.signals import MIN_HASH_QUALITY
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,6 @@ def _insert_new_work(
         "sha256": fp.sha256 if fp else sha256_file(stored), "size_bytes": stored.stat().st_size,
         "width": info.width, "height": info.height, "duration_s": info.duration_s,
         "media_path": str(stored), "status": "active" if fp else "pending",
-        "embedder": fp.embedder.id if fp else None,
         "account_id": meta["account_id"], "aliases": Jsonb(meta["aliases"]),
         "description": meta["description"],
     }
@@ -152,12 +150,9 @@ def _refuse_duplicate(conn, sha256: str, path: Path) -> None:
 
 def _require_distinctive(fp: Fingerprint, settings: Settings) -> None:
     """A work whose every frame is flat or featureless could never match: say so now."""
-    if any(q >= MIN_HASH_QUALITY for q in fp.pdq_quality) or any(
-        len(f.descriptors) >= settings.orb_min_inliers for f in fp.features
-    ):
-        return
-    raise BadInput(f"{fp.path.name}: has no distinctive content to match (every sampled frame is "
-                   "flat or too small); register a larger or more detailed version")
+    if not fp.distinctive(settings.orb_min_inliers):
+        raise BadInput(f"{fp.path.name}: has no distinctive content to match (every sampled "
+                       "frame is flat or too small); register a larger or more detailed version")
 
 
 def discard_pending_work(work_id: str, settings: Settings | None = None) -> None:
@@ -190,9 +185,9 @@ def process_pending_work(work_id: str, settings: Settings | None = None) -> dict
                 return locked
             version, rows = _add_frames(conn, work["id"], fp)
             conn.execute(
-                "UPDATE works SET status = 'active', embedder = %s, width = %s, height = %s, "
-                "duration_s = %s WHERE id = %s",
-                (fp.embedder.id, fp.info.width, fp.info.height, fp.info.duration_s, work["id"]),
+                "UPDATE works SET status = 'active', width = %s, height = %s, duration_s = %s "
+                "WHERE id = %s",
+                (fp.info.width, fp.info.height, fp.info.duration_s, work["id"]),
             )
             work = store.get_work(conn, work_id=work_id)
     except BadInput as e:
@@ -252,13 +247,13 @@ def set_work_policy(work_id: str, policy: str, settings: Settings | None = None)
 
 
 def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
-    """Fingerprint every active work again from its stored media with the configured CLIP model,
-    replacing all frames in one transaction (after changing CLIPGATE_CLIP_MODEL or its weights)."""
+    """Describe every active work again from its stored media with the signals this process
+    computes (after changing a model or its weights, or adding a signal), replacing all frames
+    in one transaction."""
     settings = settings or get_settings()
     works = list_works(settings=settings)
     prints = {str(w["id"]): fingerprint_file(Path(w["media_path"]), settings)
               for w in works if w["status"] == "active"}
-    embedder_id = next(iter(prints.values())).embedder.id if prints else None
     with db.connection(settings) as conn:
         store.index_state(conn, lock=True)  # no registration commits until we are done
         now_active = {str(w["id"]) for w in store.list_works(conn) if w["status"] == "active"}
@@ -266,10 +261,11 @@ def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
             raise Unavailable("works were added or removed while re-embedding; nothing was "
                               "changed, run it again")
         conn.execute("DELETE FROM work_frames")
+        conn.execute("DELETE FROM index_signals")
         for work_id, fp in prints.items():
             store.insert_frames(conn, work_id=uuid.UUID(work_id), fp=fp)
-            conn.execute("UPDATE works SET embedder = %s WHERE id = %s", (embedder_id, work_id))
-        conn.execute("UPDATE index_state SET embedder = %s WHERE id = 1", (embedder_id,))
+        if prints:
+            live.record_versions(conn, next(iter(prints.values())).versions)
         store.bump_version(conn)
     return live.rebuild(settings)
 
@@ -291,14 +287,17 @@ def list_works(
 
 def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRows]:
     """Insert fp's frames and bump the index version; returns the version and the rows."""
-    state = store.index_state(conn, lock=True)
-    live.check_embedder(state, fp.embedder.id, frames=store.count_frames(conn))
+    store.index_state(conn, lock=True)
+    live.check_versions(conn, fp.versions)
     ids = store.insert_frames(conn, work_id=work_id, fp=fp)
-    version = store.bump_version(conn, embedder=fp.embedder.id)
+    live.record_versions(conn, fp.versions)
+    version = store.bump_version(conn)
+    frame_ids = np.array(ids, dtype=np.int64)
     rows = FrameRows(
-        ids=np.array(ids, dtype=np.int64),
+        ids=frame_ids,
         work_ids=np.array([str(work_id)] * len(ids), dtype="U36"),
-        t_s=fp.t_s, clip=fp.clip, pdq=fp.pdq, phash=fp.phash,
+        t_s=fp.t_s,
+        vectors={name: SignalRows(frame_ids, v) for name, v in fp.vectors.items()},
         descriptors=[f.descriptors for f in fp.features],
     )
     return version, rows

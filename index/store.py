@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from index.faiss_index import FrameRows
+from index.faiss_index import FrameRows, SignalRows
 from index.features import Features
 from index.fingerprint import Fingerprint
+from index.signals import Signal
 
 WORK_COLUMNS = (
     "id, owner, title, policy, kind, filename, sha256, size_bytes, width, height, duration_s, "
-    "status, error, embedder, created_at, removed_at, media_path, account_id, aliases, "
+    "status, error, created_at, removed_at, media_path, account_id, aliases, "
     "description, "
     "(SELECT count(*) FROM work_frames f WHERE f.work_id = works.id) AS frames"
 )
@@ -36,31 +38,50 @@ def insert_work(conn: psycopg.Connection, *, work: dict[str, Any]) -> None:
 
 
 def insert_frames(conn: psycopg.Connection, *, work_id: uuid.UUID, fp: Fingerprint) -> list[int]:
-    ids = []
+    """A work's sampled frames, each with its signals' vectors and its ORB features."""
     with conn.cursor() as cur:
-        for i in range(len(fp)):
-            cur.execute(
-                "INSERT INTO work_frames (work_id, t_s, clip_embedding, pdq, pdq_quality, phash) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    work_id,
-                    float(fp.t_s[i]),
-                    fp.clip[i].astype(np.float32).tobytes(),
-                    fp.pdq[i].tobytes(),
-                    int(fp.pdq_quality[i]),
-                    fp.phash[i].tobytes(),
-                ),
-            )
-            frame_id = cur.fetchone()["id"]
-            ids.append(frame_id)
-            feats = fp.features[i]
-            kp, desc = feats.to_bytes()
-            cur.execute(
-                "INSERT INTO work_frame_features (frame_id, width, height, keypoints, descriptors) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (frame_id, feats.width, feats.height, kp, desc),
-            )
+        ids = []
+        for t in fp.t_s.tolist():
+            cur.execute("INSERT INTO work_frames (work_id, t_s) VALUES (%s, %s) RETURNING id",
+                        (work_id, float(t)))
+            ids.append(cur.fetchone()["id"])
+        cur.executemany(
+            "INSERT INTO work_frame_signals (frame_id, signal, version, vector, quality) "
+            "VALUES (%s, %s, %s, %s, %s)", vector_rows(fp, ids))
+        cur.executemany(
+            "INSERT INTO work_frame_features (frame_id, width, height, keypoints, descriptors) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(i, f.width, f.height, *f.to_bytes()) for i, f in zip(ids, fp.features)])
     return ids
+
+
+def vector_rows(fp: Fingerprint, frame_ids: list[int]) -> list[tuple]:
+    """(frame id, signal, version, vector bytes, quality or None) for every frame and signal of
+    fp: how any table of frame vectors stores them."""
+    out = []
+    for name, vectors in fp.vectors.items():
+        quality = fp.quality.get(name)
+        for i, frame_id in enumerate(frame_ids):
+            out.append((frame_id, name, fp.versions[name], np.ascontiguousarray(vectors[i]).tobytes(),
+                        None if quality is None else int(quality[i])))
+    return out
+
+
+def signal_versions(conn: psycopg.Connection) -> dict[str, str]:
+    """The version of each signal's stored vectors."""
+    return {r["signal"]: r["version"] for r in conn.execute(
+        "SELECT signal, version FROM index_signals").fetchall()}
+
+
+def signal_frames(conn: psycopg.Connection, *, signal: str) -> int:
+    return int(conn.execute("SELECT count(*) AS n FROM work_frame_signals WHERE signal = %s",
+                            (signal,)).fetchone()["n"])
+
+
+def set_signal_version(conn: psycopg.Connection, *, signal: str, version: str) -> None:
+    conn.execute(
+        "INSERT INTO index_signals (signal, version) VALUES (%s, %s) ON CONFLICT (signal) "
+        "DO UPDATE SET version = excluded.version, updated_at = now()", (signal, version))
 
 
 def frame_features(conn: psycopg.Connection, *, frame_ids: list[int]) -> dict[int, Features]:
@@ -79,17 +100,16 @@ def frame_features(conn: psycopg.Connection, *, frame_ids: list[int]) -> dict[in
 
 def index_state(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, Any]:
     return conn.execute(
-        "SELECT version, epoch::text AS epoch, embedder, updated_at FROM index_state WHERE id = 1"
+        "SELECT version, epoch::text AS epoch, updated_at FROM index_state WHERE id = 1"
         + (" FOR UPDATE" if lock else "")
     ).fetchone()
 
 
-def bump_version(conn: psycopg.Connection, *, embedder: str | None = None) -> int:
+def bump_version(conn: psycopg.Connection) -> int:
     """Every change of the index's content gets a new version, in the same transaction."""
     row = conn.execute(
-        "UPDATE index_state SET version = version + 1, updated_at = now(), "
-        "embedder = COALESCE(%s, embedder) WHERE id = 1 RETURNING version",
-        (embedder,),
+        "UPDATE index_state SET version = version + 1, updated_at = now() WHERE id = 1 "
+        "RETURNING version"
     ).fetchone()
     return int(row["version"])
 
@@ -139,17 +159,26 @@ def active_works(conn: psycopg.Connection, *, work_ids: list[str]) -> dict[str, 
     return {str(r["id"]): r for r in rows}
 
 
-def all_active_frames(conn: psycopg.Connection, *, dim: int) -> FrameRows:
+def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]) -> FrameRows:
+    """Every frame of every active work, with the vectors of the given signals (the caller checked
+    that their stored versions are these signals')."""
     rows = conn.execute(
-        "SELECT f.id, f.work_id, f.t_s, f.clip_embedding, f.pdq, f.phash FROM work_frames f "
+        "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
         "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
     ).fetchall()
-    n = len(rows)
-    return FrameRows(
+    out = FrameRows(
         ids=np.array([r["id"] for r in rows], dtype=np.int64),
         work_ids=np.array([str(r["work_id"]) for r in rows], dtype="U36"),
         t_s=np.array([r["t_s"] for r in rows], dtype=np.float64),
-        clip=np.frombuffer(b"".join(r["clip_embedding"] for r in rows), np.float32).reshape(n, dim),
-        pdq=np.frombuffer(b"".join(r["pdq"] for r in rows), np.uint8).reshape(n, 32),
-        phash=np.frombuffer(b"".join(r["phash"] for r in rows), np.uint8).reshape(n, 8),
     )
+    for name, signal in signals.items():
+        found = conn.execute(
+            "SELECT s.frame_id, s.vector FROM work_frame_signals s "
+            "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
+            "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
+            (name, signal.version),
+        ).fetchall()
+        out.vectors[name] = SignalRows(
+            np.array([r["frame_id"] for r in found], dtype=np.int64),
+            signal.decode(b"".join(r["vector"] for r in found), len(found)))
+    return out

@@ -48,7 +48,7 @@ def reset_database(database_url: str) -> None:
             "works, api_keys, accounts CASCADE"
         )
         conn.execute("SET session_replication_role = DEFAULT")
-        conn.execute("UPDATE index_state SET embedder = NULL")
+        conn.execute("DELETE FROM index_signals")
 
 
 @pytest.fixture

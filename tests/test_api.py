@@ -339,9 +339,10 @@ def test_health_is_ok_when_every_part_is(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"
-    for part in ("database", "broker", "index", "signer", "clip"):
+    for part in ("database", "broker", "index", "signer", "signals", "clip"):
         assert body[part]["ok"] is True, (part, body[part])
-    assert body["clip"]["weights"] == "random" and body["clip"]["warning"]
+    assert body["signals"]["sscd"]["model"] == "sscd_distilled"
+    assert body["clip"]["computed"] is False and "not computed" in body["clip"]["note"]
 
 
 @pytest.fixture

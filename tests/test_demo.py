@@ -36,7 +36,9 @@ def test_demo_shows_all_three_verdicts_and_trusted_releases(demo):
     for clip in report["clips"]:
         assert bool(clip["reused"]) == (clip["verdict"] != "release"), clip["prompt"]
     assert report["tamper_test"]["state"] == "Invalid"
-    assert report["clip_weights"] == "random" and report["warnings"]
+    # Without a checkpoint CLIP is not computed, and the report says so; SSCD is in force.
+    assert report["clip"]["computed"] is False and report["signals"]["sscd"]["counts"]
+    assert "not computed" in (out / "index.html").read_text()
     saved = json.loads((out / "report.json").read_text())
     assert saved["counts"] == report["counts"]
     # Blocked and held clips never reach the release store.

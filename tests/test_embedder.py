@@ -1,4 +1,5 @@
-"""CLIP embeddings: random weights are said, a local checkpoint loads, spaces never mix."""
+"""CLIP embeddings: random weights are said, a local checkpoint loads and counts, spaces never mix,
+and without a checkpoint CLIP is not computed at all (CLIPGATE_CLIP=auto)."""
 
 from __future__ import annotations
 
@@ -47,18 +48,42 @@ def test_checkpoint_from_a_local_path_is_loaded(tmp_path):
     assert not np.allclose(random, expected, atol=1e-3)
 
 
+def _checkpoint(path, seed):
+    torch.manual_seed(seed)
+    torch.save(open_clip.create_model(SMALL, pretrained=None).state_dict(), path)
+    return path
+
+
 def test_checkpoint_weights_make_clip_count(settings, tmp_path):
-    torch.manual_seed(99)
-    ckpt = tmp_path / "w.pt"
-    torch.save(open_clip.create_model(SMALL, pretrained=None).state_dict(), ckpt)
+    ckpt = _checkpoint(tmp_path / "w.pt", 99)
     s = settings.model_copy(update={"clip_model": SMALL, "clip_checkpoint": ckpt})
     from compliance import check_clip
 
     img = write_image(tmp_path / "a.png", photo("astronaut"))
+    index.register_work(img, owner="o", title="t", policy="block", settings=s)
     result = check_clip(img, settings=s)
-    assert result.clip == {"model": SMALL, "weights": "checkpoint",
-                           "embedder": result.clip["embedder"], "counted": True}
-    assert result.warnings == []
+    assert result.clip == {"mode": "auto", "computed": True, "counted": True, "model": SMALL,
+                           "weights": "checkpoint"}
+    assert result.signals["clip"]["counts"] is True and result.warnings == []
+    assert "clip" in result.matches[0].signals  # the same picture: CLIP fires and counts
+
+
+def test_without_a_checkpoint_clip_costs_nothing_and_says_so(settings, tmp_path):
+    from compliance import check_clip
+
+    img = write_image(tmp_path / "a.png", photo("astronaut"))
+    index.register_work(img, owner="o", title="t", policy="block", settings=settings)
+    result = check_clip(img, settings=settings)
+    assert result.clip["mode"] == "auto" and result.clip["computed"] is False
+    assert "not computed" in result.clip["note"]
+    assert "clip" not in result.signals and "clip" not in index.health(settings)["signals"]
+    # Forced on (for tests): random weights, computed, said in the result, never counted.
+    on = settings.model_copy(update={"clip": "on", "clip_model": SMALL})
+    forced = check_clip(img, settings=on)
+    assert forced.clip["computed"] and not forced.clip["counted"]
+    assert forced.warnings and "RANDOM" in forced.warnings[0]
+    assert forced.verdict == "block"  # the other signals still decide
+    assert all("clip" not in m.signals for m in forced.matches)
 
 
 def test_bad_model_or_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -69,25 +94,32 @@ def test_bad_model_or_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_index_refuses_to_mix_embedding_spaces(settings, tmp_path):
+    a = settings.model_copy(update={"clip_model": SMALL,
+                                    "clip_checkpoint": _checkpoint(tmp_path / "a.pt", 1)})
+    b = settings.model_copy(update={"clip_model": SMALL,
+                                    "clip_checkpoint": _checkpoint(tmp_path / "b.pt", 2)})
     img = write_image(tmp_path / "a.png", photo("astronaut"))
-    index.register_work(img, owner="o", title="t", policy="block", settings=settings)
-    other = settings.model_copy(update={"clip_model": SMALL})
+    index.register_work(img, owner="o", title="t", policy="block", settings=a)
     img2 = write_image(tmp_path / "b.png", photo("coffee"))
-    with pytest.raises(Unavailable, match="re-?embed|CLIPGATE_CLIP_MODEL"):
-        index.register_work(img2, owner="o", title="t2", policy="block", settings=other)
+    with pytest.raises(Unavailable, match="clip vectors of .*index rebuild --reembed"):
+        index.register_work(img2, owner="o", title="t2", policy="block", settings=b)
     assert len(index.list_works(settings=settings)) == 1
 
 
 def test_reembed_moves_the_index_to_the_new_model(settings, tmp_path):
+    a = settings.model_copy(update={"clip_model": SMALL,
+                                    "clip_checkpoint": _checkpoint(tmp_path / "a.pt", 1)})
+    b = settings.model_copy(update={"clip_model": SMALL,
+                                    "clip_checkpoint": _checkpoint(tmp_path / "b.pt", 2)})
     img = write_image(tmp_path / "a.png", photo("astronaut"))
-    index.register_work(img, owner="o", title="t", policy="block", settings=settings)
-    other = settings.model_copy(update={"clip_model": SMALL})
-    built = index.reembed_all(other)
+    index.register_work(img, owner="o", title="t", policy="block", settings=a)
+    built = index.reembed_all(b)
     assert built["works"] == 1 and built["frames"] == 1
-    assert index.health(other)["embedder"] == f"{SMALL}:random-seed0"
+    version = index.health(b)["signals"]["clip"]["version"]
+    assert version == index.active(b)["clip"].version != index.active(a)["clip"].version
     from compliance import check_clip
 
-    assert check_clip(img, settings=other).verdict == "block"
+    assert check_clip(img, settings=b).verdict == "block"
 
 
 def test_empty_settings_from_compose_mean_unset(monkeypatch):

@@ -62,8 +62,9 @@ def test_reused_image_is_blocked_with_its_segment(settings, tmp_path, works):
     assert {"pdq", "phash"} & set(match.signals)
     [seg] = match.segments
     assert 1.9 <= seg.clip_start <= 2.6 and 4.0 <= seg.clip_end <= 5.0
-    assert result.clip["weights"] == "random" and result.clip["counted"] is False
-    assert result.warnings  # random weights are said in every result
+    # Without a checkpoint CLIP is not computed, and every result says so.
+    assert result.clip["computed"] is False and "not computed" in result.clip["note"]
+    assert result.signals["sscd"]["model"] == settings.sscd
 
 
 def test_reused_video_segment_aligns_clip_and_work_time(settings, tmp_path, works):
@@ -243,7 +244,8 @@ def test_captioned_copy_is_confirmed_by_geometry_where_pdq_is_weak(settings, tmp
     assert match.work_id == str(work["id"])
     both = [p for p in match.pairs if {"pdq", "orb"} <= set(p.signals)]
     assert both, [p.signals for p in match.pairs]
-    assert all(p.distances["pdq"] > settings.orb_confirm_pdq_distance for p in both)
+    pdq = index.rules(settings)["pdq"]
+    assert all(pdq.evidence(p.distances["pdq"]) < settings.settle_evidence for p in both)
     assert all(p.region and p.region[2] - p.region[0] > 0.9 for p in both)
     [hash_only] = match_file(clip, settings, disabled={"orb"}).matches
     assert match.confidence > hash_only.confidence
@@ -251,7 +253,8 @@ def test_captioned_copy_is_confirmed_by_geometry_where_pdq_is_weak(settings, tmp
 
 def test_dark_picture_whose_hash_does_not_count_is_found_by_geometry(settings, tmp_path):
     """A small object on black (a nebula): PDQ's quality is too low for its hit to count, so the
-    hit is only a candidate, and the geometric check on it finds the copy."""
+    hit is only a candidate, and the geometric check on it finds the copy (SSCD, off here, finds
+    it too)."""
     from compliance import match_file
     from index.signals import MIN_HASH_QUALITY, hash_frame
 
@@ -261,24 +264,27 @@ def test_dark_picture_whose_hash_does_not_count_is_found_by_geometry(settings, t
     work = index.register_work(write_image(tmp_path / "dark.png", dark), owner="O",
                                title="Dark", policy="block", settings=settings)
     clip = _clip(tmp_path, "dark.mp4", [(3, lambda i, n: pan(dark, i, n, max_crop=0.03))])
-    [match] = match_file(clip, settings).matches
+    [match] = match_file(clip, settings, disabled={"sscd"}).matches
     assert match.work_id == str(work["id"]) and "orb" in match.signals
+    assert "pdq" not in match.signals  # it fired, but on a frame too flat for it to count
+    [match] = match_file(clip, settings).matches
+    assert match.work_id == str(work["id"])
 
 
-def test_weak_hash_hits_being_confirmed_leave_every_other_slot_to_other_candidates(settings,
-                                                                                    monkeypatch):
-    """Confirming weak PDQ hits must not crowd out the descriptor votes, near misses and CLIP
-    candidates of the same frame: another work in that frame would go unchecked."""
-    from index import live
+def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(settings):
+    """Confirming weak hits must not crowd out the other candidates of the same frame (nearest
+    works, near misses, votes): another work in that frame would go unchecked."""
+    from types import SimpleNamespace
 
-    class Fp:  # only what the slot logic reads
-        features = features_mirrored = None
+    from index.search import Found, _candidates
 
-    weak = [(0, f, False) for f in (1, 2)]
-    others = [(0, f, False) for f in range(10, 10 + settings.orb_max_candidates + 2)]
-    checked: list[int] = []
-    # Record which work frames the check would fetch features for (and check none).
-    monkeypatch.setattr(live.store, "frame_features",
-                        lambda conn, frame_ids: checked.extend(frame_ids) or {})
-    live._geometric_hits(None, Fp(), set(), weak, others, settings)
-    assert sorted(checked) == [1, 2] + [f for _, f, _ in others[:settings.orb_max_candidates]]
+    rules = index.rules(settings)
+    active = {n: r for n, r in index.active(settings).items()}
+    weak = [index.Hit(0, f, "pdq", 50.0) for f in (1, 2)]  # counts, but far from settling
+    assert all(rules["pdq"].fires(h.value) for h in weak)
+    found = Found()
+    found.near = [(0, f, False, 80.0 + f) for f in range(10, 10 + settings.orb_max_candidates + 2)]
+    chosen = _candidates(SimpleNamespace(orb=None), None, weak, found, set(), active, settings,
+                         set())
+    assert [c[1] for c in chosen] == [1, 2] + list(range(10, 10 + settings.orb_max_candidates))
+    assert all(c[2] is False for c in chosen)  # hashes know which view matched

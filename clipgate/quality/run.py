@@ -108,20 +108,32 @@ def _predictions(qid: str, matches: list[Any]) -> list[Prediction]:
                        tuple((s.clip_start, s.clip_end) for s in m.segments)) for m in matches]
 
 
-def _ablations(qid: str, fp: Any, settings: Settings) -> dict[str, list[Prediction]]:
+def ablation_rows(settings: Settings) -> dict[str, tuple[Settings, set[str]]]:
+    """The ablation rows: name -> (settings, what is switched off). Each signal off in turn; the
+    geometric check off; SSCD alone, without its crops, without normalisation; no ORB vote index
+    (SSCD and PDQ propose, ORB only verifies: how the index runs at scale); pHash alone."""
     import index
-    from compliance.alignment import match_works
 
-    out = {}
-    configs = {f"no-{s}": {s} for s in index.SIGNALS}
-    configs["phash-only"] = {"clip", "pdq", "orb"}
-    for name, off in configs.items():
-        found = index.search(fp, settings, disabled=off)
-        matches, _ = match_works(found, fp.t_s, fp.pdq_quality, settings,
-                                 clip_counts=not fp.embedder.random,
-                                 duration_s=fp.info.duration_s)
-        out[name] = _predictions(qid, matches)
+    names = [n for n in index.active(settings)]
+    out: dict[str, tuple[Settings, set[str]]] = {
+        f"no-{n}": (settings, {n}) for n in names}
+    out["no-orb"] = (settings, {"orb"})
+    if "sscd" in names:
+        out["sscd-alone"] = (settings, {n for n in names if n != "sscd"} | {"orb"})
+        out["sscd-no-crops"] = (settings, {"regions"})
+        out["sscd-no-norm"] = (settings.model_copy(update={"sscd_normalise": False}), set())
+    if settings.orb_vote_index:
+        out["no-vote-index"] = (settings, {"votes"})
+    out["phash-only"] = (settings, {n for n in names if n != "phash"} | {"orb"})
     return out
+
+
+def _ablations(qid: str, fp: Any, variants: dict[str, tuple[Settings, set[str]]]
+               ) -> dict[str, list[Prediction]]:
+    from compliance import match_fingerprint
+
+    return {name: _predictions(qid, match_fingerprint(fp, s, disabled=off).matches)
+            for name, (s, off) in variants.items()}
 
 
 def _sampled_frames(path: Path, fp: Any, settings: Settings) -> list[np.ndarray]:
@@ -172,6 +184,7 @@ def run_quality(
     stages: dict[str, list[float]] = {}  # gate stage -> seconds, on the 10 s queries
     verdicts: dict[str, dict[str, int]] = {"positive": {}, "negative": {}}
     calib = Calibration(settings)
+    variants = ablation_rows(settings) if ablations else {}
     queries: list[Query] = []
     negative_hits: list[dict[str, Any]] = []
     found: dict[tuple[str, str], dict[str, Any]] = {}  # positive pair -> its evidence
@@ -198,12 +211,12 @@ def run_quality(
                 if m.work_id in q.works:
                     found[(q.id, m.work_id)] = _evidence(q, m)
             if ablations:
-                for name, p in _ablations(q.id, outcome.fingerprint, settings).items():
+                for name, p in _ablations(q.id, outcome.fingerprint, variants).items():
                     preds.setdefault(name, []).extend(p)
-            loose = calib.observe(q, outcome.fingerprint)
+            loose = calib.observe(q, outcome.fingerprint, outcome.found)
             if dump is not None:
                 fp = outcome.fingerprint
-                dumped.append({"query": q, "t_s": fp.t_s, "pdq_quality": fp.pdq_quality,
+                dumped.append({"query": q, "t_s": fp.t_s, "detail": fp.detail,
                                "duration_s": fp.info.duration_s, "loose": loose})
             preds["threatexchange-pdq"] += te.query(
                 q.id, _sampled_frames(path, outcome.fingerprint, settings))
@@ -243,9 +256,11 @@ def run_quality(
                        for s in p.segments]}
             for q in queries if q.segment is not None][:10],
         "settings": {k: getattr(settings, k) for k in (
-            "pdq_max_distance", "phash_max_distance", "orb_min_inliers", "clip_model",
-            "block_min_frames")},
-        "clip_weights": "random" if settings.clip_checkpoint is None else "checkpoint",
+            "pdq_max_distance", "phash_max_distance", "orb_min_inliers", "sscd",
+            "sscd_min_score", "sscd_crop_penalty", "sscd_normalise", "sscd_crops",
+            "orb_vote_index", "block_min_frames")},
+        "signals": {n: s.describe() for n, s in index.active(settings).items()},
+        "clip": index.clip_status(settings),
         "setup_s": round(setup_s, 1),
         "total_s": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} cores={len(os.sched_getaffinity(0))}",

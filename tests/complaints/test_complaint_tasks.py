@@ -67,12 +67,17 @@ def test_a_release_indexes_its_frames_with_the_release_row(settings, tmp_path):
 
     rel = release(settings, noise_clip(tmp_path / "n.mp4", 11))
     with db.connection(settings) as conn:
-        rows = conn.execute("SELECT t_s, length(pdq) AS p, length(phash) AS h FROM "
-                            "release_frames WHERE release_id = %s ORDER BY t_s",
-                            (rel["id"],)).fetchall()
+        rows = conn.execute("SELECT id, t_s FROM release_frames WHERE release_id = %s "
+                            "ORDER BY t_s", (rel["id"],)).fetchall()
+        vectors = conn.execute(
+            "SELECT s.signal, length(s.vector) AS n, count(*) AS frames FROM "
+            "release_frame_signals s JOIN release_frames f ON f.id = s.frame_id "
+            "WHERE f.release_id = %s GROUP BY 1, 2", (rel["id"],)).fetchall()
     frames = check_clip(tmp_path / "n.mp4", settings=settings).frames_sampled
     assert len(rows) == frames >= 3
-    assert {(r["p"], r["h"]) for r in rows} == {(32, 8)}
+    # Every frame carries every signal the gate computed: the same vectors it matched with.
+    assert {(v["signal"], v["n"], v["frames"]) for v in vectors} == {
+        ("pdq", 32, frames), ("phash", 8, frames), ("sscd", 2048, frames)}
     # A clip the gate stops is never released, so it is never indexed either.
     import index
     from tests.media import photo, write_image

@@ -1,7 +1,6 @@
-"""Perceptual hashes of one frame: PDQ (256 bits) and pHash (64 bits), packed as bytes.
-
-Each signal is one small function pair: compute, and the bit count its Hamming distance runs over.
-The CLIP embedding lives in embedder.py because it batches across frames.
+"""Perceptual hashes of one frame, PDQ (256 bits) and pHash (64 bits) packed as bytes, in one call:
+what the quality bench's corpus uses to find near-duplicate pictures. The gate's PDQ and pHash
+signals (pdq.py, phash.py) share the constants.
 """
 
 from __future__ import annotations

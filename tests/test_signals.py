@@ -1,0 +1,183 @@
+"""The signal interface and SSCD: a new signal is one module and one registration line; SSCD's
+vectors, crops and normalisation; a missing model fails closed; versions never mix; re-embedding
+fills in what older works lack."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import index
+from clipgate.errors import Unavailable
+from compliance import check_clip, match_file
+from index.signals import Computed, Signal
+from tests.media import noise_frame, pan, photo, write_image, write_video
+
+
+class ToyColour(Signal):
+    """A toy float signal: each frame's coarse colour layout (a 4x4 RGB thumbnail, centred and
+    L2-normalised). It lives only in this test: nothing else in the code base knows it."""
+
+    name: ClassVar[str] = "toycolour"
+    kind: ClassVar = "float"
+    stage: ClassVar[str] = "hash"
+
+    @property
+    def version(self) -> str:
+        return "toycolour/1"
+
+    @property
+    def dim(self) -> int:
+        return 48
+
+    @property
+    def threshold(self) -> float:
+        return 0.97
+
+    def compute(self, frames: list[np.ndarray]) -> Computed:
+        rows = []
+        for rgb in frames:
+            small = np.asarray(Image.fromarray(rgb).resize((4, 4), Image.BILINEAR), np.float32)
+            v = (small - small.mean()).ravel()
+            rows.append(v / max(1e-6, float(np.linalg.norm(v))))
+        return Computed(np.array(rows, np.float32).reshape(-1, 48))
+
+
+@pytest.fixture
+def toy():
+    index.register(ToyColour)  # the one registration line
+    yield ToyColour
+    index.signals.unregister(ToyColour.name)
+
+
+def test_a_new_signal_is_one_class_and_one_line(settings, tmp_path, toy):
+    work = index.register_work(write_image(tmp_path / "a.png", photo("astronaut")), owner="o",
+                               title="t", policy="block", settings=settings)
+    assert index.health(settings)["signals"]["toycolour"] == {"version": "toycolour/1",
+                                                              "frames": 1}
+    clip = write_video(tmp_path / "c.mp4", [pan(photo("astronaut"), i, 24) for i in range(24)])
+    # Stored, indexed, searched and weighed by its own rule, with no other code changed:
+    [match] = match_file(clip, settings).matches
+    assert match.work_id == str(work["id"]) and "toycolour" in match.signals
+    # ...and it can decide alone.
+    only = match_file(clip, settings, disabled={"sscd", "pdq", "phash", "orb"}).matches
+    assert [m.signals for m in only] == [["toycolour"]]
+    other = write_video(tmp_path / "n.mp4", [noise_frame(5)] * 24)
+    assert match_file(other, settings, disabled={"sscd", "pdq", "phash", "orb"}).matches == []
+
+
+def test_sscd_vectors_find_a_recoloured_crop_and_not_another_photo(settings):
+    sscd = index.active(settings)["sscd"]
+    a = photo("astronaut")
+    copy = np.asarray(Image.fromarray(a[40:320, 60:560]).convert("L").convert("RGB"))
+    v = sscd.compute([a, copy, photo("coffee"), photo("rocket")]).vectors
+    assert v.shape == (4, 512) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v[1:] @ v[0]
+    assert sims[0] > 0.5 > max(sims[1:])
+
+
+def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path):
+    """A work pasted at 28% of the width over other footage: the whole frame's descriptor sees
+    mostly the other footage; one of the crops holds the inset."""
+    work = index.register_work(write_image(tmp_path / "a.png", photo("astronaut", (512, 512))),
+                               owner="o", title="Astronaut", policy="block", settings=settings)
+
+    def frame(i: int) -> np.ndarray:
+        out = pan(photo("coffee"), i, 36).copy()
+        w = int(640 * 0.28)
+        out[30:30 + w, 420:420 + w] = np.asarray(
+            Image.fromarray(photo("astronaut", (512, 512))).resize((w, w)))
+        return out
+
+    clip = write_video(tmp_path / "pip.mp4", [frame(i) for i in range(36)])
+    [match] = match_file(clip, settings).matches
+    assert match.work_id == str(work["id"])
+    placed = [p.region or p.crop for p in match.pairs if p.region or p.crop]
+    assert placed and all(r[0] > 0.45 and r[3] < 0.75 for r in placed)  # the top right
+    assert match_file(clip, settings, disabled={"regions", "votes"}).matches == []
+
+
+def test_normalisation_makes_generic_frames_need_a_closer_match(settings, tmp_path):
+    """Smooth colour noise looks alike to SSCD (two fields 0.7-0.85 apart): the background of
+    generic frames takes that back. A protected work leaves the background (the photos of the
+    installed wheels are in it), so its copies keep their score."""
+    index.register_work(write_image(tmp_path / "r.png", photo("rocket")), owner="o",
+                        title="Rocket", policy="block", settings=settings)
+    idx = index.live.sync(settings)
+    sscd = index.active(settings)["sscd"]
+    noise, rocket, coffee = sscd.compute([noise_frame(1), photo("rocket"), photo("coffee")]).vectors
+    bias = idx.bias("sscd", np.stack([noise, rocket, coffee]))
+    assert bias[0] < -0.6  # generic: a match must be far closer than that to count
+    assert bias[1] > -0.5  # the work's own pictures left the background
+    assert bias[2] < -0.8  # another wheel photo, still in it
+
+
+def test_a_missing_or_corrupt_model_fails_closed(settings, tmp_path):
+    bad = tmp_path / "sscd.onnx"
+    bad.write_bytes(b"not a model")
+    broken = settings.model_copy(update={"sscd_model_path": bad})
+    clip = write_video(tmp_path / "c.mp4", [noise_frame(3)] * 12)
+    with pytest.raises(Unavailable, match="cannot be loaded.*CLIPGATE_SSCD"):
+        check_clip(clip, settings=broken)
+    missing = settings.model_copy(update={"sscd_model_path": tmp_path / "gone.onnx"})
+    with pytest.raises(Unavailable, match="is missing"):
+        check_clip(clip, settings=missing)
+    from fastapi.testclient import TestClient
+
+    from clipgate import apikeys
+    from clipgate.app import create_app
+
+    key = apikeys.create_key("gen", settings=broken)[1]
+    with TestClient(create_app(broken)) as c:
+        health = c.get("/v1/health")
+        assert health.status_code == 503 and health.json()["signals"]["ok"] is False
+        with clip.open("rb") as f:
+            r = c.post("/v1/checks", files={"file": ("c.mp4", f, "video/mp4")},
+                       headers={"X-API-Key": key})
+        assert r.status_code == 503 and "SSCD" in r.json()["detail"]
+        with clip.open("rb") as f:
+            r = c.post("/v1/releases", files={"file": ("c.mp4", f, "video/mp4")},
+                       data={"model": "m"}, headers={"X-API-Key": key})
+        assert r.status_code == 503
+    assert not any(settings.release_dir.glob("*.mp4"))
+
+
+def test_a_corrupt_model_makes_the_cli_exit_3(settings, tmp_path, cli, monkeypatch):
+    from clipgate.settings import get_settings
+
+    bad = tmp_path / "sscd.onnx"
+    bad.write_bytes(b"not a model")
+    clip = write_video(tmp_path / "c.mp4", [noise_frame(3)] * 12)
+    monkeypatch.setenv("CLIPGATE_SSCD_MODEL_PATH", str(bad))
+    get_settings.cache_clear()
+    r = cli("check", clip)
+    assert r.exit_code == 3 and "SSCD" in r.output
+
+
+def test_vectors_of_two_models_never_mix(settings, tmp_path):
+    index.register_work(write_image(tmp_path / "a.png", photo("astronaut")), owner="o",
+                        title="t", policy="block", settings=settings)
+    other = settings.model_copy(update={"sscd": "sscd"})
+    with pytest.raises(Unavailable, match="sscd vectors of .*index rebuild --reembed"):
+        index.register_work(write_image(tmp_path / "b.png", photo("coffee")), owner="o",
+                            title="u", policy="block", settings=other)
+    clip = write_video(tmp_path / "c.mp4", [photo("astronaut")] * 12)
+    with pytest.raises(Unavailable, match="--reembed"):
+        check_clip(clip, settings=other)
+    assert index.reembed_all(other)["frames"] == 1
+    assert check_clip(clip, settings=other).verdict == "block"
+
+
+def test_works_from_before_a_signal_get_its_vectors_by_reembedding(settings, tmp_path):
+    before = settings.model_copy(update={"sscd": "off"})
+    index.register_work(write_image(tmp_path / "a.png", photo("astronaut")), owner="o",
+                        title="t", policy="block", settings=before)
+    health = index.health(settings)
+    assert health["signals"]["sscd"]["frames"] == 0 and "--reembed" in health["warning"]
+    index.reembed_all(settings)
+    health = index.health(settings)
+    assert health["signals"]["sscd"]["frames"] == 1 and "warning" not in health
