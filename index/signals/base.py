@@ -189,8 +189,8 @@ class Signal(Rule):
 
     @property
     def candidate_floor(self) -> float | None:
-        """A float signal's nearest frames scoring below the threshold but at least this are
-        proposed for the geometric check (None: never)."""
+        """A float signal's nearest frames below the threshold whose raw cosine is at least this
+        are proposed for the geometric check (None: never)."""
         return None
 
     @property

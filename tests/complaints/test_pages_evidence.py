@@ -45,3 +45,15 @@ def test_no_evidence_and_degenerate_regions():
     assert evidence_view({"evidence": None}) is None
     pairs = [FramePair(0.0, 0.0, {"orb": 0.7}, {"orb": 40}, (0.5, 0.5, 0.5, 0.9))]
     assert evidence_view(_claim(pairs, []))["pairs"][0]["region"] is None
+
+
+def test_a_learned_descriptor_shows_its_raw_and_normalised_score_and_its_crop():
+    pairs = [FramePair(3.0, 0.0, {"sscd": 0.812}, {}, None, scores={"sscd": 0.51},
+                       raw={"sscd": 0.812}, crop=(0.5, 0.0, 1.0, 0.5))]
+    view = evidence_view(_claim(pairs, [Segment(3.0, 4.0, 0.0, 0.0, 1, ["sscd"])]))
+    [pair] = view["pairs"]
+    assert pair["crop"] == {"left": 50.0, "top": 0.0, "width": 50.0, "height": 50.0}
+    assert pair["region"] is None
+    [s] = pair["signals"]
+    assert (s["name"], s["raw"], s["score"], s["distance"]) == (
+        "SSCD copy descriptor", 0.812, 0.51, None)
