@@ -1,8 +1,9 @@
-"""Query clips: positives that reuse registered works under each transformation family (alone and
-in pairs), and negatives made only of unregistered media, hard negatives included.
+"""Query clips: positives that reuse registered works under each transformation family (alone, in
+pairs and in triples), and negatives made only of unregistered media, hard negatives included.
 
-Every clip is 640x360 H.264 at QUERY_FPS, written with PyAV. A plan is drawn from a seeded RNG,
-so two runs with the same seed and corpus gate the same clips.
+Every clip is 640x360 H.264 at QUERY_FPS, written with PyAV (a `lowres` clip at half that size and
+a high CRF). A plan is drawn from a seeded RNG, so two runs with the same seed and corpus gate the
+same clips.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -42,6 +44,7 @@ class Spec:
     seconds: float
     frame: Callable[[float], np.ndarray]
     edits: list[str] = field(default_factory=list)
+    encode: dict[str, Any] | None = None  # {"scale", "crf"} for lowres; None: the default
 
 
 def load_image(path: Path, max_side: int = 1280) -> np.ndarray:
@@ -86,15 +89,17 @@ def plan(works: list[WorkSource], unregistered: list[np.ndarray], hard: list[np.
             w = rng.choice(pool or images)
             chosen = [tf.Edit(e, tf.sample_params(e, rng)) for e in edits]
             bg = _filler(rng, unregistered)
+            face = _filler(rng, unregistered) if "reaction" in edits else None
             qid = f"{family}-{i}"
             if "segment" in edits:
                 specs.append(_segment(qid, family, w, chosen, rng, unregistered))
                 continue
             src = w.source
             specs.append(Spec(Query(qid, family, (w.work_id,)), CLIP_S,
-                              lambda t, s=src, c=chosen, b=bg: tf.render(s, c, b, t), edits))
+                              lambda t, s=src, c=chosen, b=bg, f=face: tf.render(s, c, b, t, f),
+                              edits, tf.encode_options(chosen)))
 
-    for family in tf.FAMILIES:
+    for family in tf.FIRST_FAMILIES:
         if family == "speed" and not videos:
             continue
         reuse(family, [family], per_family)
@@ -105,6 +110,12 @@ def plan(works: list[WorkSource], unregistered: list[np.ndarray], hard: list[np.
         specs.append(Spec(Query(f"two_works-{i}", "two_works", (a.work_id, b.work_id)), LONG_S,
                           lambda t, a=a.source, b=b.source: tf.fit(a(t) if t < LONG_S / 2
                                                                    else b(t))))
+    # Drawn after the first families, pairs and two-work clips, which keep the queries they had
+    # before the harder families came (same seed, same corpus: same clips).
+    for family in tf.HARDER_FAMILIES:
+        reuse(family, [family], per_family)
+    for chain in tf.TRIPLES:
+        reuse("+".join(chain), list(chain), per_pair)
     specs += _negatives(negatives, unregistered, hard, rng)
     return specs
 
@@ -155,16 +166,24 @@ def _negatives(n: int, unregistered: list[np.ndarray], hard: list[np.ndarray],
 
 
 def write(spec: Spec, path: Path) -> Path:
-    """Encode the clip (H.264, yuv420p, QUERY_FPS)."""
+    """Encode the clip (H.264, yuv420p, QUERY_FPS): CRF 23 at the frames' size, or as
+    spec.encode says (lowres: {"scale": 0.5, "crf": 38-45}, each side scaled, kept even)."""
     n = int(round(spec.seconds * QUERY_FPS))
     first = spec.frame(0.0)
+    size, crf = (first.shape[1], first.shape[0]), 23
+    if spec.encode:
+        scale = spec.encode["scale"]
+        size = (max(2, round(size[0] * scale / 2) * 2), max(2, round(size[1] * scale / 2) * 2))
+        crf = spec.encode["crf"]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=QUERY_FPS)
-        stream.width, stream.height = first.shape[1], first.shape[0]
+        stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
+        stream.options = {"preset": "veryfast", "crf": str(crf)}
         for i in range(n):
             rgb = np.ascontiguousarray(spec.frame(i / QUERY_FPS))
+            if spec.encode and (rgb.shape[1], rgb.shape[0]) != size:
+                rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
