@@ -244,6 +244,7 @@ def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
     assert methods["no-orb"]["recall_by_family"]["pip"] == 0.0
     assert ours["segment_ap"] == 1.0
     assert r["queries"]["negative"] == 4 and r["gate_s"]["median"] > 0
+    assert sum(r["queries"]["negative_kinds"].values()) == 4
     assert "clipgate" in table(r)
 
 
@@ -263,11 +264,53 @@ def _plan_inputs():
     return works, unregistered, hard, groups
 
 
+def test_300_negatives_cover_every_kind_and_spread_over_the_sources():
+    from collections import Counter
+
+    from clipgate.quality import queries as qmod
+
+    works, unregistered, hard, groups = _plan_inputs()
+
+    def negatives(seed: int) -> list:
+        specs = qmod.plan(works, unregistered, hard, per_family=0, per_pair=0, negatives=300,
+                          seed=seed, groups=groups)
+        return [s for s in specs if s.query.family == "negative"]
+
+    negs = negatives(0)
+    assert len(negs) == 300 and len({s.query.id for s in negs}) == 300
+    assert all(s.query.works == () for s in negs)
+    kinds = Counter(s.kind for s in negs)
+    assert kinds == {k: 15 * w for k, w in qmod.NEGATIVE_KINDS.items()}
+    # Same-topic negatives: plain unregistered pictures from every group works come from.
+    assert {s.sources[0] for s in negs if s.kind == "same_source"} == set(groups)
+    # No source dominates: the biggest group (20 of 34 pictures) gets well under its 59%.
+    drawn = Counter(g for s in negs for g in s.sources if g != "nebulae")
+    share = {g: n / sum(drawn.values()) for g, n in drawn.items()}
+    assert max(share.values()) < 0.45 and min(share.values()) > 0.10, share
+    assert all(len(s.sources) == 3 for s in negs if s.kind == "reaction")
+    assert all(s.encode and s.encode["crf"] >= 38 for s in negs if s.kind == "lowres")
+    assert all(s.encode is None for s in negs if s.kind != "lowres")
+    # Seeded: the same plan again (the same pictures), other pictures with another seed.
+    again, other = negatives(0), negatives(1)
+    assert [(s.query.id, s.sources) for s in again] == [(s.query.id, s.sources) for s in negs]
+    plain = [i for i, s in enumerate(negs) if s.kind == "same_source"][:10]
+    assert all(np.array_equal(again[i].frame(0.0), negs[i].frame(0.0)) for i in plain)
+    assert not all(np.array_equal(other[i].frame(0.0), negs[i].frame(0.0)) for i in plain)
+    # Without look-alike nebulae the other kinds take their place.
+    specs = qmod.plan(works, unregistered, [], per_family=0, per_pair=0, negatives=40, seed=0,
+                      groups=groups)
+    assert "nebula" not in {s.kind for s in specs} and len(specs) == 40 + 1  # + one two_works
+    for kind in qmod.NEGATIVE_KINDS:
+        spec = next(s for s in negs if s.kind == kind)
+        assert spec.frame(1.0).dtype == np.uint8, kind
+
+
 def test_positive_plan_has_every_new_family_and_the_triples():
     from clipgate.quality import queries as qmod
 
     works, unregistered, hard, groups = _plan_inputs()
-    specs = qmod.plan(works, unregistered, hard, per_family=2, per_pair=1, negatives=0, seed=0)
+    specs = qmod.plan(works, unregistered, hard, per_family=2, per_pair=1, negatives=0, seed=0,
+                      groups=groups)
     families = {s.query.family for s in specs}
     assert set(NEW_FAMILIES) | {"lowres"} <= families
     assert {"+".join(c) for c in tf.TRIPLES} <= families

@@ -15,6 +15,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def run_quality(
     quick: bool = False,
     per_family: int = 10,
     per_pair: int = 4,
-    negatives: int = 100,
+    negatives: int = 300,
     seed: int = 0,
     ablations: bool = True,
     dump: Path | None = None,
@@ -165,8 +166,9 @@ def run_quality(
 
     unregistered = [qmod.load_image(p) for p in corpus.unregistered]
     hard = [qmod.load_image(p) for p in corpus.hard_negatives]
+    groups = [corpus.group_of(p) for p in corpus.unregistered]
     specs = qmod.plan(works, unregistered, hard, per_family=per_family, per_pair=per_pair,
-                      negatives=negatives, seed=seed)
+                      negatives=negatives, seed=seed, groups=groups)
     preds: dict[str, list[Prediction]] = {"clipgate": [], "threatexchange-pdq": []}
     gate_s: list[tuple[float, float]] = []  # (clip seconds, gate seconds)
     stages: dict[str, list[float]] = {}  # gate stage -> seconds, on the 10 s queries
@@ -223,7 +225,10 @@ def run_quality(
                    "sources": corpus.sources, "dropped": corpus.dropped},
         "queries": {"positive": sum(q.family != "negative" for q in queries),
                     "negative": sum(q.family == "negative" for q in queries),
-                    "families": sorted({q.family for q in queries})},
+                    "families": sorted({q.family for q in queries}),
+                    "negative_kinds": dict(Counter(s.kind for s in specs if s.kind)),
+                    "negative_sources": dict(Counter(g for s in specs for g in s.sources)),
+                    "unregistered_by_group": dict(Counter(groups))},
         "fpr": FPR,
         "methods": methods,
         "verdicts": verdicts,
