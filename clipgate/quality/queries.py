@@ -235,13 +235,15 @@ def _negative(i: int, kind: str, pool: Pool, hard: list[np.ndarray],
         family = _KIND_FAMILY.get(kind) or rng.choice(
             tf.FRAME_FAMILIES if kind == "edited" else ("posterise", "cartoon"))
         edit = [tf.Edit(family, tf.sample_params(family, rng))]
-        (img, g), (back, gb) = pool.draw(), pool.draw()
+        img, g = pool.draw()
         src = tf.still(img, drift=u(0.04, 0.2))
-        bg = tf.still(back, drift=u(0.1, 0.3), size=(tf.W, tf.H))
-        sources, face = (g, gb), None
-        if family == "reaction":
-            face_img, gf = pool.draw()
-            face, sources = tf.still(face_img, drift=u(0.1, 0.3), size=(tf.W, tf.H)), (g, gb, gf)
+        bg, face, sources = src, None, (g,)  # a frame edit shows one picture
+        if family in tf.LAYOUT_FAMILIES:  # pip, pip_small, reaction: over another picture
+            more, gb = pool.draw()
+            bg, sources = tf.still(more, drift=u(0.1, 0.3), size=(tf.W, tf.H)), (g, gb)
+        if family == "reaction":  # and beside a face-cam of a third (its backdrop may be plain)
+            more, gf = pool.draw()
+            face, sources = tf.still(more, drift=u(0.1, 0.3), size=(tf.W, tf.H)), (*sources, gf)
         frame = (lambda t, s=src, e=edit, b=bg, f=face: tf.render(s, e, b, t, f))
         encode = tf.encode_options(edit)
     return Spec(Query(f"negative-{kind}-{i}", "negative", ()), LONG_S, frame, kind=kind,
