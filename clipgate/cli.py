@@ -508,13 +508,16 @@ def bench_quality(
     quick: Annotated[bool, typer.Option(help="A handful of works and queries, no download.")] = False,
     per_family: Annotated[int, typer.Option(help="Queries per transformation family.")] = 10,
     per_pair: Annotated[int, typer.Option(help="Queries per pair of families.")] = 4,
-    negatives: Annotated[int, typer.Option(help="Queries made only of unregistered media.")] = 100,
+    negatives: Annotated[int, typer.Option(help="Queries made only of unregistered media.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the query plan.")] = 0,
     ablations: Annotated[bool, typer.Option(
         help="Also score clipgate with each signal switched off, and pHash alone.")] = True,
     data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+    other_models: Annotated[str | None, typer.Option(
+        help="SSCD models also scored, as rows clipgate-MODEL (comma-separated, or 'none'); "
+        "default: the model not configured (none with --quick).")] = None,
     dump: Annotated[Path | None, typer.Option(
-        help="Write each query's loose search result here (pickle), to study scoring offline.")
+        help="Write each query's search results here (pickle), to study scoring offline.")
     ] = None,
 ) -> None:
     """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
@@ -543,9 +546,12 @@ def bench_quality(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
+        others = None if other_models is None else tuple(
+            m.strip() for m in other_models.split(",") if m.strip() and m.strip() != "none")
         result = run_quality(bench_settings, quick=quick, per_family=per_family,
                              per_pair=per_pair, negatives=negatives, seed=seed,
-                             ablations=ablations, dump=dump, progress=progress)
+                             ablations=ablations, other_models=others, dump=dump,
+                             progress=progress)
     _json(result)
     typer.echo(table(result), err=True)
 

@@ -54,6 +54,9 @@ class SearchResult:
     # measures nothing): what came near, for people to see.
     nearest: list[Hit] = field(default_factory=list)
     checks: int = 0  # pairs the geometric check ran on
+    # Every raw hit before the rules (each float row's k nearest, each hash's frames in reach):
+    # what the quality bench re-scores offline with other thresholds.
+    raw: list[Hit] = field(default_factory=list, repr=False)
 
 
 def search(fp: Fingerprint, settings: Settings | None = None, *,
@@ -67,11 +70,11 @@ def search(fp: Fingerprint, settings: Settings | None = None, *,
     with db.connection(settings) as conn:
         found = match_index(index, fp, settings, disabled=disabled,
                             features=lambda ids: store.frame_features(conn, frame_ids=ids))
-        ids = {h.frame_id for h in found.hits} | {h.frame_id for h in found.nearest}
+        ids = {h.frame_id for h in found.hits} | {h.frame_id for h in found.raw}
         frames = {i: index.meta[i] for i in ids if i in index.meta}
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, dict(index.spaces), found.hits, frames, works,
-                        found.nearest, found.checks)
+                        found.nearest, found.checks, found.raw)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Matched:
     hits: list[Hit]  # hits that count, the geometric check's included
     nearest: list[Hit]  # the closest float hits that did not count
     checks: int  # pairs the geometric check ran on
+    raw: list[Hit]  # every hit before the rules
 
 
 def match_index(index: FrameIndex, fp: Fingerprint, settings: Settings, *,
@@ -123,7 +127,7 @@ def match_index(index: FrameIndex, fp: Fingerprint, settings: Settings, *,
         hits += _geometric_hits(fp, candidates, features, settings)
     counted_pairs = {(h.query, h.frame_id) for h in hits}
     nearest = [h for h in found.best_float() if (h.query, h.frame_id) not in counted_pairs]
-    return Matched(hits, nearest, checks)
+    return Matched(hits, nearest, checks, found.hits)
 
 
 class Found:

@@ -233,15 +233,18 @@ def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
 
     r = run_quality(settings, quick=True, per_family=1, per_pair=0, negatives=4)
     methods = r["methods"]
-    assert set(methods) >= {"clipgate", "threatexchange-pdq", "phash-only", "no-clip", "no-pdq",
-                            "no-phash", "no-orb"}
+    assert set(methods) >= {"clipgate", "threatexchange-pdq", "phash-only", "no-sscd", "no-pdq",
+                            "no-phash", "no-orb", "sscd-alone", "sscd-no-crops", "sscd-no-norm",
+                            "no-vote-index"}
+    assert "no-clip" not in methods  # CLIP without a checkpoint is not computed at all
     ours, peer = methods["clipgate"], methods["threatexchange-pdq"]
     assert ours["negatives_with_any_match"] == 0  # unrelated content stays below thresholds
     assert ours["micro_ap"] >= 0.8 and ours["micro_ap"] > peer["micro_ap"]
-    # Crop, picture-in-picture and mirror are what the hashes miss and the geometry catches.
+    # Crop, picture-in-picture and mirror are what the hashes miss and SSCD and the geometry
+    # catch.
     for family in ("crop", "pip", "mirror"):
         assert ours["recall_by_family"][family] == 1.0, family
-    assert methods["no-orb"]["recall_by_family"]["pip"] == 0.0
+    assert methods["phash-only"]["recall_by_family"]["pip"] == 0.0
     assert ours["segment_ap"] == 1.0
     assert r["queries"]["negative"] == 4 and r["gate_s"]["median"] > 0
     # Every peer is scored on the same queries and timed; SSCD where its package is installed.

@@ -43,24 +43,10 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: Peers,
               progress: Progress) -> list[qmod.WorkSource]:
     """Register each file (or find it registered by an earlier run) and index it for the peers."""
     import index
-    from clipgate.files import sha256_file
 
-    # Registered by an earlier run: known by content, so not fingerprinted again.
-    known = {w["sha256"]: str(w["id"]) for w in index.list_works(settings=settings)
-             if w["status"] == "active"}
     out = []
-    for i, path in enumerate(paths):
-        progress("registering works", i + 1, len(paths))
+    for path, work_id in _registered(paths, settings, progress):
         name = corpus_mod.title(path)
-        work_id = known.get(sha256_file(path))
-        try:
-            work_id = work_id or str(index.register_work(
-                path, owner="bench", title=name, policy="block",
-                settings=settings)["id"])
-        except Conflict as e:
-            work_id = e.existing_id
-        except BadInput:  # featureless: the gate would refuse it too
-            continue
         if kind == "image":
             rgb = qmod.load_image(path)
             te.add(work_id, index.frames_at(path, [0.0]))
@@ -70,6 +56,31 @@ def _register(paths: list[Path], kind: str, settings: Settings, te: Peers,
             te.add(work_id, index.frames_at(path, [float(t) for t in range(int(seconds) + 1)]))
             out.append(qmod.WorkSource(work_id, "video", tf.video(frames, qmod.QUERY_FPS),
                                        seconds, title=name))
+    return out
+
+
+def _registered(paths: list[Path], settings: Settings, progress: Progress
+                ) -> list[tuple[Path, str]]:
+    """(path, work id) of each file registered, now or by an earlier run (known by content,
+    so not fingerprinted again); featureless files, which the gate refuses too, are left out."""
+    import index
+    from clipgate.files import sha256_file
+
+    known = {w["sha256"]: str(w["id"]) for w in index.list_works(settings=settings)
+             if w["status"] == "active"}
+    out = []
+    for i, path in enumerate(paths):
+        progress("registering works", i + 1, len(paths))
+        work_id = known.get(sha256_file(path))
+        try:
+            work_id = work_id or str(index.register_work(
+                path, owner="bench", title=corpus_mod.title(path), policy="block",
+                settings=settings)["id"])
+        except Conflict as e:
+            work_id = e.existing_id
+        except BadInput:
+            continue
+        out.append((path, work_id))
     return out
 
 
@@ -160,10 +171,15 @@ def run_quality(
     negatives: int = 300,
     seed: int = 0,
     ablations: bool = True,
+    other_models: tuple[str, ...] | None = None,
     dump: Path | None = None,
     progress: Progress = lambda stage, done, total: None,
 ) -> dict[str, Any]:
-    """Build (or reuse) the corpus, gate every query, and score every method."""
+    """Build (or reuse) the corpus, gate every query, and score every method.
+
+    other_models: SSCD models also scored as rows `clipgate-<model>`, each with its own bench
+    index (and embedded database) beside this one's; by default the model not configured, except
+    in quick mode."""
     import index
     from compliance import match_file
     from compliance.policy import decide
@@ -178,6 +194,24 @@ def run_quality(
     _remove_stale({w.work_id for w in works}, settings)
     te.build()
     index.rebuild(settings)
+    from index.signals.sscd import MODELS
+
+    if other_models is None:
+        other_models = () if quick else tuple(m for m in MODELS if m != settings.sscd)
+    if set(other_models) - set(MODELS):
+        raise BadInput(f"unknown SSCD models {sorted(set(other_models) - set(MODELS))}; "
+                       f"choose from {', '.join(MODELS)}")
+    others = {m: settings.model_copy(update={"sscd": m, "data_dir": settings.data_dir / f"sscd-{m}"})
+              for m in other_models}
+    # Each other model has its own bench index and database, so its own work ids: mapped to
+    # this run's by file.
+    ours = dict(_registered([*corpus.works, *corpus.videos], settings, progress))
+    alias: dict[str, dict[str, str]] = {}
+    for m, alt in others.items():
+        theirs = _registered([*corpus.works, *corpus.videos], alt, progress)
+        _remove_stale({w for _, w in theirs}, alt)
+        index.rebuild(alt)
+        alias[m] = {w: ours[p] for p, w in theirs if p in ours}
     setup_s = time.perf_counter() - t_start
 
     unregistered = [qmod.load_image(p) for p in corpus.unregistered]
@@ -185,8 +219,10 @@ def run_quality(
     groups = [corpus.group_of(p) for p in corpus.unregistered]
     specs = qmod.plan(works, unregistered, hard, per_family=per_family, per_pair=per_pair,
                       negatives=negatives, seed=seed, groups=groups)
-    preds: dict[str, list[Prediction]] = {"clipgate": [], **{n: [] for n in te.names}}
+    preds: dict[str, list[Prediction]] = {"clipgate": [], **{f"clipgate-{m}": [] for m in others},
+                                          **{n: [] for n in te.names}}
     gate_s: list[tuple[float, float]] = []  # (clip seconds, gate seconds)
+    other_gate_s: dict[str, list[tuple[float, float]]] = {m: [] for m in others}
     stages: dict[str, list[float]] = {}  # gate stage -> seconds, on the 10 s queries
     verdicts: dict[str, dict[str, int]] = {"positive": {}, "negative": {}}
     calib = Calibration(settings)
@@ -216,6 +252,13 @@ def run_quality(
             for m in outcome.matches:
                 if m.work_id in q.works:
                     found[(q.id, m.work_id)] = _evidence(q, m)
+            for m, alt in others.items():
+                t0 = time.perf_counter()
+                other = match_file(path, alt)
+                other_gate_s[m].append((spec.seconds, time.perf_counter() - t0))
+                preds[f"clipgate-{m}"] += [
+                    Prediction(p.query, alias[m].get(p.work) or p.work, p.score, p.segments)
+                    for p in _predictions(q.id, other.matches)]
             if ablations:
                 for name, p in _ablations(q.id, outcome.fingerprint, variants).items():
                     preds.setdefault(name, []).extend(p)
@@ -223,7 +266,8 @@ def run_quality(
             if dump is not None:
                 fp = outcome.fingerprint
                 dumped.append({"query": q, "t_s": fp.t_s, "detail": fp.detail,
-                               "duration_s": fp.info.duration_s, "loose": loose})
+                               "duration_s": fp.info.duration_s, "loose": loose,
+                               "gated": outcome.found})
             for name, p in te.query(q.id, path, lambda: _sampled_frames(
                     path, outcome.fingerprint, settings)).items():
                 preds[name] += p
@@ -258,6 +302,7 @@ def run_quality(
                                                  for k, v in stages.items()}},
         "peer_ms_per_query": {n: round(statistics.median(v), 1) for n, v in te.ms.items() if v},
         "peers_skipped": te.skipped,
+        "gate_s_other_models": {m: _gate_summary(g) for m, g in other_gate_s.items()},
         "calibration": calib.suggest(FPR),
         "negative_hits": sorted(negative_hits, key=lambda h: -h["confidence"]),
         "positive_misses": _misses(queries, found, methods["clipgate"]["threshold_at_fpr"],
@@ -277,6 +322,13 @@ def run_quality(
         "total_s": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} cores={len(os.sched_getaffinity(0))}",
     }
+
+
+def _gate_summary(gate_s: list[tuple[float, float]]) -> dict[str, float | None]:
+    ten = [g for s, g in gate_s if s >= qmod.LONG_S]
+    return {"median": round(statistics.median(g for _, g in gate_s), 3) if gate_s else None,
+            "median_10s_queries": round(statistics.median(ten), 3) if ten else None,
+            "p90_10s_queries": round(float(np.percentile(ten, 90)), 3) if ten else None}
 
 
 def table(result: dict[str, Any]) -> str:
