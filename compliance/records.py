@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -116,23 +115,14 @@ def release_frame_rows(conn: psycopg.Connection, *, after_id: int,
                        signals: Mapping[str, index.Signal]) -> index.FrameRows:
     """Released frames with an id above after_id (the released-clips index grows only), with
     the vectors of these signals in their current versions."""
-    rows = conn.execute(
+    frames = conn.execute(
         "SELECT id, release_id, t_s FROM release_frames WHERE id > %s ORDER BY id", (after_id,)
     ).fetchall()
-    out = index.FrameRows(
-        ids=np.array([r["id"] for r in rows], dtype=np.int64),
-        work_ids=np.array([str(r["release_id"]) for r in rows], dtype="U36"),
-        t_s=np.array([r["t_s"] for r in rows], dtype=np.float64),
-    )
-    for name, signal in signals.items():
-        found = conn.execute(
-            "SELECT frame_id, vector FROM release_frame_signals WHERE frame_id > %s "
-            "AND signal = %s AND version = %s ORDER BY frame_id", (after_id, name, signal.version)
-        ).fetchall()
-        out.vectors[name] = index.SignalRows(
-            np.array([r["frame_id"] for r in found], dtype=np.int64),
-            signal.decode(b"".join(r["vector"] for r in found), len(found)))
-    return out
+    vectors = {name: conn.execute(
+        "SELECT frame_id, vector FROM release_frame_signals WHERE frame_id > %s "
+        "AND signal = %s AND version = %s ORDER BY frame_id", (after_id, name, signal.version)
+    ).fetchall() for name, signal in signals.items()}
+    return index.frame_rows(frames, "release_id", vectors, signals)
 
 
 def restore_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from index.registry import (
     set_work_policy,
     validate_meta,
 )
-from index.faiss_index import FrameIndex, FrameRows, SignalRows
+from index.faiss_index import FrameIndex, FrameRows, SignalRows, frame_rows
 from index.search import SWITCHES, Matched, SearchResult, match_index, search
 from index.signals import MIN_HASH_QUALITY, Rule, Signal, active, register, rules
 from index.store import vector_rows
@@ -46,6 +46,7 @@ __all__ = [
     "create_pending_work",
     "discard_pending_work",
     "fingerprint_file",
+    "frame_rows",
     "frames_at",
     "get_work",
     "health",

@@ -19,9 +19,10 @@ import logging
 import os
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -64,6 +65,23 @@ class FrameRows:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def frame_rows(frames: Sequence[Mapping[str, Any]], owner: str,
+               vectors: Mapping[str, Sequence[Mapping[str, Any]]],
+               signals: Mapping[str, Signal]) -> FrameRows:
+    """FrameRows from database rows: frames with id, t_s and the owner column (work or release
+    id), and per signal its rows of (frame_id, vector) as stored by index.vector_rows."""
+    out = FrameRows(
+        ids=np.array([r["id"] for r in frames], dtype=np.int64),
+        work_ids=np.array([str(r[owner]) for r in frames], dtype="U36"),
+        t_s=np.array([r["t_s"] for r in frames], dtype=np.float64),
+    )
+    for name, found in vectors.items():
+        out.vectors[name] = SignalRows(
+            np.array([r["frame_id"] for r in found], dtype=np.int64),
+            signals[name].decode(b"".join(r["vector"] for r in found), len(found)))
+    return out
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from index.faiss_index import FrameRows, SignalRows
+from index.faiss_index import FrameRows, frame_rows
 from index.features import Features
 from index.fingerprint import Fingerprint
 from index.signals import Signal
@@ -162,23 +162,13 @@ def active_works(conn: psycopg.Connection, *, work_ids: list[str]) -> dict[str, 
 def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]) -> FrameRows:
     """Every frame of every active work, with the vectors of the given signals (the caller checked
     that their stored versions are these signals')."""
-    rows = conn.execute(
+    frames = conn.execute(
         "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
         "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
     ).fetchall()
-    out = FrameRows(
-        ids=np.array([r["id"] for r in rows], dtype=np.int64),
-        work_ids=np.array([str(r["work_id"]) for r in rows], dtype="U36"),
-        t_s=np.array([r["t_s"] for r in rows], dtype=np.float64),
-    )
-    for name, signal in signals.items():
-        found = conn.execute(
-            "SELECT s.frame_id, s.vector FROM work_frame_signals s "
-            "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
-            "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
-            (name, signal.version),
-        ).fetchall()
-        out.vectors[name] = SignalRows(
-            np.array([r["frame_id"] for r in found], dtype=np.int64),
-            signal.decode(b"".join(r["vector"] for r in found), len(found)))
-    return out
+    vectors = {name: conn.execute(
+        "SELECT s.frame_id, s.vector FROM work_frame_signals s "
+        "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
+        "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
+        (name, signal.version)).fetchall() for name, signal in signals.items()}
+    return frame_rows(frames, "work_id", vectors, signals)
