@@ -76,12 +76,13 @@ class Settings(BaseSettings):
     # away, so pHash counts only beside PDQ. No negative reaches ORB's 12 inliers.
     pdq_max_distance: int = 70  # of 256 bits
     phash_max_distance: int = 5  # of 64 bits
-    # SSCD fires at this normalised score (cosine less the nearest background picture's), or at
-    # sscd_min_score_raw when normalisation is off; evidence reaches 1 sscd_score_span above it.
+    # SSCD fires at this normalised score (cosine less the closer of the nearest background
+    # picture's and the nearest other work's), or at sscd_min_score_raw when normalisation is
+    # off; evidence reaches 1 sscd_score_span above it.
     # A crop's score is lowered by sscd_crop_penalty (12 crops are 12 chances). Below the
     # threshold, the sscd_candidates nearest work frames of a clip frame, and as many of its
     # crops, whose raw cosine is at least sscd_candidate_min, go to the geometric check.
-    sscd_min_score: float = 0.35
+    sscd_min_score: float = 0.25
     sscd_min_score_raw: float = 0.5
     sscd_score_span: float = 0.3
     sscd_crop_penalty: float = 0.05

@@ -142,14 +142,20 @@ class Found:
         name = signal.name
         if signal.kind == "float":
             sims, ids = index.nearest(name, rows.vectors, signal.search_k)
-            bias = rows.bias + (index.bias(name, rows.vectors) if signal.normalises else 0.0)
+            background = (-index.bias(name, rows.vectors) if signal.normalises
+                          else np.zeros(len(rows), np.float32))
             for r in range(len(rows)):
                 box = None if np.isnan(rows.box[r, 0]) else tuple(float(x) for x in rows.box[r])
-                for s, i in zip(sims[r].tolist(), ids[r].tolist()):
-                    if i >= 0:
-                        self.hits.append(Hit(int(rows.frame[r]), int(i), name,
-                                             round(s + float(bias[r]), 5), box,
-                                             bool(rows.mirrored[r]), round(s, 5)))
+                pairs = [(s, i) for s, i in zip(sims[r].tolist(), ids[r].tolist()) if i >= 0]
+                rival = _rivals(pairs, index.meta) if signal.normalises else {}
+                for s, i in pairs:
+                    # Normalised: the cosine less the closer of the nearest background picture
+                    # and the nearest other work, so a look-alike of a whole class of works (one
+                    # nebula among many) needs far more than a distinctive picture.
+                    ref = max(float(background[r]), rival.get(i, 0.0))
+                    self.hits.append(Hit(int(rows.frame[r]), int(i), name,
+                                         round(s - ref + float(rows.bias[r]), 5), box,
+                                         bool(rows.mirrored[r]), round(s, 5)))
             return
         reach = int(max(signal.threshold, signal.candidate_distance or 0))
         lims, dist, ids = index.within(name, rows.vectors, reach)
@@ -170,6 +176,25 @@ class Found:
                                       or h.value > best[(h.signal, h.frame_id)].value):
                 best[(h.signal, h.frame_id)] = h
         return sorted(best.values(), key=lambda h: -h.value)[:limit * 4]
+
+
+def _rivals(pairs: list[tuple[float, int]], meta: Mapping[int, tuple[str, float]]
+            ) -> dict[int, float]:
+    """For each of a row's nearest frames (cosine, frame id), the cosine of the nearest frame of
+    another work among them (none: that work is alone in reach, and only the background
+    counts)."""
+    best: dict[str, float] = {}
+    for s, i in pairs:
+        w = meta.get(i, ("", 0.0))[0]
+        best[w] = max(best.get(w, -1.0), s)
+    top = sorted(best.items(), key=lambda kv: -kv[1])[:2]  # the two closest works suffice
+    out = {}
+    for _, i in pairs:
+        w = meta.get(i, ("", 0.0))[0]
+        other = next((v for x, v in top if x != w), None)
+        if other is not None:
+            out[i] = other
+    return out
 
 
 def counted(raw: list[Hit], fp: Fingerprint, rules: Mapping[str, Rule],

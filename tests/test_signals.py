@@ -13,6 +13,7 @@ from PIL import Image
 import index
 from clipgate.errors import Unavailable
 from compliance import check_clip, match_file
+from clipgate.settings import Settings
 from index.signals import Computed, Signal
 from tests.media import noise_frame, pan, photo, write_image, write_video
 
@@ -114,6 +115,46 @@ def test_normalisation_makes_generic_frames_need_a_closer_match(settings, tmp_pa
     assert bias[0] < -0.6  # generic: a match must be far closer than that to count
     assert bias[1] > -0.5  # the work's own pictures left the background
     assert bias[2] < -0.8  # another wheel photo, still in it
+
+
+class _Nearest:
+    """A FrameIndex stand-in for one float search: fixed neighbours, background and works."""
+
+    def __init__(self, sims, ids, background, works):
+        self.sims, self.ids, self.background = sims, ids, background
+        self.meta = {i: (w, 0.0) for i, w in works.items()}
+
+    def nearest(self, name, vectors, k):
+        return np.array(self.sims, np.float32), np.array(self.ids, np.int64)
+
+    def bias(self, name, vectors):
+        return -np.array(self.background, np.float32)
+
+
+def test_a_look_alike_of_another_work_needs_a_closer_match():
+    """A row's score is its cosine less the closer of its background and its nearest other
+    work: a frame near one of thirty nebulae stands out from none of them, a copy of a distinctive
+    picture stands out from all. Frames of the same work are no rivals of each other."""
+    from index.search import Found
+    from index.signals import QueryRows
+    from index.signals.sscd import SscdSignal
+
+    idx = _Nearest(sims=[[0.80, 0.78, 0.70, -1.0], [0.90, 0.88, 0.40, 0.30]],
+                   ids=[[1, 2, 3, -1], [4, 5, 6, 7]], background=[0.30, 0.45],
+                   works={1: "nebula-a", 2: "nebula-b", 3: "nebula-a", 4: "rocket", 5: "rocket",
+                          6: "coffee", 7: "wheel"})
+    rows = QueryRows(np.zeros((2, 4), np.float32), [0, 1], bias=np.array([0.0, -0.05]))
+    found = Found()
+    found.add(idx, SscdSignal(Settings(_env_file=None)), rows)
+    score = {(h.query, h.frame_id): (h.value, h.raw) for h in found.hits}
+    assert set(score) == {(0, 1), (0, 2), (0, 3), (1, 4), (1, 5), (1, 6), (1, 7)}
+    assert score[0, 1] == pytest.approx((0.80 - 0.78, 0.80))  # nebula-b is right behind
+    assert score[0, 2] == pytest.approx((0.78 - 0.80, 0.78))
+    assert score[0, 3] == pytest.approx((0.70 - 0.78, 0.70))  # its own work's 0.80 is no rival
+    # The rocket stands out from every other work (coffee, 0.40): only its background (0.45)
+    # and the row's crop penalty are taken off.
+    assert score[1, 4] == pytest.approx((0.90 - 0.45 - 0.05, 0.90), abs=1e-4)
+    assert score[1, 6] == pytest.approx((0.40 - 0.90 - 0.05, 0.40), abs=1e-4)
 
 
 def test_a_missing_or_corrupt_model_fails_closed(settings, tmp_path):
