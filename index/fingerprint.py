@@ -47,6 +47,9 @@ class Fingerprint:
     orb_features: int = 1000
     _local: dict[tuple, Features] = field(default_factory=dict, repr=False)
     _regions: dict[tuple, QueryRows | None] = field(default_factory=dict, repr=False)
+    # Geometric checks done on this query: (index epoch, version, frame, work frame, mirrored,
+    # crop, min inliers) -> the fit or None; see index.search._geometric_hits.
+    verified: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.t_s)

@@ -124,7 +124,7 @@ def match_index(index: FrameIndex, fp: Fingerprint, settings: Settings, *,
     if "orb" not in disabled and features is not None:
         candidates = _candidates(index, fp, hits, found, settled, active, settings, disabled)
         checks = len(candidates)
-        hits += _geometric_hits(fp, candidates, features, settings)
+        hits += _geometric_hits(index, fp, candidates, features, settings)
     counted_pairs = {(h.query, h.frame_id) for h in hits}
     nearest = [h for h in found.best_float() if (h.query, h.frame_id) not in counted_pairs]
     return Matched(hits, nearest, checks, found.hits)
@@ -332,12 +332,14 @@ def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[Candi
     return chosen
 
 
-def _geometric_hits(fp: Fingerprint, candidates: list[Candidate],
+def _geometric_hits(index: FrameIndex, fp: Fingerprint, candidates: list[Candidate],
                     features: Callable[[list[int]], Mapping[int, Features]],
                     settings: Settings) -> list[Hit]:
     """ORB + RANSAC on each candidate: the clip frame's features (of the crop that proposed it,
     if one did; of its mirror image for a mirrored pair; both views when the proposer cannot
-    tell) against the reference frame's stored ones."""
+    tell) against the reference frame's stored ones. Each pair's outcome is kept on the
+    fingerprint, by index snapshot, so searching one fingerprint several ways (the quality bench's
+    ablations) checks a pair once."""
     stored = features(sorted({c[1] for c in candidates})) if candidates else {}
     out = []
     for q, f, mirrored, box in candidates:
@@ -345,10 +347,15 @@ def _geometric_hits(fp: Fingerprint, candidates: list[Candidate],
         if work is None:
             continue
         for view in ((False, True) if mirrored is None else (mirrored,)):
-            v = verify(fp.local(q, mirrored=view, box=box), work,
-                       min_inliers=settings.orb_min_inliers)
-            if v is None and box is not None:  # the crop may have cut the copy: the whole frame
-                v = verify(fp.local(q, mirrored=view), work, min_inliers=settings.orb_min_inliers)
+            key = (index.epoch, index.version, q, f, view, box, settings.orb_min_inliers)
+            if key not in fp.verified:
+                v = verify(fp.local(q, mirrored=view, box=box), work,
+                           min_inliers=settings.orb_min_inliers)
+                if v is None and box is not None:  # the crop may have cut the copy: whole frame
+                    v = verify(fp.local(q, mirrored=view), work,
+                               min_inliers=settings.orb_min_inliers)
+                fp.verified[key] = v
+            v = fp.verified[key]
             if v is not None:
                 out.append(Hit(q, f, "orb", float(v.inliers), v.region, mirrored=view))
                 break
