@@ -96,7 +96,7 @@ def works_add(
 ) -> None:
     """Register protected works."""
     import index
-    from clipgate import tasks
+    from index import tasks
 
     settings = _setup()
     aliases = alias or []
@@ -150,7 +150,7 @@ def index_rebuild(
 ) -> None:
     """Rebuild the FAISS index from the database."""
     import index
-    from clipgate import tasks
+    from index import tasks
 
     settings = _setup()
     if reembed:

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 import compliance
 import index
-from clipgate import db, tasks
+from clipgate import db, queue
 from clipgate.errors import BadInput, ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from complaints import audit, notify
@@ -26,6 +26,7 @@ from complaints.actors import Actor, system
 
 log = logging.getLogger(__name__)
 
+RUN_RESCAN = "clipgate.rescan"  # the queue's name for run_rescan
 RESCAN_TASK = system("rescan")
 
 
@@ -112,7 +113,7 @@ def start_rescans(rescan_ids: list[str], settings: Settings) -> None:
     queued is marked failed with the reason, so the claim page says so."""
     for rescan_id in rescan_ids:
         try:
-            tasks.submit_rescan(rescan_id, settings)
+            queue.submit(RUN_RESCAN, [rescan_id], settings, run_rescan)
         except ClipgateError as e:
             log.error("rescan %s could not run: %s", rescan_id, e)
             _finish(rescan_id, "failed", str(e), settings)
