@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import generator
 import index
-from clipgate import db
+from clipgate import db, prompts
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -67,7 +66,7 @@ def generator_identity(
     if prompt is not None and prompt_sha256:
         raise BadInput("send either prompt or prompt_sha256, not both")
     if prompt is not None:
-        prompt_sha256 = generator.prompt_sha256(prompt)
+        prompt_sha256 = prompts.prompt_sha256(prompt)
     if prompt_sha256 is not None:
         p = prompt_sha256.lower()
         if len(p) != 64 or any(c not in "0123456789abcdef" for c in p):
@@ -116,7 +115,7 @@ _MAX_TRIES = 3
 
 
 def _release_once(
-    path: Path, mime: str, name: str, generator: dict[str, Any], source: str,
+    path: Path, mime: str, name: str, identity: dict[str, Any], source: str,
     clip_signer: ClipSigner, settings: Settings,
 ) -> ReleaseOutcome | None:
     """One check + sign + record. None when the index changed between the check and the record:
@@ -141,7 +140,7 @@ def _release_once(
     }
     t0 = time.perf_counter()
     try:
-        signed = clip_signer.sign(path, staged, generator=generator, compliance=compliance,
+        signed = clip_signer.sign(path, staged, generator=identity, compliance=compliance,
                                   title=name)
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
@@ -159,7 +158,7 @@ def _release_once(
                 "file_sha256": sha256_file(staged),
                 "size_bytes": staged.stat().st_size,
                 "path": str(dst),
-                "generator": generator,
+                "generator": identity,
                 "manifest_label": signed.get("manifest_label"),
             })
             fp = result.fingerprint
