@@ -45,10 +45,9 @@ def triage_claim(claim_id: str, settings: Settings | None = None) -> dict[str, A
     settings = settings or get_settings()
     with db.connection(settings) as conn:
         claim = store.load_claim(conn, claim_id)
-        release = conn.execute("SELECT path FROM releases WHERE id = %s",
-                               (claim["release_id"],)).fetchone() if claim else None
     if claim is None or claim["state"] != "submitted":
         return {"claim_id": claim_id, "state": claim["state"] if claim else None}
+    release = compliance.get_release(str(claim["release_id"]), settings=settings)
     match, frames_sampled, error = _evidence(Path(release["path"]), str(claim["work_id"]),
                                              settings)
     score = match["score"] if match else 0.0

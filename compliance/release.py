@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 import index
 from clipgate import db, prompts
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import records
+from compliance import store
 from compliance.gate import CheckResult, check_clip
 from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
 from compliance.verify import read_manifest
@@ -147,12 +149,12 @@ def _release_once(
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
     try:
         with db.connection(settings) as conn:
-            if records.index_version(conn, share_lock=True) != result.index_version:
+            if store.index_version(conn, share_lock=True) != result.index_version:
                 staged.unlink(missing_ok=True)
                 log.info("index changed during release of check %s; checking again",
                          result.check_id)
                 return None
-            release = records.insert_release(conn, release={
+            release = store.insert_release(conn, release={
                 "id": uuid.UUID(release_id),
                 "check_id": uuid.UUID(result.check_id),
                 "file_sha256": sha256_file(staged),
@@ -163,7 +165,7 @@ def _release_once(
             })
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
-                records.insert_release_frames(conn, release_id=release_id, fp=fp)
+                store.insert_release_frames(conn, release_id=release_id, fp=fp)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -193,13 +195,30 @@ def sweep_staging(settings: Settings | None = None, *, older_than_s: float = 360
 
 
 def get_release(release_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    if records.parse_id(release_id) is None:
+    if store.parse_id(release_id) is None:
         raise NotFound(f"no release with id {release_id!r}: not a valid release id (a UUID)")
     with db.connection(settings) as conn:
-        release = records.get_release(conn, release_id=release_id)
+        release = store.get_release(conn, release_id=release_id)
     if release is None:
         raise NotFound(f"no release with id {release_id}")
     return release
+
+
+def release_for_job(job_id: Any, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The release already made for a generation job (id and check_id), or None."""
+    with db.connection(settings) as conn:
+        return store.release_for_job(conn, job_id=str(job_id))
+
+
+def releases_matching(*, ids: list[Any] | None = None, status: str | None = None,
+                      exclude: list[Any] | None = None, conn: psycopg.Connection | None = None,
+                      settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Release records, oldest first: those among ids (all when None) with status (any when
+    None), leaving out those in exclude. Read in conn's transaction when given."""
+    if conn is not None:
+        return store.releases_matching(conn, ids=ids, status=status, exclude=exclude)
+    with db.connection(settings) as own:
+        return store.releases_matching(own, ids=ids, status=status, exclude=exclude)
 
 
 def revoke_release(release_id: str, *, reason: str,
@@ -209,7 +228,7 @@ def revoke_release(release_id: str, *, reason: str,
         raise BadInput("a revocation needs a reason")
     get_release(release_id, settings=settings)  # NotFound with a clear message
     with db.connection(settings) as conn:
-        return records.revoke_release(conn, release_id=release_id, reason=reason.strip())
+        return store.revoke_release(conn, release_id=release_id, reason=reason.strip())
 
 
 def restore_release(release_id: str, *, reason: str,
@@ -222,7 +241,7 @@ def restore_release(release_id: str, *, reason: str,
     if release["status"] == "active":
         return release
     with db.connection(settings) as conn:
-        restored = records.restore_release(conn, release_id=release_id)
+        restored = store.restore_release(conn, release_id=release_id)
     log.info("restored release %s: %s", release_id, reason.strip())
     return restored
 
@@ -233,7 +252,7 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
     how many releases were indexed; a release whose file is missing or unreadable is skipped."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
-        todo = records.releases_without_frames(conn)
+        todo = store.releases_without_frames(conn)
     done = 0
     for release in todo:
         try:
@@ -242,9 +261,9 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
             log.warning("release %s not indexed: %s", release["id"], e)
             continue
         with db.connection(settings) as conn:
-            if records.has_release_frames(conn, release_id=str(release["id"])):
+            if store.has_release_frames(conn, release_id=str(release["id"])):
                 continue  # indexed meanwhile
-            records.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
+            store.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
         done += 1
     return done
 
@@ -267,10 +286,10 @@ def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, An
     digest = sha256_file(path)
     compliance = report.assertions.get(COMPLIANCE_LABEL) or {}
     with db.connection(settings) as conn:
-        release = records.release_by_file(conn, sha256=digest)
+        release = store.release_by_file(conn, sha256=digest)
         matched_by = "file_sha256" if release else None
         if release is None and compliance.get("release_id"):
-            release = records.get_release(conn, release_id=compliance["release_id"])
+            release = store.get_release(conn, release_id=compliance["release_id"])
             matched_by = "manifest" if release else None
     matches = release["file_sha256"] == digest if release else None
     return {

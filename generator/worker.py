@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+import compliance
 from clipgate import db, queue
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import Settings
@@ -173,8 +174,6 @@ def run_inprocess(job_id: str, settings: Settings) -> dict[str, Any]:
 
 def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Gate and sign the job's clip (state `gating`); the verdict decides the final state."""
-    from compliance import release_clip
-
     done = _finish_if_released(job, settings)
     if done is not None:
         return done
@@ -192,7 +191,7 @@ def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "prompt_sha256": job["prompt_sha256"], "job_id": str(job["id"])}
     with jobs.keep_lease(settings, job):  # a takeover mid-release would release it twice
         try:
-            outcome = release_clip(path, generator=identity, source="generation",
+            outcome = compliance.release_clip(path, generator=identity, source="generation",
                                    settings=settings)
         except psycopg.errors.UniqueViolation as e:
             if e.diag.constraint_name != ONE_RELEASE_PER_JOB:
