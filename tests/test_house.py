@@ -47,6 +47,13 @@ def _strings(tree: ast.AST) -> list[tuple[int, str]]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str)]
 
 
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_part_is_a_regular_package(package):
+    """setuptools' find_packages (pyproject's include) skips a folder without __init__.py, so a
+    clean install would lack it."""
+    assert (ROOT / package / "__init__.py").is_file()
+
+
 def test_every_table_has_an_owner():
     created = set()
     for path in (ROOT / "clipgate" / "migrations" / "versions").glob("*.py"):
