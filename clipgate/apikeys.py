@@ -11,6 +11,7 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from clipgate import db
@@ -26,6 +27,24 @@ ROLES = ("generator", "admin", "rights_holder", "reviewer")
 # Keys of these roles act for a person's account (a rights holder's or reviewer's integration).
 ACCOUNT_ROLES = ("rights_holder", "reviewer")
 _COLUMNS = "id, name, role, prefix, created_at, revoked_at, account_id"
+
+
+# Accounts belong to the complaints domain; it hands its lookup here (use_accounts) when imported.
+AccountLookup = Callable[..., "dict[str, Any] | None"]  # (account_id, *, settings) -> account
+_account_lookup: AccountLookup | None = None
+
+
+def use_accounts(lookup: AccountLookup) -> None:
+    """Where keys find the account they act for: (account_id, *, settings) -> the account (id,
+    role, disabled_at) or None."""
+    global _account_lookup
+    _account_lookup = lookup
+
+
+def _account(account_id: Any, settings: Settings | None) -> dict[str, Any] | None:
+    if _account_lookup is None:  # fail closed: no key acts for an account nobody can look up
+        raise NotFound(f"no account with id {account_id}: accounts are not available here")
+    return _account_lookup(str(account_id), settings=settings)
 
 
 def hash_key(key: str) -> str:
@@ -59,21 +78,20 @@ def create_key(
 
 def _insert(name: str, role: str, key: str, settings: Settings | None,
             account_id: str | None) -> dict[str, Any]:
+    account = None
+    if account_id:
+        try:
+            uuid.UUID(str(account_id))
+        except ValueError:
+            raise NotFound(f"no account with id {account_id}") from None
+        account = _account(account_id, settings)
+        if account is None:
+            raise NotFound(f"no account with id {account_id}")
+        if account["disabled_at"] is not None:
+            raise BadInput(f"account {account_id} is disabled")
+        if account["role"] != role:
+            raise BadInput(f"account {account_id} is a {account['role']}, not a {role}")
     with db.connection(settings) as conn:
-        account = None
-        if account_id:
-            try:
-                acc = uuid.UUID(str(account_id))
-            except ValueError:
-                raise NotFound(f"no account with id {account_id}") from None
-            account = conn.execute(
-                "SELECT id, role, disabled_at FROM accounts WHERE id = %s", (acc,)).fetchone()
-            if account is None:
-                raise NotFound(f"no account with id {account_id}")
-            if account["disabled_at"] is not None:
-                raise BadInput(f"account {account_id} is disabled")
-            if account["role"] != role:
-                raise BadInput(f"account {account_id} is a {account['role']}, not a {role}")
         return conn.execute(
             f"INSERT INTO api_keys (name, role, prefix, key_hash, account_id) "
             f"VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
@@ -89,14 +107,20 @@ def verify_key(key: str, settings: Settings | None = None) -> dict[str, Any] | N
     with db.connection(settings) as conn:
         # A key that acts for a disabled account stops working with it.
         row = conn.execute(
-            f"SELECT {_COLUMNS}, key_hash FROM api_keys k WHERE key_hash = %s "
-            "AND revoked_at IS NULL AND (account_id IS NULL OR NOT EXISTS ("
-            "SELECT 1 FROM accounts a WHERE a.id = k.account_id AND a.disabled_at IS NOT NULL))",
-            (digest,),
+            f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = %s "
+            "AND revoked_at IS NULL", (digest,),
         ).fetchone()
     # The lookup is by hash, so timing reveals nothing about the key; compare anyway, cheaply.
     if row is None or not hmac.compare_digest(row.pop("key_hash"), digest):
         return None
+    if row["account_id"] is not None:
+        # A key that acts for a disabled account stops working with it (and fails closed where
+        # no account can be looked up).
+        if _account_lookup is None:
+            return None
+        account = _account_lookup(str(row["account_id"]), settings=settings)
+        if account is not None and account["disabled_at"] is not None:
+            return None
     return row
 
 

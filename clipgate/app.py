@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import compliance
 import index
-from clipgate import __version__, apikeys, db, tasks
+from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api import errors as api_errors
 from clipgate.errors import ClipgateError
@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
 def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
     parts = {
         "database": db.ping(settings),
-        "broker": tasks.broker_health(settings),
+        "broker": queue.broker_health(settings),
         "index": index.health(settings),
         "signer": _signer_health(settings),
         "signals": _signals_health(settings),

@@ -6,16 +6,21 @@ clipgate.errors BadInput (400), NotFound (404), Conflict (409) or Unavailable (5
 holder asking for another's claim gets NotFound, never Forbidden.
 """
 
+from clipgate import apikeys
+from complaints.accounts import get_account as account
 from complaints.actors import SYSTEM, Actor, actor_for_account, actor_for_key
 from complaints.claims import claim_media, file_claim, get_claim, list_claims, service_levels
 from complaints.counter import escalate_counter_notice, file_counter_notice, restore_due
 from complaints.flags import export_flags, handle_flag, list_flags
 from complaints.workflow import STATES, answer_claim, assign_claim, decide_claim
 
+apikeys.use_accounts(account)  # keys of rights holders and reviewers act for their accounts
+
 __all__ = [
     "STATES",
     "SYSTEM",
     "Actor",
+    "account",
     "actor_for_account",
     "actor_for_key",
     "answer_claim",

@@ -26,6 +26,8 @@ from clipgate.settings import Settings, get_settings
 from complaints import audit, store, triage
 from complaints.actors import Actor
 from complaints.released import identify_clip
+from complaints.store import get_claim
+from complaints.view import summary
 from complaints.workflow import STATES
 
 log = logging.getLogger(__name__)
@@ -182,15 +184,6 @@ def _insert(actor: Actor, release: dict[str, Any], how: str, upload: dict[str, A
     return str(row["id"])
 
 
-def get_claim(actor: Actor, claim_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Everything about one claim that this actor may see (claimant's email: staff only)."""
-    from complaints.view import claim_view
-
-    with db.connection(settings) as conn:
-        claim = store.visible_claim(conn, actor, claim_id)
-        return claim_view(conn, actor, claim)
-
-
 def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = None,
                 sort: str = "age", order: str | None = None, limit: int = 100,
                 settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -198,8 +191,6 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
 
     owner: "me" (assigned to the caller), "none" (unassigned) or an account id.
     sort: age | priority | score | created; order: asc | desc (default: the natural order)."""
-    from complaints.view import summary
-
     store.require_role(actor, "rights_holder", "reviewer", "admin", doing="list claims")
     if state is not None and state not in STATES:
         raise BadInput(f"state must be one of {', '.join(STATES)}, not {state!r}")
@@ -232,15 +223,17 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
     sql = (f"{SUMMARY_SQL} {'WHERE ' + ' AND '.join(where) if where else ''} "
            f"ORDER BY {SORTS[sort]} {direction} NULLS LAST, c.number LIMIT %s")
     with db.connection(settings) as conn:
-        return [summary(r, staff=actor.role != "rights_holder")
-                for r in conn.execute(sql, (*args, int(limit))).fetchall()]
+        rows = conn.execute(sql, (*args, int(limit))).fetchall()
+    works = index.works_by_id({r["work_id"] for r in rows}, settings=settings)
+    return [summary({**r, "work_title": works[str(r["work_id"])]["title"],
+                     "work_owner": works[str(r["work_id"])]["owner"]},
+                    staff=actor.role != "rights_holder") for r in rows]
 
 
-SUMMARY_SQL = (
-    "SELECT c.*, extract(epoch FROM now() - c.state_since) AS age_s, w.title AS work_title, "
-    "w.owner AS work_owner, a.name AS claimant_name, r.name AS assignee_name FROM claims c "
-    "JOIN works w ON w.id = c.work_id JOIN accounts a ON a.id = c.claimant_id "
-    "LEFT JOIN accounts r ON r.id = c.assignee_id"
+SUMMARY_SQL = (  # the work's title and owner come from the index (index.works_by_id)
+    "SELECT c.*, extract(epoch FROM now() - c.state_since) AS age_s, "
+    "a.name AS claimant_name, r.name AS assignee_name FROM claims c "
+    "JOIN accounts a ON a.id = c.claimant_id LEFT JOIN accounts r ON r.id = c.assignee_id"
 )
 
 
@@ -254,10 +247,9 @@ def claim_media(actor: Actor, claim_id: str, which: str, frame_t: float | None =
         raise BadInput("the frame time must be a number of seconds from the start")
     with db.connection(settings) as conn:
         claim = store.visible_claim(conn, actor, claim_id)
-        path = conn.execute(
-            "SELECT path FROM releases WHERE id = %s" if which == "clip" else
-            "SELECT media_path AS path FROM works WHERE id = %s",
-            (claim["release_id"] if which == "clip" else claim["work_id"],)).fetchone()["path"]
+    path = (compliance.get_release(str(claim["release_id"]), settings=settings)["path"]
+            if which == "clip" else
+            index.get_work(str(claim["work_id"]), settings=settings)["media_path"])
     if frame_t is None:
         pairs = (claim["evidence"] or {}).get("pairs") or []
         frame_t = pairs[0][f"{which}_t"] if pairs else 0.0

@@ -13,6 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from clipgate.errors import BadInput
+from complaints import SYSTEM, accounts, actors, notify, triage
+from complaints.counter import restore_due
+from complaints.flags import export_flags, handle_flag, list_flags
 
 
 def _account_line(a: dict[str, Any]) -> str:
@@ -44,8 +47,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             "--password-stdin", help="Read the password from the first line of standard input.")] = False,
     ) -> None:
         """Create an account (at least 12 characters of password; asked for unless --password-stdin)."""
-        from complaints import accounts, actors
-
         settings = setup()
         if password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -60,8 +61,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         """List accounts (never their passwords)."""
-        from complaints import accounts
-
         settings = setup()
         rows = accounts.list_accounts(settings=settings)
         if as_json:
@@ -76,8 +75,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def accounts_disable(account_id: str) -> None:
         """Disable an account: it cannot sign in and its sessions end."""
-        from complaints import accounts, actors
-
         settings = setup()
         typer.echo(_account_line(accounts.disable_account(account_id, by=actors.system("cli"),
                                                           settings=settings)))
@@ -89,8 +86,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         all_: Annotated[bool, typer.Option("--all", help="Include flags marked handled.")] = False,
     ) -> None:
         """List retraining flags (open ones unless --all)."""
-        from complaints import SYSTEM, list_flags
-
         settings = setup()
         for f in list_flags(SYSTEM, open_only=not all_, settings=settings):
             models = ", ".join(f"{m['model']} {m['version']}" for m in f["model_versions"]) or "-"
@@ -107,8 +102,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         all_: Annotated[bool, typer.Option("--all", help="Include flags marked handled.")] = False,
     ) -> None:
         """Export retraining flags as JSON lines or CSV."""
-        from complaints import export_flags
-
         settings = setup()
         text = export_flags(format_, open_only=not all_, settings=settings)
         if out is None:
@@ -128,8 +121,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         note: Annotated[str, typer.Option(help="How it was handled (e.g. the dataset change).")],
     ) -> None:
         """Mark a retraining flag handled."""
-        from complaints import SYSTEM, handle_flag
-
         settings = setup()
         flag = handle_flag(SYSTEM, flag_id, note, settings=settings)
         typer.echo(f"handled {flag['id']} at {flag['handled_at']}")
@@ -139,8 +130,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def claims_restore_due() -> None:
         """Restore clips whose counter-notice waiting period ended without an escalation."""
-        from complaints import restore_due
-
         typer.echo(f"restored {restore_due(setup())} release(s)")
 
 
@@ -148,8 +137,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def claims_triage_stuck() -> None:
         """Triage claims left submitted (the broker or database was down when they were filed)."""
-        from complaints import triage
-
         typer.echo(f"queued {triage.retriage_stuck(setup())} claim(s) for triage")
 
 
@@ -157,7 +144,5 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def claims_send_notices() -> None:
         """Send the claimants' notices that are due (email and webhooks), retrying failed ones."""
-        from complaints import notify
-
         counts = notify.send_due(setup())
         typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))

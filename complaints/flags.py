@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+import index
 from clipgate import db
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings
@@ -19,16 +20,20 @@ FORMATS = ("jsonl", "csv")
 CSV_FIELDS = ("id", "work_id", "work_title", "work_owner", "work_sha256", "claim_id",
               "claim_number", "model_versions", "created_at", "handled_at", "handled_by",
               "handled_note")
-_SQL = (
-    "SELECT f.*, w.title AS work_title, w.owner AS work_owner, w.sha256 AS work_sha256, "
-    "c.number AS claim_number FROM retraining_flags f JOIN works w ON w.id = f.work_id "
+_SQL = (  # the work's title, owner and sha256 come from the index (index.works_by_id)
+    "SELECT f.*, c.number AS claim_number FROM retraining_flags f "
     "JOIN claims c ON c.id = f.claim_id"
 )
 
 
-def _view(r: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(r["id"]), "work_id": str(r["work_id"]), "work_title": r["work_title"],
-            "work_owner": r["work_owner"], "work_sha256": r["work_sha256"],
+def _views(rows: list[dict[str, Any]], settings: Settings | None) -> list[dict[str, Any]]:
+    works = index.works_by_id({r["work_id"] for r in rows}, settings=settings)
+    return [_view(r, works[str(r["work_id"])]) for r in rows]
+
+
+def _view(r: dict[str, Any], work: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(r["id"]), "work_id": str(r["work_id"]), "work_title": work["title"],
+            "work_owner": work["owner"], "work_sha256": work["sha256"],
             "claim_id": str(r["claim_id"]), "claim_number": r["claim_number"],
             "model_versions": r["model_versions"], "created_at": r["created_at"].isoformat(),
             "handled_at": r["handled_at"].isoformat() if r["handled_at"] else None,
@@ -41,7 +46,8 @@ def list_flags(actor: Actor, *, open_only: bool = True,
     store.require_role(actor, "reviewer", "admin", "system", doing="read retraining flags")
     where = " WHERE f.handled_at IS NULL" if open_only else ""
     with db.connection(settings) as conn:
-        return [_view(r) for r in conn.execute(f"{_SQL}{where} ORDER BY f.created_at, f.id")]
+        rows = conn.execute(f"{_SQL}{where} ORDER BY f.created_at, f.id").fetchall()
+    return _views(rows, settings)
 
 
 def handle_flag(actor: Actor, flag_id: str, note: str, *,
@@ -67,7 +73,8 @@ def handle_flag(actor: Actor, flag_id: str, note: str, *,
                      "handled_note = %s WHERE id = %s", (actor.label, note, fid))
         audit.record(conn, actor, "flag.handle", subject_type="retraining_flag",
                      subject_id=str(fid), claim_id=row["claim_id"], reason=note)
-        return _view(conn.execute(f"{_SQL} WHERE f.id = %s", (fid,)).fetchone())
+        row = conn.execute(f"{_SQL} WHERE f.id = %s", (fid,)).fetchone()
+    return _views([row], settings)[0]
 
 
 def export_flags(fmt: str, *, open_only: bool = True, actor: Actor = SYSTEM,

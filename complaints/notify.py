@@ -20,12 +20,14 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db, tasks
+from clipgate import db, queue
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from complaints.webhook_url import UnsafeWebhook, check_webhook_url
 
 log = logging.getLogger(__name__)
+
+SEND_NOTIFICATIONS = "clipgate.send_notifications"  # the queue's name for a pass over the outbox
 
 
 def enqueue(conn: psycopg.Connection, claim: dict[str, Any], *, event: str, subject: str,
@@ -51,7 +53,7 @@ def submit_send(settings: Settings) -> None:
     """Send what is due now: a Celery task with a broker, a pass right here without one. A broker
     that is down leaves the notices in the outbox, never loses them."""
     try:
-        tasks.submit_notifications(settings)
+        queue.submit(SEND_NOTIFICATIONS, [], settings, send_due)
     except ClipgateError as e:
         log.error("notices stay in the outbox for now: %s", e)
 

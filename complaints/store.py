@@ -11,8 +11,11 @@ from typing import Any
 
 import psycopg
 
+from clipgate import db
 from clipgate.errors import Forbidden, NotFound
+from clipgate.settings import Settings
 from complaints.actors import Actor
+from complaints.view import claim_view
 
 
 def parse_id(value: Any) -> uuid.UUID | None:
@@ -62,3 +65,9 @@ def account(conn: psycopg.Connection, account_id: Any) -> dict[str, Any] | None:
     return conn.execute(
         "SELECT id, email, name, organisation, role, webhook_url, disabled_at FROM accounts "
         "WHERE id = %s", (aid,)).fetchone()
+
+
+def get_claim(actor: Actor, claim_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Everything about one claim that this actor may see (claimant's email: staff only)."""
+    with db.connection(settings) as conn:
+        return claim_view(conn, actor, visible_claim(conn, actor, claim_id))

@@ -9,6 +9,7 @@ and revokes or flags each match.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 import compliance
 import index
-from clipgate import db, tasks
+from clipgate import db, queue
 from clipgate.errors import BadInput, ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from complaints import audit, notify
@@ -26,6 +27,7 @@ from complaints.actors import Actor, system
 
 log = logging.getLogger(__name__)
 
+RUN_RESCAN = "clipgate.rescan"  # the queue's name for run_rescan
 RESCAN_TASK = system("rescan")
 
 
@@ -99,12 +101,23 @@ def record_takedown(conn: psycopg.Connection, claim_id: Any, release_id: Any, ac
 def _model_versions(conn: psycopg.Connection, claim: dict[str, Any]) -> list[dict[str, Any]]:
     """The distinct (model, version) of the claimed clip and of every clip the claim took down
     or flagged."""
-    rows = conn.execute(
-        "SELECT DISTINCT r.generator->>'model' AS model, r.generator->>'version' AS version "
-        "FROM releases r WHERE r.id = %s OR r.id IN "
-        "(SELECT release_id FROM takedowns WHERE claim_id = %s) ORDER BY 1, 2",
-        (claim["release_id"], claim["id"])).fetchall()
-    return [{"model": r["model"], "version": r["version"]} for r in rows]
+    ids = [claim["release_id"], *_taken_down(conn, claim["id"])]
+    found = {(_text(r["generator"].get("model")), _text(r["generator"].get("version")))
+             for r in compliance.releases_matching(ids=ids, conn=conn)}
+    # As SQL's ORDER BY 1, 2 did: NULLs last.
+    return [{"model": m, "version": v} for m, v in sorted(
+        found, key=lambda mv: tuple((x is None, x or "") for x in mv))]
+
+
+def _text(value: Any) -> str | None:
+    """A JSON value as PostgreSQL's ->> gives it: strings as they are, others as JSON."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _taken_down(conn: psycopg.Connection, claim_id: Any) -> list[Any]:
+    """The releases a claim took down or flagged."""
+    return [r["release_id"] for r in conn.execute(
+        "SELECT release_id FROM takedowns WHERE claim_id = %s", (claim_id,)).fetchall()]
 
 
 def start_rescans(rescan_ids: list[str], settings: Settings) -> None:
@@ -112,7 +125,7 @@ def start_rescans(rescan_ids: list[str], settings: Settings) -> None:
     queued is marked failed with the reason, so the claim page says so."""
     for rescan_id in rescan_ids:
         try:
-            tasks.submit_rescan(rescan_id, settings)
+            queue.submit(RUN_RESCAN, [rescan_id], settings, run_rescan)
         except ClipgateError as e:
             log.error("rescan %s could not run: %s", rescan_id, e)
             _finish(rescan_id, "failed", str(e), settings)
@@ -134,10 +147,8 @@ def run_rescan(rescan_id: str, settings: Settings | None = None, *,
             return _public(rescan) if rescan else {}
         claim = conn.execute("SELECT id, number FROM claims WHERE id = %s",
                              (rescan["claim_id"],)).fetchone()
-        releases = conn.execute(
-            "SELECT id, path FROM releases WHERE status = 'active' AND id NOT IN "
-            "(SELECT release_id FROM takedowns WHERE claim_id = %s) ORDER BY created_at",
-            (rescan["claim_id"],)).fetchall()
+        releases = compliance.releases_matching(
+            status="active", exclude=_taken_down(conn, rescan["claim_id"]), conn=conn)
         conn.execute("UPDATE rescans SET state = 'running', started_at = now(), total = %s, "
                      "scanned = 0, matched = 0 WHERE id = %s", (len(releases), rescan["id"]))
     try:

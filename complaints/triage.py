@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import compliance
-from clipgate import db, tasks
+from clipgate import db, queue
 from clipgate.errors import BadInput, ClipgateError
 from clipgate.settings import Settings, get_settings
 from complaints import store, workflow
 from complaints.actors import system
 
 log = logging.getLogger(__name__)
+
+TRIAGE_CLAIM = "clipgate.triage_claim"  # the queue's name for triage_claim
 
 TRIAGE = system("triage")
 # Score at which a strong match is urgent.
@@ -30,7 +32,7 @@ def submit(claim_id: str, settings: Settings) -> None:
     """Queue triage for a claim just filed. Filing has committed, so a failure here is logged and
     the claim waits, submitted, for `retriage_stuck` (or a worker's retry)."""
     try:
-        tasks.submit_triage(claim_id, settings)
+        queue.submit(TRIAGE_CLAIM, [claim_id], settings, triage_claim)
     except ClipgateError as e:
         log.error("triage of claim %s not done yet: %s", claim_id, e)
     except Exception:  # in-process: the claim is filed whatever triage does; it stays submitted
@@ -43,10 +45,9 @@ def triage_claim(claim_id: str, settings: Settings | None = None) -> dict[str, A
     settings = settings or get_settings()
     with db.connection(settings) as conn:
         claim = store.load_claim(conn, claim_id)
-        release = conn.execute("SELECT path FROM releases WHERE id = %s",
-                               (claim["release_id"],)).fetchone() if claim else None
     if claim is None or claim["state"] != "submitted":
         return {"claim_id": claim_id, "state": claim["state"] if claim else None}
+    release = compliance.get_release(str(claim["release_id"]), settings=settings)
     match, frames_sampled, error = _evidence(Path(release["path"]), str(claim["work_id"]),
                                              settings)
     score = match["score"] if match else 0.0

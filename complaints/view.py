@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 import compliance
+import index
 from complaints import audit
 from complaints.actors import Actor
 
@@ -37,10 +38,8 @@ def summary(row: dict[str, Any], staff: bool = True) -> dict[str, Any]:
 def claim_view(conn: psycopg.Connection, actor: Actor, claim: dict[str, Any]) -> dict[str, Any]:
     staff = actor.role in ("reviewer", "admin", "system")
     cid = claim["id"]
-    release = conn.execute("SELECT * FROM releases WHERE id = %s",
-                           (claim["release_id"],)).fetchone()
-    work = conn.execute("SELECT id, title, owner, policy, kind, status, account_id FROM works "
-                        "WHERE id = %s", (claim["work_id"],)).fetchone()
+    release = compliance.releases_matching(ids=[claim["release_id"]], conn=conn)[0]
+    work = index.works_by_id([claim["work_id"]], conn=conn)[str(claim["work_id"])]
     people = {r["id"]: r for r in conn.execute(
         "SELECT id, name, email, organisation FROM accounts WHERE id = ANY(%s)",
         ([claim["claimant_id"]] + ([claim["assignee_id"]] if claim["assignee_id"] else []),)
@@ -103,11 +102,12 @@ def _history(conn: psycopg.Connection, claim_id: Any, staff: bool) -> list[dict[
 
 
 def _takedowns(conn: psycopg.Connection, claim_id: Any) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT t.*, r.status AS release_status FROM takedowns t JOIN releases r "
-        "ON r.id = t.release_id WHERE t.claim_id = %s ORDER BY t.id", (claim_id,)).fetchall()
+    rows = conn.execute("SELECT * FROM takedowns WHERE claim_id = %s ORDER BY id",
+                        (claim_id,)).fetchall()
+    status = {r["id"]: r["status"] for r in compliance.releases_matching(
+        ids=[r["release_id"] for r in rows], conn=conn)} if rows else {}
     return [{"release_id": str(r["release_id"]), "action": r["action"], "via": r["via"],
-             "score": r["score"], "release_status": r["release_status"],
+             "score": r["score"], "release_status": status[r["release_id"]],
              "created_at": _iso(r["created_at"]), "restored_at": _iso(r["restored_at"])}
             for r in rows]
 

@@ -87,8 +87,6 @@ def assign_claim(actor: Actor, claim_id: str, *, revision: int, assignee_id: str
                  settings: Settings | None = None) -> dict[str, Any]:
     """Give a claim to a reviewer (the caller when assignee_id is None). A triaged claim moves
     into review; one already in review or waiting for the claimant only changes hands."""
-    from complaints.claims import get_claim
-
     store.require_role(actor, "reviewer", "admin", doing="assign claims")
     assignee_id = assignee_id or actor.account_id
     if not assignee_id:
@@ -114,7 +112,7 @@ def assign_claim(actor: Actor, claim_id: str, *, revision: int, assignee_id: str
             raise Conflict(f"claim {claim['number']} is {claim['state'].replace('_', ' ')}; only "
                            "triaged claims and claims in review can be assigned",
                            existing_id=str(claim["id"]))
-    return get_claim(actor, claim_id, settings=settings)
+    return store.get_claim(actor, claim_id, settings=settings)
 
 
 def decide_claim(actor: Actor, claim_id: str, *, revision: int, outcome: str, reason: str,
@@ -122,8 +120,6 @@ def decide_claim(actor: Actor, claim_id: str, *, revision: int, outcome: str, re
     """Uphold (with actions), reject, or ask the claimant for more information; the claimant is
     notified. Only a claim in review can be decided; open duplicates of it follow an uphold or a
     rejection."""
-    from complaints.claims import get_claim
-
     settings = settings or get_settings()
     store.require_role(actor, "reviewer", "admin", doing="decide claims")
     if outcome not in OUTCOMES:
@@ -144,7 +140,7 @@ def decide_claim(actor: Actor, claim_id: str, *, revision: int, outcome: str, re
             followups = _decide(conn, actor, claim, outcome, reason, actions, settings)
     takedown.start_rescans(followups, settings)
     notify.submit_send(settings)
-    return get_claim(actor, claim_id, settings=settings)
+    return store.get_claim(actor, claim_id, settings=settings)
 
 
 def _check_actions(outcome: str, actions: Sequence[str]) -> list[str]:
@@ -235,8 +231,6 @@ def _follow_duplicates(conn: psycopg.Connection, actor: Actor, claim: dict[str, 
 def answer_claim(actor: Actor, claim_id: str, *, revision: int, message: str,
                  settings: Settings | None = None) -> dict[str, Any]:
     """The claimant answers a request for information; the claim goes back into review."""
-    from complaints.claims import get_claim
-
     store.require_role(actor, "rights_holder", doing="answer a request for information")
     message = required_text(message, "an answer")
     with db.connection(settings) as conn:
@@ -249,4 +243,4 @@ def answer_claim(actor: Actor, claim_id: str, *, revision: int, message: str,
                      (claim["id"], store.parse_id(actor.account_id), message))
         transition(conn, actor, claim, "in_review", action="claim.answer",
                    detail={"chars": len(message)})
-    return get_claim(actor, claim_id, settings=settings)
+    return store.get_claim(actor, claim_id, settings=settings)

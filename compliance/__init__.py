@@ -2,7 +2,7 @@
 
 from compliance.alignment import Segment, WorkMatch
 from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file, match_fingerprint
-from compliance.policy import VERDICTS
+from compliance.policy import VERDICTS, decide
 from compliance.released import FoundRelease, find_release
 from compliance.release import (
     ReleaseOutcome,
@@ -11,6 +11,8 @@ from compliance.release import (
     get_release,
     public_release,
     release_clip,
+    release_for_job,
+    releases_matching,
     restore_release,
     revoke_release,
     signer,
@@ -28,6 +30,7 @@ __all__ = [
     "Segment",
     "WorkMatch",
     "check_clip",
+    "decide",
     "find_release",
     "generator_identity",
     "get_release",
@@ -35,6 +38,8 @@ __all__ = [
     "match_fingerprint",
     "public_release",
     "release_clip",
+    "release_for_job",
+    "releases_matching",
     "restore_release",
     "revoke_release",
     "signer",

@@ -18,7 +18,7 @@ from typing import Any
 import index
 from clipgate import db
 from clipgate.settings import Settings, get_settings
-from compliance import records
+from compliance import store
 from compliance.alignment import WorkMatch, match_works
 from compliance.policy import decide
 
@@ -154,7 +154,7 @@ def check_clip(
     )
     t0 = time.perf_counter()
     with db.connection(settings) as conn:
-        records.insert_check(conn, check={
+        store.insert_check(conn, check={
             "id": uuid.UUID(result.check_id),
             "source": source,
             "filename": result.filename,

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import generator
+import psycopg
+
 import index
-from clipgate import db
+from clipgate import db, prompts
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import records
+from compliance import store
 from compliance.gate import CheckResult, check_clip
 from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
 from compliance.verify import read_manifest
@@ -67,7 +68,7 @@ def generator_identity(
     if prompt is not None and prompt_sha256:
         raise BadInput("send either prompt or prompt_sha256, not both")
     if prompt is not None:
-        prompt_sha256 = generator.prompt_sha256(prompt)
+        prompt_sha256 = prompts.prompt_sha256(prompt)
     if prompt_sha256 is not None:
         p = prompt_sha256.lower()
         if len(p) != 64 or any(c not in "0123456789abcdef" for c in p):
@@ -116,7 +117,7 @@ _MAX_TRIES = 3
 
 
 def _release_once(
-    path: Path, mime: str, name: str, generator: dict[str, Any], source: str,
+    path: Path, mime: str, name: str, identity: dict[str, Any], source: str,
     clip_signer: ClipSigner, settings: Settings,
 ) -> ReleaseOutcome | None:
     """One check + sign + record. None when the index changed between the check and the record:
@@ -141,30 +142,30 @@ def _release_once(
     }
     t0 = time.perf_counter()
     try:
-        signed = clip_signer.sign(path, staged, generator=generator, compliance=compliance,
+        signed = clip_signer.sign(path, staged, generator=identity, compliance=compliance,
                                   title=name)
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
     try:
         with db.connection(settings) as conn:
-            if records.index_version(conn, share_lock=True) != result.index_version:
+            if store.index_version(conn, share_lock=True) != result.index_version:
                 staged.unlink(missing_ok=True)
                 log.info("index changed during release of check %s; checking again",
                          result.check_id)
                 return None
-            release = records.insert_release(conn, release={
+            release = store.insert_release(conn, release={
                 "id": uuid.UUID(release_id),
                 "check_id": uuid.UUID(result.check_id),
                 "file_sha256": sha256_file(staged),
                 "size_bytes": staged.stat().st_size,
                 "path": str(dst),
-                "generator": generator,
+                "generator": identity,
                 "manifest_label": signed.get("manifest_label"),
             })
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
-                records.insert_release_frames(conn, release_id=release_id, fp=fp)
+                store.insert_release_frames(conn, release_id=release_id, fp=fp)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -194,13 +195,30 @@ def sweep_staging(settings: Settings | None = None, *, older_than_s: float = 360
 
 
 def get_release(release_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    if records.parse_id(release_id) is None:
+    if store.parse_id(release_id) is None:
         raise NotFound(f"no release with id {release_id!r}: not a valid release id (a UUID)")
     with db.connection(settings) as conn:
-        release = records.get_release(conn, release_id=release_id)
+        release = store.get_release(conn, release_id=release_id)
     if release is None:
         raise NotFound(f"no release with id {release_id}")
     return release
+
+
+def release_for_job(job_id: Any, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The release already made for a generation job (id and check_id), or None."""
+    with db.connection(settings) as conn:
+        return store.release_for_job(conn, job_id=str(job_id))
+
+
+def releases_matching(*, ids: list[Any] | None = None, status: str | None = None,
+                      exclude: list[Any] | None = None, conn: psycopg.Connection | None = None,
+                      settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Release records, oldest first: those among ids (all when None) with status (any when
+    None), leaving out those in exclude. Read in conn's transaction when given."""
+    if conn is not None:
+        return store.releases_matching(conn, ids=ids, status=status, exclude=exclude)
+    with db.connection(settings) as own:
+        return store.releases_matching(own, ids=ids, status=status, exclude=exclude)
 
 
 def revoke_release(release_id: str, *, reason: str,
@@ -210,7 +228,7 @@ def revoke_release(release_id: str, *, reason: str,
         raise BadInput("a revocation needs a reason")
     get_release(release_id, settings=settings)  # NotFound with a clear message
     with db.connection(settings) as conn:
-        return records.revoke_release(conn, release_id=release_id, reason=reason.strip())
+        return store.revoke_release(conn, release_id=release_id, reason=reason.strip())
 
 
 def restore_release(release_id: str, *, reason: str,
@@ -223,7 +241,7 @@ def restore_release(release_id: str, *, reason: str,
     if release["status"] == "active":
         return release
     with db.connection(settings) as conn:
-        restored = records.restore_release(conn, release_id=release_id)
+        restored = store.restore_release(conn, release_id=release_id)
     log.info("restored release %s: %s", release_id, reason.strip())
     return restored
 
@@ -234,7 +252,7 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
     how many releases were indexed; a release whose file is missing or unreadable is skipped."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
-        todo = records.releases_without_frames(conn)
+        todo = store.releases_without_frames(conn)
     done = 0
     for release in todo:
         try:
@@ -243,9 +261,9 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
             log.warning("release %s not indexed: %s", release["id"], e)
             continue
         with db.connection(settings) as conn:
-            if records.has_release_frames(conn, release_id=str(release["id"])):
+            if store.has_release_frames(conn, release_id=str(release["id"])):
                 continue  # indexed meanwhile
-            records.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
+            store.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
         done += 1
     return done
 
@@ -268,10 +286,10 @@ def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, An
     digest = sha256_file(path)
     compliance = report.assertions.get(COMPLIANCE_LABEL) or {}
     with db.connection(settings) as conn:
-        release = records.release_by_file(conn, sha256=digest)
+        release = store.release_by_file(conn, sha256=digest)
         matched_by = "file_sha256" if release else None
         if release is None and compliance.get("release_id"):
-            release = records.get_release(conn, release_id=compliance["release_id"])
+            release = store.get_release(conn, release_id=compliance["release_id"])
             matched_by = "manifest" if release else None
     matches = release["file_sha256"] == digest if release else None
     return {

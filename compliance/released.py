@@ -17,7 +17,7 @@ import numpy as np
 import index
 from clipgate import db
 from clipgate.settings import Settings
-from compliance import records
+from compliance import store
 
 # Share of the copy's informative frames (those with enough detail for a hash to count) that must
 # match one release's frames.
@@ -43,10 +43,10 @@ def _released_index(settings: Settings) -> index.FrameIndex:
     with _lock:
         current, last, count = _indexes.get(key, (None, 0, 0))
         with db.connection(settings) as conn:
-            top, total = records.release_frames_state(conn)
+            top, total = store.release_frames_state(conn)
             if current is not None and (top < last or total < count):
                 current, last, count = None, 0, 0  # rows went away (a restored backup): anew
-            rows = records.release_frame_rows(conn, after_id=last, signals=active)
+            rows = store.release_frame_rows(conn, after_id=last, signals=active)
         if current is None:
             current = index.FrameIndex.build(active, 0, "releases", rows, votes=False)
         elif len(rows):

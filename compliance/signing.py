@@ -17,6 +17,7 @@ from typing import Any
 import c2pa
 
 from compliance.certs import Credentials, certificate_problems, load_credentials
+from compliance.verify import read_manifest
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATOR_LABEL = "org.clipgate.generator"
@@ -166,9 +167,6 @@ class ClipSigner:
 
     def _check_signed(self, path: Path, mime: str) -> str:
         """Read the signed file back before publishing it; return its active manifest label."""
-        # Imported here because verify imports nothing from signing, and this keeps it that way.
-        from compliance.verify import read_manifest
-
         report = read_manifest(path, self.credentials.trust_anchor_pem, mime=mime)
         if report.state not in ("Trusted", "Valid") or report.manifest is None:
             codes = ", ".join(e.get("code", "?") for e in report.validation_errors) or "none"

@@ -6,7 +6,6 @@ GenerationRequest and writes one H.264 MP4, answering with a GeneratedClip.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,15 +13,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from clipgate.errors import BadInput
+from clipgate.prompts import prompt_sha256
 
 MAX_SECONDS = 60.0
 MIN_SIDE, MAX_SIDE = 64, 3840
 MAX_FPS = 60
-
-
-def prompt_sha256(prompt: str) -> str:
-    """Hex sha256 of the prompt's UTF-8 bytes: what results and manifests carry instead of the prompt."""
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from compliance import get_release
+from generator import admission, jobs, resume, tenants, worker
+
 EXIT_BAD_INPUT = 2
 POLL_S = 0.25
 
@@ -70,8 +73,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         credits: Annotated[float, typer.Option(help="Opening GPU-seconds of credit.")] = 0.0,
     ) -> None:
         """Add a tenant."""
-        from generator import tenants
-
         typer.echo(_tenant_line(tenants.create_tenant(name, tier=tier, credits_gpu_s=credits,
                                                       settings=setup())))
 
@@ -79,8 +80,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def tenants_list() -> None:
         """List tenants with their tier and credits left."""
-        from generator import tenants
-
         rows = tenants.list_tenants(setup())
         for t in rows:
             typer.echo(_tenant_line(t))
@@ -91,8 +90,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     def tenants_grant(name: str, gpu_seconds: float,
                       note: Annotated[str, typer.Option()] = "grant") -> None:
         """Grant GPU-seconds of credit."""
-        from generator import tenants
-
         typer.echo(_tenant_line(tenants.grant_credits(name, gpu_seconds, note=note,
                                                       settings=setup())))
 
@@ -100,8 +97,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def tenants_tier(name: str, tier: str) -> None:
         """Move a tenant to another tier."""
-        from generator import tenants
-
         typer.echo(_tenant_line(tenants.set_tier(name, tier, settings=setup())))
 
     @app.command("usage")
@@ -111,8 +106,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """GPU-seconds used (generation, gating), credits left and jobs, per tenant."""
-        from generator import tenants
-
         rows = tenants.usage(tenant=tenant, settings=setup())
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
@@ -132,8 +125,6 @@ def _tenant_line(t: dict[str, Any]) -> str:
 
 def _generate(settings: Any, *, prompt: str, tenant: str, user: str, key: str,
               params: dict[str, Any], wait: bool, as_json: bool) -> None:
-    from generator import admission, jobs, worker
-
     params = {k: v for k, v in params.items() if v is not None}
     try:
         admitted = admission.admit(tenant=tenant, user=user, idempotency_key=key, prompt=prompt,
@@ -170,8 +161,6 @@ def _progress() -> Any:
 
 
 def _follow(job_id: str, settings: Any, runner: threading.Thread | None) -> dict[str, Any]:
-    from generator import jobs
-
     with _progress() as bar:
         task = bar.add_task("queued", total=1.0)
         while True:
@@ -189,8 +178,6 @@ def _print_job(job: dict[str, Any], settings: Any) -> None:
               "failed": typer.colors.RED}.get(job["state"], typer.colors.YELLOW)
     typer.secho(f"{job['state'].upper()}  job {job['id']}", fg=colour, bold=True)
     if job["release_id"]:
-        from compliance import get_release
-
         typer.echo(f"  signed clip: {get_release(job['release_id'], settings=settings)['path']}")
     if job["error"]:
         typer.echo(f"  {job['error']}")
@@ -203,8 +190,6 @@ def _print_job(job: dict[str, Any], settings: Any) -> None:
 
 
 def _recover_for_workers(settings: Any, *, as_json: bool) -> None:
-    from generator import worker
-
     counts = worker.celery_recover(settings)
     if as_json:
         typer.echo(json.dumps({"mode": "broker", **counts}, indent=2))
@@ -215,8 +200,6 @@ def _recover_for_workers(settings: Any, *, as_json: bool) -> None:
 
 
 def _resume_here(settings: Any, *, as_json: bool) -> None:
-    from generator import jobs, resume
-
     done = resume.resume_once(settings, run=None if as_json else _run_followed)
     held = jobs.next_lease_expiry_s(settings)
     if as_json:
@@ -233,8 +216,6 @@ def _resume_here(settings: Any, *, as_json: bool) -> None:
 
 def _run_followed(job: dict[str, Any], settings: Any) -> dict[str, Any]:
     """Run a claimed job in a thread with the progress bar; print and return how it ended."""
-    from generator import jobs, worker
-
     ended: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: ended.update(job=worker.run_claimed(job, settings)),
                               daemon=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+import compliance
 from clipgate import db
 from clipgate.errors import NotFound
 from clipgate.settings import Settings, get_settings
@@ -235,10 +236,7 @@ def keep_lease(settings: Settings, job: dict[str, Any]) -> Iterator[threading.Ev
 def release_of(settings: Settings, job_id: Any) -> dict[str, Any] | None:
     """The release already made for this job (its id is signed into the release's generator
     facts), or None. Makes gating idempotent: a job is never released twice."""
-    with db.connection(settings) as conn:
-        return conn.execute(
-            "SELECT id, check_id FROM releases WHERE generator->>'job_id' = %s "
-            "ORDER BY created_at LIMIT 1", (str(job_id),)).fetchone()
+    return compliance.release_for_job(job_id, settings=settings)
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:

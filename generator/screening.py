@@ -28,6 +28,7 @@ import numpy as np
 from psycopg.types.json import Jsonb
 from rapidfuzz import fuzz
 
+import index
 from clipgate import db
 from clipgate.settings import Settings, get_settings
 from generator.base import prompt_sha256
@@ -188,10 +189,7 @@ def _clip_text(settings: Settings) -> _ClipText | None:
 
 
 def active_works(settings: Settings) -> list[WorkText]:
-    with db.connection(settings) as conn:
-        rows = conn.execute(
-            "SELECT id, title, owner, policy, aliases, description FROM works "
-            "WHERE status = 'active' ORDER BY created_at").fetchall()
+    rows = index.active_works(settings)
     return [WorkText(str(r["id"]), r["title"], r["owner"], r["policy"],
                      tuple(r["aliases"] or ()), r["description"]) for r in rows]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import psycopg
 
-from clipgate import db
+import compliance
+from clipgate import db, queue
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import Settings
 from generator import jobs, screening, tenants
@@ -28,10 +29,26 @@ log = logging.getLogger(__name__)
 HandOver = Callable[[str], None]  # sends a job id to the gating queue
 _PROGRESS_EVERY_S = 0.5
 ONE_RELEASE_PER_JOB = "releases_one_per_job"  # the unique index of migration 0004
+# The queue's names for the bodies below (kept from before the queue moved: messages name them).
+RUN_GENERATION = "clipgate.run_generation"
+GATE_GENERATION = "clipgate.gate_generation"
+RECOVER_GENERATION = "clipgate.recover_generation"
 
 
 def clip_path(settings: Settings, job_id: Any) -> Path:
     return settings.data_dir / "generations" / f"{job_id}.mp4"
+
+
+def send_generation(job_id: str, settings: Settings, *, priority: int = 0) -> str:
+    """Queue a generation job for the `gpu` workers (each message runs the best queued job)."""
+    queue.require_broker(settings)
+    return queue.send(RUN_GENERATION, [job_id], settings, queue=queue.GPU_QUEUE,
+                      priority=priority)
+
+
+def send_gate(job_id: str, settings: Settings) -> str:
+    """Queue the gating of a generated clip on the queue the settings name."""
+    return queue.send(GATE_GENERATION, [job_id], settings, queue=settings.gate_queue)
 
 
 def dispatch(job_id: str, settings: Settings) -> bool:
@@ -40,10 +57,8 @@ def dispatch(job_id: str, settings: Settings) -> bool:
     job without a message) and Unavailable raised."""
     if not settings.broker_url:
         return False
-    from clipgate import tasks
-
     try:
-        tasks.send_generation(job_id, settings)
+        send_generation(job_id, settings)
     except Unavailable:
         with db.connection(settings) as conn:
             conn.execute("DELETE FROM generation_jobs WHERE id = %s AND state = 'queued'",
@@ -159,8 +174,6 @@ def run_inprocess(job_id: str, settings: Settings) -> dict[str, Any]:
 
 def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Gate and sign the job's clip (state `gating`); the verdict decides the final state."""
-    from compliance import release_clip
-
     done = _finish_if_released(job, settings)
     if done is not None:
         return done
@@ -178,7 +191,7 @@ def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "prompt_sha256": job["prompt_sha256"], "job_id": str(job["id"])}
     with jobs.keep_lease(settings, job):  # a takeover mid-release would release it twice
         try:
-            outcome = release_clip(path, generator=identity, source="generation",
+            outcome = compliance.release_clip(path, generator=identity, source="generation",
                                    settings=settings)
         except psycopg.errors.UniqueViolation as e:
             if e.diag.constraint_name != ONE_RELEASE_PER_JOB:
@@ -297,10 +310,8 @@ def celery_run_generation(task: Any, job_id: str, settings: Settings) -> dict[st
 
     A message that finds nothing queued while some job still holds a lease may be the redelivery
     of a dead worker's message: it waits for that lease to run out, so the job is recovered."""
-    from clipgate import tasks
-
     hand_over = None if settings.gate_queue == "gpu" else (
-        lambda jid: tasks.send_gate(jid, settings))
+        lambda jid: send_gate(jid, settings))
     job = run_next(settings, hand_over=hand_over)
     if job is None:
         wait = jobs.next_lease_expiry_s(settings)
@@ -308,14 +319,12 @@ def celery_run_generation(task: Any, job_id: str, settings: Settings) -> dict[st
             raise task.retry(countdown=wait + 1.0)
         return None
     if job["state"] == "queued":  # a failed attempt went back to the queue: run it again
-        tasks.send_generation(str(job["id"]), settings, priority=0)
+        send_generation(str(job["id"]), settings, priority=0)
     return jobs.public_job(job)
 
 
 def celery_gate(task: Any, job_id: str, settings: Settings) -> dict[str, Any] | None:
     """Body of the gating task (`cpu` queue, or `gpu` per settings)."""
-    from clipgate import tasks
-
     job = run_gate(job_id, settings)
     if job is None:
         current = jobs.get_job(job_id, settings=settings)
@@ -324,7 +333,7 @@ def celery_gate(task: Any, job_id: str, settings: Settings) -> dict[str, Any] | 
             raise task.retry(countdown=(jobs.next_lease_expiry_s(settings) or 0.0) + 1.0)
         return None
     if job["state"] == "queued":
-        tasks.send_generation(str(job["id"]), settings)
+        send_generation(str(job["id"]), settings)
     return jobs.public_job(job)
 
 
@@ -335,18 +344,16 @@ def celery_recover(settings: Settings) -> dict[str, int]:
     Jobs queued longer than job_requeue_after_s are sent again ("resent"), as many as the queued
     jobs outnumber the messages waiting: theirs may have been lost. Without a broker nothing is
     sent (no message could carry it)."""
-    from clipgate import tasks
-
     changed = jobs.recover(settings)
     requeued = [j for j in changed if j["state"] == "queued"]
     counts = {"requeued": len(requeued), "failed": len(changed) - len(requeued), "resent": 0}
     if not settings.broker_url:  # in-process: the admitting thread, or generator.resume, runs them
         return counts
     for j in requeued:
-        tasks.send_generation(str(j["id"]), settings)
+        send_generation(str(j["id"]), settings)
     # Only as many as the broker lacks: a long backlog still has its messages and needs no spares.
-    lacking = jobs.queued_count(settings) - tasks.waiting_messages(settings, tasks.GPU_QUEUE)
-    resent = jobs.resend_due(settings, lambda jid: tasks.send_generation(jid, settings),
+    lacking = jobs.queued_count(settings) - queue.queue_depth(settings, queue.GPU_QUEUE)
+    resent = jobs.resend_due(settings, lambda jid: send_generation(jid, settings),
                              limit=lacking)
     if resent:
         log.warning("sent %d job(s) queued over %.0f s again (message lost?): %s", len(resent),

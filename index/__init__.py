@@ -4,11 +4,16 @@ Other domains use only what is named here.
 """
 
 from index.faiss_index import Hit
+from index.features import extract as extract_features
+from index.features import verify as verify_features
 from index.fingerprint import Fingerprint, fingerprint_file
-from index.live import health, rebuild
-from index.media import MediaError, MediaInfo, frames_at, probe
+from index.gpu import backend as search_backend
+from index.gpu import use_device
+from index.live import health, rebuild, sync, unload
+from index.media import MediaError, MediaInfo, frames_at, iter_sampled_frames, probe
 from index.registry import (
     POLICIES,
+    active_works,
     create_pending_work,
     discard_pending_work,
     get_work,
@@ -19,37 +24,55 @@ from index.registry import (
     remove_work,
     set_work_policy,
     validate_meta,
+    version,
+    works_by_id,
 )
 from index.faiss_index import FrameIndex, FrameRows, SignalRows, frame_rows
 from index.search import SWITCHES, Matched, SearchResult, match_index, search
-from index.signals import MIN_HASH_QUALITY, Rule, Signal, active, register, rules
+from index.signals import (
+    MIN_HASH_QUALITY,
+    Rule,
+    Signal,
+    SscdSignal,
+    active,
+    hash_frame,
+    register,
+    rules,
+)
+from index.signals.sscd import MODELS as SSCD_MODELS
 from index.store import vector_rows
 from index.signals.clip import status as clip_status
 
 __all__ = [
-    "MIN_HASH_QUALITY",
-    "POLICIES",
-    "SWITCHES",
     "Fingerprint",
     "FrameIndex",
     "FrameRows",
     "Hit",
-    "MediaError",
+    "MIN_HASH_QUALITY",
     "Matched",
+    "MediaError",
     "MediaInfo",
+    "POLICIES",
     "Rule",
+    "SSCD_MODELS",
+    "SWITCHES",
     "SearchResult",
     "Signal",
     "SignalRows",
+    "SscdSignal",
     "active",
+    "active_works",
     "clip_status",
     "create_pending_work",
     "discard_pending_work",
+    "extract_features",
     "fingerprint_file",
     "frame_rows",
     "frames_at",
     "get_work",
+    "hash_frame",
     "health",
+    "iter_sampled_frames",
     "list_works",
     "match_index",
     "probe",
@@ -61,7 +84,14 @@ __all__ = [
     "remove_work",
     "rules",
     "search",
+    "search_backend",
     "set_work_policy",
+    "sync",
+    "unload",
+    "use_device",
     "validate_meta",
+    "version",
+    "works_by_id",
     "vector_rows",
+    "verify_features",
 ]

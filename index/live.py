@@ -111,6 +111,13 @@ def apply_change(
         _live[key] = changed
 
 
+def unload() -> None:
+    """Forget every loaded index: the next search loads it again from disk and PostgreSQL (as a
+    new process would)."""
+    with _lock:
+        _live.clear()
+
+
 def rebuild(settings: Settings | None = None) -> dict[str, Any]:
     """Rebuild the index from the database and save it. Returns what was built."""
     settings = settings or get_settings()

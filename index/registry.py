@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,32 @@ def get_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     if work is None:
         raise NotFound(f"no work with id {work_id}")
     return work
+
+
+def works_by_id(work_ids: Iterable[Any], *, conn: psycopg.Connection | None = None,
+                settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    """The works among work_ids (any status) by id as a string; unknown ids are left out.
+    Read in conn's transaction when given."""
+    if conn is not None:
+        return store.get_works(conn, work_ids=list(work_ids))
+    with db.connection(settings) as own:
+        return store.get_works(own, work_ids=list(work_ids))
+
+
+def active_works(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every active work (id, title, owner, policy, kind, aliases, description), oldest first."""
+    with db.connection(settings) as conn:
+        return store.list_active_works(conn)
+
+
+def version(conn: psycopg.Connection | None = None, *, share_lock: bool = False,
+            settings: Settings | None = None) -> int:
+    """The index version. Given conn and share_lock, no index change can commit until conn's
+    transaction ends, so what that transaction records holds for this version."""
+    if conn is None:
+        with db.connection(settings) as own:
+            return int(store.index_state(own)["version"])
+    return int(store.index_state(conn, share=share_lock)["version"])
 
 
 def list_works(

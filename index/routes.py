@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
-from clipgate import tasks
 from clipgate.api import AdminKeyDep, SettingsDep, upload_name, uploaded
 from clipgate.errors import NotFound
 from index.registry import (
@@ -21,6 +20,7 @@ from index.registry import (
     remove_work,
     validate_meta,
 )
+from index import tasks
 
 router = APIRouter(prefix="/v1/works", tags=["works"])
 

@@ -98,10 +98,12 @@ def frame_features(conn: psycopg.Connection, *, frame_ids: list[int]) -> dict[in
     }
 
 
-def index_state(conn: psycopg.Connection, *, lock: bool = False) -> dict[str, Any]:
+def index_state(conn: psycopg.Connection, *, lock: bool = False,
+                share: bool = False) -> dict[str, Any]:
+    """The index's version row; lock takes it FOR UPDATE, share FOR SHARE."""
     return conn.execute(
         "SELECT version, epoch::text AS epoch, updated_at FROM index_state WHERE id = 1"
-        + (" FOR UPDATE" if lock else "")
+        + (" FOR UPDATE" if lock else " FOR SHARE" if share else "")
     ).fetchone()
 
 
@@ -126,6 +128,22 @@ def get_work(conn: psycopg.Connection, *, work_id: str, lock: bool = False) -> d
         f"SELECT {WORK_COLUMNS} FROM works WHERE id = %s" + (" FOR UPDATE" if lock else ""),
         (wid,),
     ).fetchone()
+
+
+def get_works(conn: psycopg.Connection, *, work_ids: list[Any]) -> dict[str, dict]:
+    """The works among work_ids, whatever their status, by id (as a string)."""
+    ids = [w for w in (parse_id(str(i)) for i in work_ids) if w is not None]
+    if not ids:
+        return {}
+    rows = conn.execute(f"SELECT {WORK_COLUMNS} FROM works WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {str(r["id"]): r for r in rows}
+
+
+def list_active_works(conn: psycopg.Connection) -> list[dict]:
+    """Every active work, oldest first (no frame count: callers want names, not media)."""
+    return conn.execute(
+        "SELECT id, title, owner, policy, kind, aliases, description FROM works "
+        "WHERE status = 'active' ORDER BY created_at").fetchall()
 
 
 def list_works(conn: psycopg.Connection, *, include_removed: bool = False) -> list[dict]:

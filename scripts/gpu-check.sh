@@ -99,7 +99,7 @@ run() {
   export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
   # GPU tests: diffusers on CUDA in bf16/fp16, GPU search = CPU search, CLIP fp16, bench on cuda.
   PYTHONPATH=$SITE:. timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider \
-    tests/generator/test_diffusers_backend.py tests/test_bench_gpu.py 2>&1 | tee "$OUT/pytest-gpu.log"
+    tests/generator/test_diffusers_backend.py tests/bench/test_bench_gpu.py 2>&1 | tee "$OUT/pytest-gpu.log"
   bench cuda 3 220
   bench cpu 1 90  # the same machine's CPU, for comparison (works already registered)
   python3 - "$OUT" <<'EOF'

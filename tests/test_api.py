@@ -246,12 +246,12 @@ def test_release_download_and_verify(client, settings, tmp_path):
 
 
 def test_revoked_release_file_is_gone(client, settings, tmp_path):
-    from compliance import records
+    from compliance import store
 
     clip = _clip(tmp_path / "c.mp4", [(2, _noise(900))])
     release = client.post("/v1/releases", files=_upload(clip), data=GEN).json()["release"]
     with db.connection(settings) as conn:
-        records.revoke_release(conn, release_id=release["release_id"], reason="claim upheld")
+        store.revoke_release(conn, release_id=release["release_id"], reason="claim upheld")
     r = client.get(f"/v1/releases/{release['release_id']}/file")
     assert r.status_code == 410 and "claim upheld" in r.json()["detail"]
 

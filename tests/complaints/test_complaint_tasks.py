@@ -9,7 +9,8 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 import compliance
-from clipgate import db, tasks
+import clipgate.tasks  # noqa: F401  (the worker's assembly: installs every domain's tasks)
+from clipgate import db, queue
 from clipgate.errors import NotFound
 from complaints import decide_claim, file_claim, get_claim
 from tests.complaints.conftest import (
@@ -39,7 +40,7 @@ def test_triage_and_rescan_run_on_a_worker(broker_settings, tmp_path):
     reviewer = make_account(s, "reviewer")
     copied = release(s, photo_clip(tmp_path / "a.mp4"))
     other = release(s, noise_clip(tmp_path / "b.mp4", 4))
-    app = tasks._app_for(s)
+    app = queue.app_for(s)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         claim = file_claim(actor_of(holder), release_id=str(copied["id"]),
                            work_path=work_image(tmp_path / "w.png"), work_title="Astronaut",

@@ -177,7 +177,7 @@ def run_demo(
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    env = Environment(loader=PackageLoader("clipgate", "templates"),
+    env = Environment(loader=PackageLoader("bench", "templates"),
                       autoescape=select_autoescape(["html"]))
     (out / "index.html").write_text(env.get_template("report.html").render(report=report))
     return report

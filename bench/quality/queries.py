@@ -26,8 +26,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from clipgate.quality import transforms as tf
-from clipgate.quality.metrics import Query
+from bench.quality import transforms as tf
+from bench.quality.metrics import Query
 
 QUERY_FPS = 8
 CLIP_S = 6.0  # a clip that reuses one work whole

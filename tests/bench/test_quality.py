@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipgate.quality import transforms as tf
-from clipgate.quality.metrics import (
+from bench.quality import transforms as tf
+from bench.quality.metrics import (
     Prediction,
     Query,
     micro_ap,
@@ -119,7 +119,7 @@ def _caption_cover(before: np.ndarray, after: np.ndarray) -> float:
 def test_captions_cover_at_least_30_percent_of_the_frame_in_every_style():
     import random
 
-    from clipgate.quality import overlays
+    from bench.quality import overlays
 
     rng = random.Random(2)
     seen = set()
@@ -196,8 +196,8 @@ def test_lowres_writes_a_smaller_lower_bitrate_file(tmp_path):
 
     import av
 
-    from clipgate.quality import queries as qmod
-    from clipgate.quality.metrics import Query
+    from bench.quality import queries as qmod
+    from bench.quality.metrics import Query
     from tests.media import photo
 
     rgb = photo("astronaut")
@@ -229,7 +229,7 @@ def test_lowres_writes_a_smaller_lower_bitrate_file(tmp_path):
 
 
 def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
-    from clipgate.quality.run import run_quality, table
+    from bench.quality.run import run_quality, table
 
     r = run_quality(settings, quick=True, per_family=1, per_pair=0, negatives=4)
     methods = r["methods"]
@@ -261,7 +261,7 @@ def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
 
 def _plan_inputs():
     """Works, unregistered pictures in uneven groups, and look-alike nebulae, all tiny."""
-    from clipgate.quality import queries as qmod
+    from bench.quality import queries as qmod
 
     works = [qmod.WorkSource(f"w{i}", "image", tf.still(_textured((64, 48), i)))
              for i in range(4)]
@@ -278,7 +278,7 @@ def _plan_inputs():
 def test_300_negatives_cover_every_kind_and_spread_over_the_sources():
     from collections import Counter
 
-    from clipgate.quality import queries as qmod
+    from bench.quality import queries as qmod
 
     works, unregistered, hard, groups = _plan_inputs()
 
@@ -317,7 +317,7 @@ def test_300_negatives_cover_every_kind_and_spread_over_the_sources():
 
 
 def test_positive_plan_has_every_new_family_and_the_triples():
-    from clipgate.quality import queries as qmod
+    from bench.quality import queries as qmod
 
     works, unregistered, hard, groups = _plan_inputs()
     specs = qmod.plan(works, unregistered, hard, per_family=2, per_pair=1, negatives=0, seed=0,
@@ -336,7 +336,7 @@ def test_sscd_baseline_ranks_an_edited_copy_above_unrelated_photos():
     pytest.importorskip("onnxruntime")
     from PIL import ImageEnhance
 
-    from clipgate.quality.baselines import SscdBaseline, sscd_size
+    from bench.quality.baselines import SscdBaseline, sscd_size
     from tests.media import PHOTOS, photo
 
     assert sscd_size(640, 360) == (320, 180) and sscd_size(300, 600) == (160, 320)

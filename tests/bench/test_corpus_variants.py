@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageEnhance
 
-from clipgate.quality.corpus import distinct_variants, local_images
-from clipgate.quality.variants import Variants
+from bench.quality.corpus import distinct_variants, local_images
+from bench.quality.variants import Variants
 
 
 def _photo(name: str) -> Image.Image:
@@ -79,7 +79,7 @@ def test_a_damaged_cache_is_checked_again(pictures, tmp_path):
 
 def test_a_negative_that_is_a_variant_of_a_work_in_another_package_of_its_group_is_dropped(
         pictures, tmp_path):
-    from clipgate.quality.corpus import Corpus, group, overlapping_negatives
+    from bench.quality.corpus import Corpus, group, overlapping_negatives
 
     assert group("wesnoth-1.16-trow") == group("wesnoth-1.16-data") == "wesnoth"
     assert group("plasma-workspace-wallpapers") == group("gnome-backgrounds") == "wallpapers"

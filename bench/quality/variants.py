@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+import index
+
 log = logging.getLogger(__name__)
 
 # clipgate's ORB, at 512 px: unrelated pictures stay under 25 inliers.
@@ -77,9 +79,8 @@ class Variants:
     def same_orb(self, a: Path, b: Path) -> bool:
         """Do a and b show one picture (or overlapping parts of one scene) to clipgate's ORB, at
         any turn?"""
-        from index.features import verify
 
-        return verify(self._orb_features(a), self._orb_features(b),
+        return index.verify_features(self._orb_features(a), self._orb_features(b),
                       min_inliers=NEAR_DUPLICATE_ORB, max_rotation_deg=180.0,
                       min_work_spread=0.0, stretch=False) is not None
 
@@ -118,11 +119,10 @@ class Variants:
             return str(p)
 
     def _orb_features(self, path: Path) -> Any:
-        from index.features import extract
 
         if path not in self._orb:
             with Image.open(path) as im:
-                self._orb[path] = extract(np.asarray(thumbnail(im)))
+                self._orb[path] = index.extract_features(np.asarray(thumbnail(im)))
         return self._orb[path]
 
     def _sift_features(self, path: Path) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:

@@ -9,7 +9,7 @@ import index
 from clipgate import db
 from clipgate.errors import BadInput, Unavailable
 from compliance import check_clip, generator_identity, release_clip, signer, verify_clip
-from compliance import records
+from compliance import store
 from compliance.signing import SigningError
 from tests.media import noise_frame, pan, photo, write_image, write_video
 
@@ -118,8 +118,7 @@ def test_corrupt_index_file_is_rebuilt_from_the_database(settings, tmp_path, pro
     index.rebuild(settings)
     (settings.index_dir / "frames.npz").write_bytes(b"garbage")
     # Another process (no live index in memory) must not trust the broken file.
-    from index import live
-    live._live.clear()
+    index.unload()
     assert check_clip(copy, settings=settings).verdict == "block"
 
 
@@ -132,7 +131,7 @@ def test_only_mp4_and_mov_are_released(settings, tmp_path):
 def test_verify_reports_a_revoked_release(settings, tmp_path):
     outcome = release_clip(_original(tmp_path), generator=IDENT, settings=settings)
     with db.connection(settings) as conn:
-        records.revoke_release(conn, release_id=str(outcome.release["id"]), reason="claim upheld")
+        store.revoke_release(conn, release_id=str(outcome.release["id"]), reason="claim upheld")
     report = verify_clip(outcome.release["path"], settings=settings)
     assert report["state"] == "Trusted"
     assert report["release"]["status"] == "revoked"
@@ -159,7 +158,7 @@ def test_database_failure_after_signing_leaves_no_signed_file(settings, tmp_path
     def db_gone(conn, *, release):
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(records, "insert_release", db_gone)
+    monkeypatch.setattr(store, "insert_release", db_gone)
     with pytest.raises(psycopg.OperationalError):
         release_clip(_original(tmp_path), generator=IDENT, settings=settings)
     assert _stored(settings) == [] and _releases(settings) == 0
@@ -190,23 +189,21 @@ def test_work_registered_during_signing_is_checked_before_release(settings, tmp_
 
 
 def test_index_file_from_another_database_is_not_trusted(settings, tmp_path, protected):
-    from index import live
 
     index.rebuild(settings)
     with db.connection(settings) as conn:
         conn.execute("UPDATE index_state SET epoch = gen_random_uuid()")
         epoch = conn.execute("SELECT epoch::text AS e FROM index_state").fetchone()["e"]
-    live._live.clear()
-    assert live.sync(settings).epoch == epoch  # rebuilt, not loaded from the stale file
+    index.unload()
+    assert index.sync(settings).epoch == epoch  # rebuilt, not loaded from the stale file
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated zip"])
 def test_empty_or_truncated_index_file_is_rebuilt(settings, tmp_path, protected, damage):
-    from index import live
 
     index.rebuild(settings)
     (settings.index_dir / "frames.npz").write_bytes(damage)
-    live._live.clear()
+    index.unload()
     assert check_clip(_copy(tmp_path), settings=settings).verdict == "block"
 
 

@@ -231,7 +231,7 @@ def test_captioned_copy_is_confirmed_by_geometry_where_pdq_is_weak(settings, tmp
     """A caption moves PDQ by about 45 bits: the hash still fires, but weakly. The geometric check
     then runs on the same frame pair, and its agreement makes the match strong and says where the
     copy sits (the whole frame)."""
-    from clipgate.quality.transforms import Edit, edit_frame
+    from bench.quality.transforms import Edit, edit_frame
     from compliance import match_file
 
     picture = photo("astronaut", (640, 360))

@@ -26,14 +26,17 @@ from typing import Any
 
 import numpy as np
 
+import index
+from bench.quality import corpus as corpus_mod
+from bench.quality import queries as qmod
+from bench.quality import transforms as tf
+from bench.quality.baselines import Peers
+from bench.quality.calibrate import LOOSE, Calibration
+from bench.quality.metrics import Prediction, Query, summarise
 from clipgate.errors import BadInput, Conflict
-from clipgate.quality import corpus as corpus_mod
-from clipgate.quality import queries as qmod
-from clipgate.quality import transforms as tf
-from clipgate.quality.baselines import Peers
-from clipgate.quality.calibrate import LOOSE, Calibration
-from clipgate.quality.metrics import Prediction, Query, summarise
+from clipgate.files import sha256_file
 from clipgate.settings import Settings
+from compliance import decide, match_file, match_fingerprint
 
 FPR = 0.005
 Progress = Callable[[str, int, int], None]
@@ -42,7 +45,6 @@ Progress = Callable[[str, int, int], None]
 def _register(paths: list[Path], kind: str, settings: Settings, te: Peers,
               progress: Progress) -> list[qmod.WorkSource]:
     """Register each file (or find it registered by an earlier run) and index it for the peers."""
-    import index
 
     out = []
     for path, work_id in _registered(paths, settings, progress):
@@ -63,8 +65,6 @@ def _registered(paths: list[Path], settings: Settings, progress: Progress
                 ) -> list[tuple[Path, str]]:
     """(path, work id) of each file registered, now or by an earlier run (known by content,
     so not fingerprinted again); featureless files, which the gate refuses too, are left out."""
-    import index
-    from clipgate.files import sha256_file
 
     known = {w["sha256"]: str(w["id"]) for w in index.list_works(settings=settings)
              if w["status"] == "active"}
@@ -87,7 +87,6 @@ def _registered(paths: list[Path], settings: Settings, progress: Progress
 def _remove_stale(current: set[str], settings: Settings) -> None:
     """Works an earlier run registered that this corpus no longer holds (its split changed)
     leave the bench index: left in, one could match a query made from an "unregistered" copy."""
-    import index
 
     for w in index.list_works(settings=settings):
         if w["owner"] == "bench" and w["status"] == "active" and str(w["id"]) not in current:
@@ -128,7 +127,6 @@ def ablation_rows(settings: Settings) -> dict[str, tuple[Settings, set[str]]]:
     """The ablation rows: name -> (settings, what is switched off). Each signal off in turn; the
     geometric check off; SSCD alone, without its crops, without normalisation; no ORB vote index
     (SSCD and PDQ propose, ORB only verifies: how the index runs at scale); pHash alone."""
-    import index
 
     names = [n for n in index.active(settings)]
     out: dict[str, tuple[Settings, set[str]]] = {
@@ -146,16 +144,14 @@ def ablation_rows(settings: Settings) -> dict[str, tuple[Settings, set[str]]]:
 
 def _ablations(qid: str, fp: Any, variants: dict[str, tuple[Settings, set[str]]]
                ) -> dict[str, list[Prediction]]:
-    from compliance import match_fingerprint
 
     return {name: _predictions(qid, match_fingerprint(fp, s, disabled=off).matches)
             for name, (s, off) in variants.items()}
 
 
 def _sampled_frames(path: Path, fp: Any, settings: Settings) -> list[np.ndarray]:
-    from index.media import iter_sampled_frames
 
-    return [f.rgb for f in iter_sampled_frames(
+    return [f.rgb for f in index.iter_sampled_frames(
         path, fp.info, sample_fps=settings.sample_fps,
         shot_change_threshold=settings.shot_change_threshold,
         max_duration_s=settings.max_duration_s, skip_threshold=settings.sample_skip_threshold,
@@ -180,9 +176,6 @@ def run_quality(
     other_models: SSCD models also scored as rows `clipgate-<model>`, each with its own bench
     index (and embedded database) beside this one's; by default the model not configured, except
     in quick mode."""
-    import index
-    from compliance import match_file
-    from compliance.policy import decide
 
     t_start = time.perf_counter()
     if dump is not None and not os.access(dump.parent, os.W_OK):  # not after an hour of gating
@@ -194,13 +187,12 @@ def run_quality(
     _remove_stale({w.work_id for w in works}, settings)
     te.build()
     index.rebuild(settings)
-    from index.signals.sscd import MODELS
 
     if other_models is None:
-        other_models = () if quick else tuple(m for m in MODELS if m != settings.sscd)
-    if set(other_models) - set(MODELS):
-        raise BadInput(f"unknown SSCD models {sorted(set(other_models) - set(MODELS))}; "
-                       f"choose from {', '.join(MODELS)}")
+        other_models = () if quick else tuple(m for m in index.SSCD_MODELS if m != settings.sscd)
+    if set(other_models) - set(index.SSCD_MODELS):
+        raise BadInput(f"unknown SSCD models {sorted(set(other_models) - set(index.SSCD_MODELS))}; "
+                       f"choose from {', '.join(index.SSCD_MODELS)}")
     others = {m: settings.model_copy(update={"sscd": m, "data_dir": settings.data_dir / f"sscd-{m}"})
               for m in other_models}
     # Each other model has its own bench index and database, so its own work ids: mapped to

@@ -10,7 +10,7 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
-from clipgate import db, tasks
+from clipgate import db, queue, tasks
 from clipgate.settings import get_settings
 from generator import admission, jobs, tenants, worker
 from tests.conftest import REDIS_URL, flush_test_redis
@@ -149,7 +149,7 @@ def test_killed_worker_job_is_recovered_and_finished_once(broker_env, monkeypatc
 
 def _gpu_messages() -> int:
     """Messages waiting in the broker's `gpu` queue (priority 0, as send_generation sends)."""
-    return redis.Redis.from_url(REDIS_URL).llen(tasks.GPU_QUEUE)
+    return redis.Redis.from_url(REDIS_URL).llen(queue.GPU_QUEUE)
 
 
 def test_queued_job_whose_message_was_lost_is_sent_again_and_runs_once(broker_env, monkeypatch):
@@ -171,7 +171,7 @@ def test_queued_job_whose_message_was_lost_is_sent_again_and_runs_once(broker_en
     assert worker.celery_recover(s) == {"requeued": 0, "failed": 0, "resent": 0}
     assert _gpu_messages() == 1
     # Say the first message was not lost after all: two messages for one job run it once.
-    tasks.send_generation(job_id, s)
+    worker.send_generation(job_id, s)
     app = tasks.make_celery(s)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30,
                       queues=["gpu"]):

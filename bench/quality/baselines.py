@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipgate.quality.metrics import Prediction
+from bench.quality.metrics import Prediction
 
 PDQ_BITS = 256
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clipgate.demo import run_demo
+from bench.demo import run_demo
 from clipgate.settings import Settings
 from tests.conftest import reset_database
 

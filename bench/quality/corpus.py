@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clipgate.quality.variants import Variants, thumbnail
-from index.signals import hash_frame
+from bench.quality.variants import Variants, thumbnail
+from index import hash_frame
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,7 @@ def insert_check(conn: psycopg.Connection, *, check: dict[str, Any]) -> None:
 def index_version(conn: psycopg.Connection, *, share_lock: bool = False) -> int:
     """The index version; with share_lock, no index change can commit until this transaction
     ends, so what it records holds for that version."""
-    row = conn.execute(
-        "SELECT version FROM index_state WHERE id = 1" + (" FOR SHARE" if share_lock else "")
-    ).fetchone()
-    return int(row["version"])
+    return index.version(conn, share_lock=share_lock)
 
 
 def insert_release(conn: psycopg.Connection, *, release: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +53,33 @@ def get_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] 
     if rid is None:
         return None
     return conn.execute(f"SELECT {RELEASE_COLUMNS} FROM releases WHERE id = %s", (rid,)).fetchone()
+
+
+def release_for_job(conn: psycopg.Connection, *, job_id: str) -> dict[str, Any] | None:
+    """The first release made for a generation job (its id is in the release's generator facts)."""
+    return conn.execute(
+        "SELECT id, check_id FROM releases WHERE generator->>'job_id' = %s "
+        "ORDER BY created_at LIMIT 1", (job_id,)).fetchone()
+
+
+def releases_matching(conn: psycopg.Connection, *, ids: list[Any] | None = None,
+                      status: str | None = None, exclude: list[Any] | None = None
+                      ) -> list[dict[str, Any]]:
+    """Releases, oldest first: those among ids (all when None), with status (any when None),
+    leaving out those in exclude."""
+    where, args = [], []
+    if ids is not None:
+        where.append("id = ANY(%s)")
+        args.append([i for i in (parse_id(str(x)) for x in ids) if i is not None])
+    if status is not None:
+        where.append("status = %s")
+        args.append(status)
+    if exclude:
+        where.append("NOT (id = ANY(%s))")
+        args.append([i for i in (parse_id(str(x)) for x in exclude) if i is not None])
+    sql = (f"SELECT {RELEASE_COLUMNS} FROM releases "
+           f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created_at")
+    return conn.execute(sql, args).fetchall()
 
 
 def release_by_file(conn: psycopg.Connection, *, sha256: str) -> dict[str, Any] | None:

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+import index
 from clipgate.settings import Settings
+from compliance import release_clip
+from generator import GenerationRequest, get_generator
 
 # "embed" is the learned descriptors (SSCD, its crops included; CLIP where it runs), "features" ORB
 # extraction (for a query: only of frames with a candidate), "search" the index searches and the
@@ -47,7 +50,6 @@ def synthetic_work(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image
 
 def ensure_works(settings: Settings, count: int, progress: Callable[[int, int], None]) -> int:
     """Register synthetic works until the bench index holds at least `count`."""
-    import index
 
     have = len(index.list_works(settings=settings))
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,12 +71,7 @@ def run_perf(
     backend: str = "procedural",
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict[str, Any]:
-    import index
-    from compliance import release_clip
-    from generator import GenerationRequest, get_generator
-    from index import gpu
-
-    gpu.use_device(settings.clip_device)
+    index.use_device(settings.clip_device)
     t0 = time.perf_counter()
     total_works = ensure_works(settings, works, progress)
     setup_s = time.perf_counter() - t0
@@ -106,7 +103,7 @@ def run_perf(
     wall = statistics.median(walls)
     base = stages["decode"] + stages["embed"]
     health = index.health(settings)
-    on_gpu = gpu.backend() != "cpu"
+    on_gpu = index.search_backend() != "cpu"
     gate_gpu_s = round(wall, 4) if on_gpu else 0.0  # the GPU is held for the whole gate
     return {
         "clip": {"seconds": seconds, "width": 640, "height": 360, "fps": 24,
@@ -115,7 +112,7 @@ def run_perf(
         "signals": signals,
         "clip_mode": clip_mode,
         "device": settings.clip_device,
-        "search_backend": gpu.backend(),
+        "search_backend": index.search_backend(),
         "runs": runs,
         "verdicts": verdicts,
         "stages_s": stages,
@@ -147,11 +144,8 @@ def embed_throughput(settings: Settings, batch: int | None = None, repeats: int 
     """The learned descriptor (SSCD) over a batch of 640x360 frames, resized as the gate does:
     frames per second (median of repeats), on the provider onnxruntime uses (CUDA where there is
     one). None when SSCD is off."""
-    import index
-    from index.signals.sscd import SscdSignal
-
     signal = index.active(settings).get("sscd")
-    if not isinstance(signal, SscdSignal):
+    if not isinstance(signal, index.SscdSignal):
         return {"signal": None}
     model = signal.model
     on_gpu = "CUDAExecutionProvider" in model.providers
@@ -175,10 +169,7 @@ def search_latency(settings: Settings, queries: int = 200, frames_per_query: int
     """Latency of searching the live index with every active signal for a query of
     frames_per_query frames (about one gated clip's sampled frames; no crops, no geometric
     check): p50 and p99 in milliseconds."""
-    import index
-    from index.live import sync
-
-    idx = sync(settings)
+    idx = index.sync(settings)
     signals = {n: s for n, s in index.active(settings).items() if n in idx.native}
     rng = np.random.default_rng(1)
     lat = []

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
-from clipgate.quality import overlays
+from bench.quality import overlays
 
 W, H = 640, 360
 Source = Callable[[float], np.ndarray]  # seconds -> (h, w, 3) uint8

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from clipgate.quality.metrics import Query
+import index
+from bench.quality.metrics import Query
 from clipgate.settings import Settings
 
 LOOSE = {"orb_min_inliers": 6, "pdq_max_distance": 110, "pdq_candidate_distance": 110,
@@ -35,7 +36,6 @@ class Calibration:
     def observe(self, query: Query, fp: Any, gated: Any) -> Any:
         """Search fp loosely (without CLIP), note each signal's strongest value (SSCD's from the
         gate's own search result `gated`), and return the loose search result."""
-        import index
 
         found = index.search(fp, self.loose, disabled={"clip"})
         penalty = self.settings.sscd_crop_penalty

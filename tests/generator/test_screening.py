@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import index
-from clipgate.bench import synthetic_work
+from bench.perf import synthetic_work
 from generator import screening
 
 WORKS = [

@@ -1,0 +1,145 @@
+"""The bench's commands of `clipgate`: `demo`, `bench perf` and `bench quality`. clipgate.cli
+installs them (with its error handling and settings), so this module never imports the kernel's
+CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
+    """Add `demo` and `bench perf|quality` to app."""
+    bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+    app.add_typer(bench_app, name="bench")
+
+    @app.command()
+    @handles_errors
+    def demo(
+        out: Annotated[Path, typer.Option(help="Folder for the report and clips.")] = Path("demo-out"),
+    ) -> None:
+        """The main job: register sample works, generate and gate a dozen clips, sign and verify the
+        releases, and write an HTML + JSON report."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from bench.demo import run_demo
+
+        settings = setup()
+        console = Console()
+        where = "embedded PostgreSQL" if settings.embedded else "configured PostgreSQL"
+        console.print(f"clipgate demo: data in {settings.data_dir} ({where})")
+        with console.status("starting") as status:
+            report = run_demo(settings, out, progress=lambda msg: status.update(msg))
+        table = Table(title="clipgate demo")
+        for col in ("#", "prompt", "verdict", "matched work", "reused (truth)", "verify"):
+            table.add_column(col)
+        colours = {"release": "green", "block": "red", "review": "yellow"}
+        for i, c in enumerate(report["clips"], 1):
+            matched = ", ".join(m["title"] for m in c["check"]["matches"]) or "-"
+            verify_state = c["verification"]["state"] if c["verification"] else "-"
+            table.add_row(str(i), c["prompt"], f"[{colours[c['verdict']]}]{c['verdict']}[/]",
+                          matched, ", ".join(c["reused"]) or "-", verify_state)
+        console.print(table)
+        counts = report["counts"]
+        console.print(f"released {counts['release']}, blocked {counts['block']}, "
+                      f"held for review {counts['review']} in {report['seconds']} s")
+        if report["tamper_test"]:
+            console.print(f"tampered signed copy verifies: {report['tamper_test']['state']}")
+        for w in report["warnings"]:
+            console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"report: {(out / 'index.html').resolve()}  (JSON: {out / 'report.json'})")
+
+    @bench_app.command("perf")
+    @handles_errors
+    def bench_perf(
+        works: Annotated[int, typer.Option(help="Protected works in the bench index.")] = 1000,
+        runs: Annotated[int, typer.Option(help="Timed runs; the median is reported.")] = 3,
+        device: Annotated[str | None, typer.Option(
+            help="Where the gate runs (CLIP embedding and index search): cpu, cuda or auto.")] = None,
+        data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+        seconds: Annotated[float, typer.Option(help="Length of the generated clip.")] = 10.0,
+        backend: Annotated[str, typer.Option(
+            help="Generator of the clip: procedural, or diffusers (CLIPGATE_DIFFUSERS_MODEL_DIR) "
+                 "for the gate-to-generation GPU-seconds ratio.")] = "procedural",
+    ) -> None:
+        """Time each gate stage on a 10 s 640x360 clip against an index of >= 1,000 works; print JSON."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from bench.perf import run_perf
+
+        settings = setup()
+        logging.getLogger("index.registry").setLevel(logging.WARNING)  # a line per synthetic work is noise
+        bench_settings = settings.model_copy(update={
+            "data_dir": data_dir or settings.data_dir / "bench",
+            "database_url": None,  # its own embedded database: never the operator's
+            "broker_url": None,
+            "clip_device": device or settings.clip_device,
+        })
+        with Progress(transient=True, console=Console(stderr=True)) as bar:
+            task = bar.add_task("registering bench works", total=works)
+            result = run_perf(bench_settings, works=works, runs=runs, seconds=seconds,
+                              backend=backend,
+                              progress=lambda done, total: bar.update(task, completed=done))
+        _json(result)
+
+    @bench_app.command("quality")
+    @handles_errors
+    def bench_quality(
+        quick: Annotated[bool, typer.Option(help="A handful of works and queries, no download.")] = False,
+        per_family: Annotated[int, typer.Option(help="Queries per transformation family.")] = 10,
+        per_pair: Annotated[int, typer.Option(help="Queries per pair of families.")] = 4,
+        negatives: Annotated[int, typer.Option(help="Queries made only of unregistered media.")] = 300,
+        seed: Annotated[int, typer.Option(help="Seed of the query plan.")] = 0,
+        ablations: Annotated[bool, typer.Option(
+            help="Also score clipgate with each signal switched off, and pHash alone.")] = True,
+        data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+        other_models: Annotated[str | None, typer.Option(
+            help="SSCD models also scored, as rows clipgate-MODEL (comma-separated, or 'none'); "
+            "default: the model not configured (none with --quick).")] = None,
+        dump: Annotated[Path | None, typer.Option(
+            help="Write each query's search results here (pickle), to study scoring offline.")
+        ] = None,
+    ) -> None:
+        """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
+        at 0.5% false positives, segment AP, recall per family, gate time, against the threatexchange
+        PDQ baseline, pHash alone and each signal switched off. JSON on stdout, a table on stderr."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from bench.quality.run import run_quality, table
+
+        settings = setup()
+        logging.getLogger("index.registry").setLevel(logging.WARNING)
+        bench_settings = settings.model_copy(update={
+            "data_dir": data_dir or settings.data_dir / ("bench-quality-quick" if quick
+                                                         else "bench-quality"),
+            "database_url": None,  # its own embedded database: never the operator's
+            "broker_url": None,
+        })
+        with Progress(transient=True, console=Console(stderr=True)) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            others = None if other_models is None else tuple(
+                m.strip() for m in other_models.split(",") if m.strip() and m.strip() != "none")
+            result = run_quality(bench_settings, quick=quick, per_family=per_family,
+                                 per_pair=per_pair, negatives=negatives, seed=seed,
+                                 ablations=ablations, other_models=others, dump=dump,
+                                 progress=progress)
+        _json(result)
+        typer.echo(table(result), err=True)
