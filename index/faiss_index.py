@@ -29,6 +29,7 @@ import numpy as np
 
 from index import gpu
 from index.signals import Signal
+from index.signals.background import kept as kept_background
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ class FrameIndex:
         self.spaces = dict(spaces)  # signal -> version of its vectors in here
         self.native = native  # signal -> FAISS index
         self.meta: dict[int, tuple[str, float]] = meta or {}
-        # signal -> (b, d) background vectors (index/background.py), and which rows are kept:
-        # not those of a picture close to a work frame.
+        # signal -> (b, d) background vectors (index/signals/background.py), and which rows are
+        # kept: not those of a picture close to a work frame.
         self.background = background or {}
         self.kept: dict[str, np.ndarray] = {n: np.ones(len(b), bool)
                                             for n, b in self.background.items()}
@@ -190,14 +191,12 @@ class FrameIndex:
         """Leave out the background pictures close to a frame just added: a protected work in
         the background would cancel its own matches. (A removed work's pictures stay out until
         the next rebuild: the safe side.)"""
-        from index import background
-
         for name, bg in self.background.items():
             part = rows.vectors.get(name)
             if part is None or not len(part) or not len(bg):
                 continue
             near = (bg @ np.asarray(part.vectors, np.float32).T).max(axis=1)
-            self.kept[name] &= background.kept(bg, near)
+            self.kept[name] &= kept_background(bg, near)
 
     # -- search, per signal -------------------------------------------------------------------
     def nearest(self, name: str, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

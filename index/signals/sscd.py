@@ -12,7 +12,7 @@ ships (never downloaded, never copied into this repository).
   holds it.
 - Scores are normalised, as the SSCD paper does with a background set, and further: each query
   row's cosine to a work frame loses the closer of (a) the row's cosine to its nearest picture in
-  a background of unprotected pictures (index/background.py) and (b) its cosine to the nearest
+  a background of unprotected pictures (index/signals/background.py) and (b) its cosine to the nearest
   frame of another work. A generic frame, or a look-alike of a whole class of works (one nebula
   among thirty), then needs a far closer match than a copy of a distinctive picture, which stands
   out from every other work. The nebulae among the bench's hard negatives were its false matches
@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from clipgate.errors import Unavailable
+from index.signals import background
 from index.signals.base import Computed, Kind, QueryRows, Signal
 
 if TYPE_CHECKING:
@@ -125,8 +126,6 @@ class SscdSignal(Signal):
         return self.settings.sscd_normalise
 
     def background(self) -> np.ndarray | None:
-        from index import background
-
         return background.vectors(self, cache_dir=self.settings.cache_dir,
                                   extra_dir=self.settings.sscd_background_dir)
 
