@@ -4,6 +4,7 @@ fills in what older works lack."""
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 
 import index
 from clipgate.errors import Unavailable
-from compliance import check_clip, match_file
+from compliance import check_clip, match_file, match_fingerprint
 from clipgate.settings import Settings
 from index.signals import Computed, Signal
 from tests.media import noise_frame, pan, photo, write_image, write_video
@@ -81,7 +82,7 @@ def test_sscd_vectors_find_a_recoloured_crop_and_not_another_photo(settings):
     assert sims[0] > 0.5 > max(sims[1:])
 
 
-def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path):
+def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path, monkeypatch):
     """A work pasted at 28% of the width over other footage: the whole frame's descriptor sees
     mostly the other footage; one of the crops holds the inset."""
     work = index.register_work(write_image(tmp_path / "a.png", photo("astronaut", (512, 512))),
@@ -100,6 +101,16 @@ def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path):
     placed = [p.region or p.crop for p in match.pairs if p.region or p.crop]
     assert placed and all(r[0] > 0.45 and r[3] < 0.75 for r in placed)  # the top right
     assert match_file(clip, settings, disabled={"regions", "votes"}).matches == []
+
+    # Searched again (as the bench's ablations do), the fingerprint's geometric checks are not
+    # redone, and the outcome is the same.
+    outcome = match_file(clip, settings)
+    assert outcome.fingerprint.verified
+    calls: list[int] = []
+    monkeypatch.setattr(sys.modules["index.search"], "verify",
+                        lambda *a, **k: calls.append(1))
+    again = match_fingerprint(outcome.fingerprint, settings)
+    assert calls == [] and again.matches == outcome.matches
 
 
 def test_normalisation_makes_generic_frames_need_a_closer_match(settings, tmp_path):
