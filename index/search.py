@@ -340,22 +340,31 @@ def _geometric_hits(index: FrameIndex, fp: Fingerprint, candidates: list[Candida
     tell) against the reference frame's stored ones. Each pair's outcome is kept on the
     fingerprint, by index snapshot, so searching one fingerprint several ways (the quality bench's
     ablations) checks a pair once."""
-    stored = features(sorted({c[1] for c in candidates})) if candidates else {}
+    def key(q: int, f: int, view: bool, box: Any) -> tuple:
+        return (index.epoch, index.version, q, f, view, box, settings.orb_min_inliers)
+
+    def views(mirrored: bool | None) -> tuple[bool, ...]:
+        return (False, True) if mirrored is None else (mirrored,)
+
+    # Only the reference frames of pairs not checked before are read from storage.
+    need = sorted({f for q, f, m, box in candidates for view in views(m)
+                   if key(q, f, view, box) not in fp.verified})
+    stored = features(need) if need else {}
     out = []
     for q, f, mirrored, box in candidates:
-        work = stored.get(f)
-        if work is None:
-            continue
-        for view in ((False, True) if mirrored is None else (mirrored,)):
-            key = (index.epoch, index.version, q, f, view, box, settings.orb_min_inliers)
-            if key not in fp.verified:
+        for view in views(mirrored):
+            k = key(q, f, view, box)
+            if k not in fp.verified:
+                work = stored.get(f)
+                if work is None:  # no stored features: nothing to check
+                    break
                 v = verify(fp.local(q, mirrored=view, box=box), work,
                            min_inliers=settings.orb_min_inliers)
                 if v is None and box is not None:  # the crop may have cut the copy: whole frame
                     v = verify(fp.local(q, mirrored=view), work,
                                min_inliers=settings.orb_min_inliers)
-                fp.verified[key] = v
-            v = fp.verified[key]
+                fp.verified[k] = v
+            v = fp.verified[k]
             if v is not None:
                 out.append(Hit(q, f, "orb", float(v.inliers), v.region, mirrored=view))
                 break
