@@ -14,17 +14,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from clipgate import db
 from clipgate.errors import BadInput, ClipgateError, Conflict
 from clipgate.settings import Settings, get_settings
+from generator import store
 from generator.base import GenerationRequest, available_backends, prompt_sha256
 from generator.tenants import tenant_row
 
-# One admission at a time across every API process: the queue-depth check and the insert must
-# see the same queue. Admission is a few small queries, so this costs little.
-_ADMISSION_LOCK = 0x636C6970_0005
 MAX_KEY_LEN = 200
 MAX_USER_LEN = 200
 ACTIVE_STATES = ("queued", "screening", "generating", "gating")
@@ -100,13 +96,13 @@ def admit(
     request = GenerationRequest(prompt, **params)  # validates sizes, fps, duration, seed
     digest = prompt_sha256(prompt)
     with db.connection(settings) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADMISSION_LOCK,))
+        # One admission at a time across every API process: the queue-depth check and the
+        # insert must see the same queue. Admission is a few small queries, so this costs little.
+        store.lock_admissions(conn)
         t = tenant_row(conn, tenant, lock=True)
         if t["disabled_at"] is not None:
             raise Forbidden(f"tenant {tenant!r} is disabled; an operator must enable it")
-        existing = conn.execute(
-            "SELECT * FROM generation_jobs WHERE tenant_id = %s AND idempotency_key = %s",
-            (t["id"], idempotency_key)).fetchone()
+        existing = store.job_by_key(conn, tenant_id=t["id"], idempotency_key=idempotency_key)
         if existing is not None:
             if existing["prompt_sha256"] != digest:
                 raise Conflict(f"idempotency key {idempotency_key!r} was already used for job "
@@ -115,15 +111,10 @@ def admit(
             return Admitted(existing, created=False)
         _check_credits(conn, t, settings)
         _check_load(conn, t, settings)
-        job = conn.execute(
-            """
-            INSERT INTO generation_jobs (tenant_id, user_ref, idempotency_key, prompt,
-                prompt_sha256, params, backend, priority, max_attempts)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *
-            """,
-            (t["id"], user.strip(), idempotency_key, prompt, digest,
-             Jsonb(_params(request)), backend, t["priority"], settings.job_max_attempts),
-        ).fetchone()
+        job = store.insert_job(
+            conn, tenant_id=t["id"], user_ref=user.strip(), idempotency_key=idempotency_key,
+            prompt=prompt, prompt_sha256=digest, params=_params(request), backend=backend,
+            priority=t["priority"], max_attempts=settings.job_max_attempts)
     return Admitted(job, created=True)
 
 
@@ -138,11 +129,7 @@ def _check_credits(conn, tenant: dict[str, Any], settings: Settings) -> None:
     Each unfinished job not yet charged for its generation holds back `generation_estimate_s`;
     the ledger stays the truth: a job is charged what it actually used when it is generated."""
     estimate = max(0.0, settings.generation_estimate_s)
-    pending = conn.execute(
-        "SELECT count(*) AS n FROM generation_jobs j WHERE j.tenant_id = %s "
-        "AND j.state = ANY(%s) AND NOT EXISTS (SELECT 1 FROM usage_ledger u "
-        "WHERE u.job_id = j.id AND u.kind = 'generation')",
-        (tenant["id"], list(ACTIVE_STATES))).fetchone()["n"]
+    pending = store.uncharged_jobs(conn, tenant_id=tenant["id"], states=list(ACTIVE_STATES))
     balance = float(tenant["credits_gpu_s"])
     reserved = pending * estimate
     if balance <= 0:
@@ -158,12 +145,7 @@ def _check_credits(conn, tenant: dict[str, Any], settings: Settings) -> None:
 
 
 def _check_load(conn, tenant: dict[str, Any], settings: Settings) -> None:
-    row = conn.execute(
-        """
-        SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
-               count(*) FILTER (WHERE tenant_id = %s) AS mine
-        FROM generation_jobs WHERE state = ANY(%s)
-        """, (tenant["id"], list(ACTIVE_STATES))).fetchone()
+    row = store.job_load(conn, tenant_id=tenant["id"], states=list(ACTIVE_STATES))
     estimate = max(1.0, settings.generation_estimate_s)
     workers = max(1, settings.gpu_workers)
     if row["mine"] >= tenant["max_concurrent_jobs"]:

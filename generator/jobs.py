@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 import compliance
 from clipgate import db
 from clipgate.errors import NotFound
 from clipgate.settings import Settings, get_settings
+from generator import store
 
 TERMINAL = ("released", "blocked", "in_review", "failed")
 RUNNING = ("screening", "generating", "gating")
@@ -40,15 +39,11 @@ def worker_name() -> str:
 
 def get_job(job_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     with db.connection(settings) as conn:
-        row = conn.execute(
-            "SELECT j.*, t.name AS tenant FROM generation_jobs j JOIN tenants t "
-            "ON t.id = j.tenant_id WHERE j.id = %s", (job_id,)).fetchone()
+        row = store.get_job(conn, job_id=job_id)
         if row is None:
             raise NotFound(f"no generation job with id {job_id!r}")
         if row["screening_id"] is not None:
-            row["screening"] = conn.execute(
-                "SELECT id, decision, matches, signals FROM prompt_screenings WHERE id = %s",
-                (row["screening_id"],)).fetchone()
+            row["screening"] = store.get_screening(conn, screening_id=row["screening_id"])
         return row
 
 
@@ -57,27 +52,17 @@ def recover_stale(conn, settings: Settings) -> list[dict[str, Any]]:
     when their attempts are used up. Returns the changed rows."""
     # A job handed over to gating waits with no lease; if it waited a whole lease period its
     # message was lost (or no gating worker is alive), so it is recovered like an expired one.
-    rows = conn.execute(
-        """
-        SELECT id, state, attempts, max_attempts FROM generation_jobs WHERE state = ANY(%s)
-        AND (lease_until < now() OR (state = 'gating' AND lease_until IS NULL
-             AND updated_at < now() - make_interval(secs => %s)))
-        FOR UPDATE SKIP LOCKED
-        """, (list(RUNNING), settings.job_lease_s)).fetchall()
+    rows = store.stale_jobs(conn, states=list(RUNNING), lease_s=settings.job_lease_s)
     changed = []
     for r in rows:
         if r["attempts"] >= r["max_attempts"]:
-            changed.append(conn.execute(
-                "UPDATE generation_jobs SET state = 'failed', lease_until = NULL, worker = NULL, "
-                "error = %s, finished_at = now(), updated_at = now() WHERE id = %s RETURNING *",
-                (f"worker lost during {r['state']} on attempt {r['attempts']} of "
-                 f"{r['max_attempts']}; not retried again", r["id"])).fetchone())
+            changed.append(store.fail_stale(
+                conn, job_id=r["id"], error=f"worker lost during {r['state']} on attempt "
+                f"{r['attempts']} of {r['max_attempts']}; not retried again"))
         else:
-            changed.append(conn.execute(
-                "UPDATE generation_jobs SET state = 'queued', lease_until = NULL, worker = NULL, "
-                "progress = 0, error = %s, updated_at = now() WHERE id = %s RETURNING *",
-                (f"worker lost during {r['state']} on attempt {r['attempts']}; retrying",
-                 r["id"])).fetchone())
+            changed.append(store.requeue_stale(
+                conn, job_id=r["id"],
+                error=f"worker lost during {r['state']} on attempt {r['attempts']}; retrying"))
     return changed
 
 
@@ -89,8 +74,7 @@ def recover(settings: Settings) -> list[dict[str, Any]]:
 
 def queued_count(settings: Settings) -> int:
     with db.connection(settings) as conn:
-        return int(conn.execute(
-            "SELECT count(*) AS n FROM generation_jobs WHERE state = 'queued'").fetchone()["n"])
+        return store.queued_count(conn)
 
 
 def resend_due(settings: Settings, send: Callable[[str], Any], *, limit: int) -> list[str]:
@@ -105,23 +89,13 @@ def resend_due(settings: Settings, send: Callable[[str], Any], *, limit: int) ->
     if limit <= 0:
         return []
     with db.connection(settings) as conn:
-        due = [str(r["id"]) for r in conn.execute(
-            """
-            UPDATE generation_jobs SET updated_at = now() WHERE id IN (
-                SELECT id FROM generation_jobs WHERE state = 'queued'
-                AND updated_at < now() - make_interval(secs => %s)
-                ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED)
-            RETURNING id
-            """, (settings.job_requeue_after_s, limit)).fetchall()]
+        due = store.touch_due(conn, after_s=settings.job_requeue_after_s, limit=limit)
     for i, job_id in enumerate(due):
         try:
             send(job_id)
         except BaseException:
             with db.connection(settings) as conn:
-                conn.execute(
-                    "UPDATE generation_jobs SET updated_at = updated_at - make_interval(secs => %s)"
-                    " WHERE id = ANY(%s::uuid[]) AND state = 'queued'",
-                    (settings.job_requeue_after_s, due[i:]))
+                store.make_due(conn, job_ids=due[i:], after_s=settings.job_requeue_after_s)
             raise
     return due
 
@@ -132,24 +106,11 @@ def claim(settings: Settings, *, job_id: str | None = None,
     `screening` with a fresh lease. None when there is nothing to take."""
     with db.connection(settings) as conn:
         recover_stale(conn, settings)
-        if job_id is None:
-            row = conn.execute(
-                "SELECT id FROM generation_jobs WHERE state = 'queued' "
-                "ORDER BY priority DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
-        else:
-            row = conn.execute(
-                "SELECT id FROM generation_jobs WHERE id = %s AND state = 'queued' "
-                "FOR UPDATE SKIP LOCKED", (job_id,)).fetchone()
-        if row is None:
+        queued = store.lock_queued(conn, job_id=job_id)
+        if queued is None:
             return None
-        return conn.execute(
-            """
-            UPDATE generation_jobs SET state = 'screening', attempts = attempts + 1,
-                fence = fence + 1,
-                lease_until = now() + make_interval(secs => %s), worker = %s, progress = 0.02,
-                started_at = COALESCE(started_at, now()), updated_at = now()
-            WHERE id = %s RETURNING *
-            """, (settings.job_lease_s, worker or worker_name(), row["id"])).fetchone()
+        return store.start_job(conn, job_id=queued, lease_s=settings.job_lease_s,
+                               worker=worker or worker_name())
 
 
 def claim_gate(settings: Settings, job_id: str, *, worker: str | None = None
@@ -158,22 +119,15 @@ def claim_gate(settings: Settings, job_id: str, *, worker: str | None = None
     gating worker died) for gating. None when it is not waiting. Bumps the fence, so a gating
     worker whose lease ran out can no longer write to the job."""
     with db.connection(settings) as conn:
-        return conn.execute(
-            """
-            UPDATE generation_jobs SET lease_until = now() + make_interval(secs => %s),
-                worker = %s, fence = fence + 1, updated_at = now()
-            WHERE id = %s AND state = 'gating' AND (lease_until IS NULL OR lease_until < now())
-            RETURNING *
-            """, (settings.job_lease_s, worker or worker_name(), job_id)).fetchone()
+        return store.lease_gating(conn, job_id=job_id, lease_s=settings.job_lease_s,
+                                  worker=worker or worker_name())
 
 
 def next_lease_expiry_s(settings: Settings) -> float | None:
     """Seconds until the soonest running lease runs out (None when nothing is running)."""
     with db.connection(settings) as conn:
-        row = conn.execute(
-            "SELECT extract(epoch FROM min(lease_until) - now()) AS s FROM generation_jobs "
-            "WHERE state = ANY(%s) AND lease_until IS NOT NULL", (list(RUNNING),)).fetchone()
-    return None if row["s"] is None else max(0.0, float(row["s"]))
+        s = store.next_lease_expiry_s(conn, states=list(RUNNING))
+    return None if s is None else max(0.0, s)
 
 
 class LeaseLost(Exception):
@@ -184,23 +138,12 @@ def update(settings: Settings, job: dict[str, Any], *, state: str | None = None,
            renew: bool = True, **fields: Any) -> dict[str, Any]:
     """Write fields of a job this worker holds (same fence, still running); renew its lease.
     Raises LeaseLost otherwise."""
-    sets, args = ["updated_at = now()"], []
-    if state is not None:
-        sets.append("state = %s")
-        args.append(state)
-        if state in TERMINAL:
-            sets += ["finished_at = now()", "lease_until = NULL"]
-    if renew and state not in TERMINAL:
-        sets.append("lease_until = now() + make_interval(secs => %s)")
-        args.append(settings.job_lease_s)
-    for k, v in fields.items():
-        sets.append(f"{k} = %s")
-        args.append(Jsonb(v) if isinstance(v, (dict, list)) else v)
+    terminal = state in TERMINAL
     with db.connection(settings) as conn:
-        row = conn.execute(
-            f"UPDATE generation_jobs SET {', '.join(sets)} WHERE id = %s AND fence = %s "
-            "AND state = ANY(%s) RETURNING *",
-            (*args, job["id"], job["fence"], list(RUNNING))).fetchone()
+        row = store.update_held_job(
+            conn, job_id=job["id"], fence=job["fence"], states=list(RUNNING), fields=fields,
+            state=state, finish=terminal,
+            lease_s=settings.job_lease_s if renew and not terminal else None)
     if row is None:
         raise LeaseLost(f"job {job['id']} (fence {job['fence']}) no longer holds its lease")
     return row

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from psycopg.types.json import Jsonb
 from rapidfuzz import fuzz
 
 import index
 from clipgate import db
 from clipgate.settings import Settings, get_settings
+from generator import store
 from generator.base import prompt_sha256
 
 log = logging.getLogger(__name__)
@@ -282,9 +282,6 @@ def _evidence(w: WorkText, p_norm: str, sem: tuple | None, clip: tuple | None,
 def _record(settings: Settings, prompt: str, s: Screening, tenant_id: str | None,
             job_id: str | None) -> str:
     with db.connection(settings) as conn:
-        row = conn.execute(
-            "INSERT INTO prompt_screenings (job_id, tenant_id, prompt_sha256, prompt, decision, "
-            "matches, signals) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (job_id, tenant_id, prompt_sha256(prompt), prompt, s.decision, Jsonb(s.matches),
-             Jsonb(s.signals))).fetchone()
-    return str(row["id"])
+        return store.insert_screening(
+            conn, job_id=job_id, tenant_id=tenant_id, prompt_sha256=prompt_sha256(prompt),
+            prompt=prompt, decision=s.decision, matches=s.matches, signals=s.signals)

@@ -21,7 +21,7 @@ import compliance
 from clipgate import db, queue
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import Settings
-from generator import jobs, screening, tenants
+from generator import jobs, screening, store, tenants
 from generator.base import GenerationRequest, get_generator
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def dispatch(job_id: str, settings: Settings) -> bool:
         send_generation(job_id, settings)
     except Unavailable:
         with db.connection(settings) as conn:
-            conn.execute("DELETE FROM generation_jobs WHERE id = %s AND state = 'queued'",
-                         (job_id,))
+            store.delete_queued(conn, job_id=job_id)
         raise
     return True
 
