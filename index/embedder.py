@@ -100,12 +100,19 @@ class ClipEmbedder:
         out = []
         with self._lock, torch.inference_mode():
             for i in range(0, len(frames), self.batch_size):
-                batch = torch.stack([self._prepare(f) for f in frames[i : i + self.batch_size]])
-                batch = ((batch - self._mean) / self._std).to(next(self.net.parameters()).dtype)
+                batch = self.preprocess(frames[i : i + self.batch_size])
+                batch = batch.to(next(self.net.parameters()).dtype)
                 feats = self.net.encode_image(batch).float()
                 feats = torch.nn.functional.normalize(feats, dim=-1)
                 out.append(feats.cpu().numpy())
         return np.concatenate(out).astype(np.float32)
+
+    def preprocess(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """What the network is fed: frames (RGB uint8, any size) resized and centre-cropped to
+        the model's size and normalised by its mean and std, as (n, 3, size, size) float32 on
+        the embedder's device."""
+        batch = torch.stack([self._prepare(f) for f in frames])
+        return (batch - self._mean) / self._std
 
     def _prepare(self, rgb: np.ndarray) -> torch.Tensor:
         # Resize the short side to the model's size, then centre-crop: what open_clip's transform

@@ -188,7 +188,7 @@ def _two_nearest(query: np.ndarray, work: np.ndarray
     return (distances[:, 0], ids[:, 0]), (distances[:, 1], ids[:, 1])
 
 
-def _stretched(src: np.ndarray, dst: np.ndarray, min_inliers: int
+def fit_stretch(src: np.ndarray, dst: np.ndarray, min_inliers: int
                ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """An affine placement that only stretches (see MAX_STRETCH), with at least min_inliers."""
     if len(src) < min_inliers:
@@ -213,7 +213,7 @@ def verify(query: Features, work: Features, *, min_inliers: int,
            max_rotation_deg: float = MAX_ROTATION_DEG,
            min_work_spread: float = MIN_WORK_SPREAD, stretch: bool = True) -> Verification | None:
     """Do query (a clip frame) and work (a protected frame) show the same picture, placed by one
-    similarity transform (or, failing that, a stretch: _stretched), its agreeing keypoints
+    similarity transform (or, failing that, a stretch: fit_stretch), its agreeing keypoints
     covering at least min_work_spread of the work?
     None when fewer than min_inliers matches agree, or fewer than TURNED_INLIERS times that for a
     placement turned more than max_rotation_deg."""
@@ -233,7 +233,7 @@ def verify(query: Features, work: Features, *, min_inliers: int,
     # A stretch may fit far more of them; tried only where a similarity already agrees on some
     # (half the minimum), so chance agreement in repeated texture gets no extra freedom.
     if stretch and min_inliers / 2 <= inliers < STRETCH_TRIED_BELOW * min_inliers:
-        fit, fit_mask = _stretched(
+        fit, fit_mask = fit_stretch(
             src, dst, math.ceil(STRETCH_INLIERS * max(min_inliers, inliers)))
         if fit is not None and fit_mask is not None:
             transform, mask, inliers = fit, fit_mask, int(fit_mask.sum())

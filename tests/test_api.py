@@ -11,7 +11,6 @@ import av
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from tenacity import stop_after_attempt
 
 from clipgate import apikeys, db
 from clipgate.api import deps
@@ -346,9 +345,9 @@ def test_health_is_ok_when_every_part_is(client):
 
 
 @pytest.fixture
-def broken_db(settings, monkeypatch) -> Settings:
-    # db.pool waits up to 20 s for a database that is coming up; one try is enough here.
-    monkeypatch.setattr(db, "_wait_for", db._wait_for.retry_with(stop=stop_after_attempt(1)))
+def broken_db(settings) -> Settings:
+    # Fails fast: the request path does not wait for the database to come up (db.pool migrates
+    # with wait=False; only start-up and `clipgate migrate` wait).
     return settings.model_copy(update={"database_url": BROKEN_DB})
 
 

@@ -40,8 +40,7 @@ def test_checkpoint_from_a_local_path_is_loaded(tmp_path):
 
     frame = photo("chelsea")
     with torch.inference_mode():
-        x = loaded._prepare(frame)[None]
-        x = (x - loaded._mean) / loaded._std
+        x = loaded.preprocess([frame])
         expected = torch.nn.functional.normalize(trained.encode_image(x), dim=-1).numpy()
     np.testing.assert_allclose(loaded.embed([frame]), expected, atol=1e-4)
     random = ClipEmbedder(SMALL, None).embed([frame])

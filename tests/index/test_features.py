@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from clipgate.settings import Settings
-from index.features import extract, extract_both, extract_work, verify
+from index.features import extract, extract_both, extract_work, fit_stretch, verify
 from tests.media import photo, noise_frame
 
 DEFAULTS = Settings()
@@ -164,15 +164,13 @@ def test_a_copy_stretched_to_another_aspect_is_found_and_placed(name):
 
 
 def test_a_stretch_past_the_limit_or_a_shear_is_no_copy():
-    from index.features import _stretched
-
     rng = np.random.default_rng(0)
     src = rng.uniform(0, 500, (60, 2)).astype(np.float32)
     for matrix in ([[3.0, 0, 0], [0, 1.0, 0]],  # three times wider than tall
                    [[1.0, 0.5, 0], [0, 1.0, 0]],  # sheared by 27 degrees
                    [[-1.0, 0, 500], [0, 1.0, 0]]):  # mirrored: the mirror view's job
         dst = (src @ np.float32(matrix)[:, :2].T + np.float32(matrix)[:, 2]).astype(np.float32)
-        assert _stretched(src, dst, MIN_INLIERS) == (None, None), matrix
+        assert fit_stretch(src, dst, MIN_INLIERS) == (None, None), matrix
     dst = (src * np.float32([1.0, 0.6])).astype(np.float32)
-    transform, mask = _stretched(src, dst, MIN_INLIERS)
+    transform, mask = fit_stretch(src, dst, MIN_INLIERS)
     assert transform is not None and int(mask.sum()) == len(src)
