@@ -14,6 +14,7 @@ from generator.base import (
     get_generator,
     prompt_sha256,
     register_backend,
+    unregister_backend,
 )
 from generator.samples import SampleWork, get_work, render_sample_video, sample_works
 
@@ -29,4 +30,5 @@ __all__ = [
     "register_backend",
     "render_sample_video",
     "sample_works",
+    "unregister_backend",
 ]

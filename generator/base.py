@@ -124,6 +124,11 @@ def register_backend(name: str, factory: Callable[[], Generator]) -> None:
     _REGISTERED[name] = factory
 
 
+def unregister_backend(name: str) -> None:
+    """Remove a backend added with register_backend (a builtin stays); no error if absent."""
+    _REGISTERED.pop(name, None)
+
+
 def available_backends() -> list[str]:
     """Names get_generator accepts, sorted."""
     return sorted(set(_BUILTIN) | set(_REGISTERED))

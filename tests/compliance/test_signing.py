@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -20,8 +20,6 @@ from clipgate.settings import Settings
 from compliance.certs import (
     DEV_SUBJECT,
     Credentials,
-    _pem,
-    _pkcs8,
     certificate_problems,
     ensure_dev_credentials,
     load_credentials,
@@ -224,8 +222,11 @@ def test_health_names_certificate_problems(creds: Credentials, clip: Path, tmp_p
              .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         return b.sign(ca_key, hashes.SHA256())
 
-    chain = _pem(cert("no eku", key.public_key(), False)) + _pem(cert("test CA", ca_key.public_key(), True))
-    bad = Credentials(chain_pem=chain, key_pem=_pkcs8(key), trust_anchor_pem=chain, alg="es256", source="configured")
+    chain = b"".join(cert(*a).public_bytes(serialization.Encoding.PEM)
+                     for a in (("no eku", key.public_key(), False), ("test CA", ca_key.public_key(), True)))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    bad = Credentials(chain_pem=chain, key_pem=key_pem, trust_anchor_pem=chain, alg="es256", source="configured")
     health = ClipSigner(bad).health()
     assert health["ok"] is False and "ExtendedKeyUsage" in health["error"]
     assert health["subject"] == "no eku" and health["not_after"].startswith(str((now + dt.timedelta(days=1)).year))

@@ -46,7 +46,8 @@ def test_registered_backend_is_resolvable():
         assert "fake-for-test" in available_backends()
         assert isinstance(get_generator("fake-for-test"), Fake)
     finally:
-        generator.base._REGISTERED.pop("fake-for-test")
+        generator.unregister_backend("fake-for-test")
+    assert "fake-for-test" not in available_backends()
 
 
 @pytest.mark.parametrize(
