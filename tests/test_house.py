@@ -116,3 +116,36 @@ def test_import_contracts_hold():
     from importlinter.cli import lint_imports
 
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+
+
+# Private names a test still reaches, each with why. index.search is being reworked; its candidate
+# selection has no public seam yet.
+PRIVATE_IN_TESTS = {
+    "tests/compliance/test_gate.py: index.search._candidates",
+}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_tests_use_only_public_names():
+    """A test goes through the code's public names: `from m import _x`, `obj._x` and
+    monkeypatch.setattr(obj, "_x", ...) tie a test to how the code is written, not what it does."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module \
+                    and node.module.split(".")[0] in PACKAGES:
+                names = [f"{node.module}.{a.name}" for a in node.names if _private(a.name)]
+            elif isinstance(node, ast.Attribute) and _private(node.attr):
+                names = [f"{ast.unparse(node.value)}.{node.attr}"]
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("setattr") \
+                    and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) \
+                    and isinstance(node.args[1].value, str) and _private(node.args[1].value):
+                names = [f"{ast.unparse(node.args[0])}.{node.args[1].value}"]
+            else:
+                continue
+            wrong += [f"{rel}: {n}" for n in names if f"{rel}: {n}" not in PRIVATE_IN_TESTS]
+    assert wrong == []
