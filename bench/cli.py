@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.demo import run_demo
+from bench.perf import run_perf
+from bench.quality.run import run_quality, table
 
 
 def _json(data: Any) -> None:
@@ -29,11 +36,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     ) -> None:
         """The main job: register sample works, generate and gate a dozen clips, sign and verify the
         releases, and write an HTML + JSON report."""
-        from rich.console import Console
-        from rich.table import Table
-
-        from bench.demo import run_demo
-
         settings = setup()
         console = Console()
         where = "embedded PostgreSQL" if settings.embedded else "configured PostgreSQL"
@@ -73,11 +75,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
                  "for the gate-to-generation GPU-seconds ratio.")] = "procedural",
     ) -> None:
         """Time each gate stage on a 10 s 640x360 clip against an index of >= 1,000 works; print JSON."""
-        from rich.console import Console
-        from rich.progress import Progress
-
-        from bench.perf import run_perf
-
         settings = setup()
         logging.getLogger("index.registry").setLevel(logging.WARNING)  # a line per synthetic work is noise
         bench_settings = settings.model_copy(update={
@@ -114,11 +111,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
         at 0.5% false positives, segment AP, recall per family, gate time, against the threatexchange
         PDQ baseline, pHash alone and each signal switched off. JSON on stdout, a table on stderr."""
-        from rich.console import Console
-        from rich.progress import Progress
-
-        from bench.quality.run import run_quality, table
-
         settings = setup()
         logging.getLogger("index.registry").setLevel(logging.WARNING)
         bench_settings = settings.model_copy(update={

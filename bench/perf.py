@@ -10,6 +10,7 @@ least `works` protected works, kept between runs so only the first run pays for 
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import tempfile
@@ -198,7 +199,7 @@ def search_latency(settings: Settings, queries: int = 200, frames_per_query: int
 def _machine() -> str:
     out = f"{platform.machine()} {platform.processor() or ''} cores={_cores()}".strip()
     try:
-        import torch
+        import torch  # heavy: only to name the GPU
 
         if torch.cuda.is_available():
             out += f" gpu={torch.cuda.get_device_name(0)}"
@@ -208,6 +209,4 @@ def _machine() -> str:
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+import uvicorn
 
 from bench import cli as bench_cli
 from clipgate import apikeys, db, logs
@@ -71,8 +72,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default from CLIPGATE_PORT.")] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
-    import uvicorn
-
     from clipgate.app import create_app  # the web app: only for this command
 
     settings = _setup("INFO")
@@ -104,6 +103,7 @@ def worker(
     if not settings.broker_url:
         _fail("CLIPGATE_BROKER_URL is not set: without a broker tasks run in-process "
               "and no worker is needed", EXIT_BAD_INPUT)
+    # The worker's assembly configures its Celery app from the environment on import: only here.
     from clipgate.tasks import celery_app
 
     celery_app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", "INFO",

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from alembic import command
+from alembic.config import Config
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -75,9 +77,6 @@ def migrate(url: str | None = None, *, wait: bool = True) -> None:
     wait: retry for a while until the database answers (start-up, `clipgate migrate`). The
     request path passes False, so a request fails fast when the database is down.
     """
-    from alembic import command
-    from alembic.config import Config
-
     url = url or database_url()
     if wait:
         _wait_for(url)

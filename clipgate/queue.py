@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
@@ -120,8 +122,6 @@ def require_broker(settings: Settings) -> None:
 
 def queue_depth(settings: Settings, queue: str = GPU_QUEUE) -> int:
     """Messages waiting in a queue of the broker (0 when it has none yet)."""
-    from kombu.exceptions import ChannelError
-
     require_broker(settings)
     try:
         with app_for(settings).connection_for_write() as conn:
@@ -147,8 +147,6 @@ def broker_health(settings: Settings | None = None) -> dict[str, Any]:
     if not settings.broker_url:
         return {"ok": True, "mode": "in-process"}
     try:
-        import redis
-
         redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2).ping()
         return {"ok": True, "mode": "celery", "broker": _redact(settings.broker_url)}
     except Exception as e:  # health reports, never raises

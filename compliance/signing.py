@@ -11,6 +11,7 @@ import threading
 import time
 import tomllib
 import zlib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,6 @@ class SigningError(RuntimeError):
 
 def clipgate_version() -> str:
     """The installed clipgate version, or the checkout's pyproject version when not installed."""
-    from importlib import metadata
-
     try:
         return metadata.version("clipgate")
     except metadata.PackageNotFoundError:

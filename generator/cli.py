@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compliance import get_release
 from generator import admission, jobs, resume, tenants, worker
@@ -152,9 +154,6 @@ def _generate(settings: Any, *, prompt: str, tenant: str, user: str, key: str,
 
 def _progress() -> Any:
     """The progress bar of a job (on stderr, gone once done): state, bar, percent, time."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     return Progress(*columns, console=Console(stderr=True), transient=True)

@@ -51,8 +51,8 @@ class DiffusersGenerator:
     def __init__(self, model_dir: Path, *, device: str = "auto", dtype: str = "bf16",
                  steps: int = 30, guidance: float = 5.0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import diffusers
-        import torch
+        import diffusers  # heavy, and only after HF_HUB_OFFLINE is set: no hub at run time
+        import torch  # heavy: loaded with the optional backend only
 
         info = pipeline_info(model_dir)
         if device == "auto":
@@ -90,7 +90,7 @@ class DiffusersGenerator:
     def generate(self, request: GenerationRequest, out_path: Path,
                  progress: Progress | None = None) -> GeneratedClip:
         """Run the pipeline for request and encode its frames to an H.264 MP4 at out_path."""
-        import torch
+        import torch  # heavy: loaded with the optional backend only
 
         started = time.perf_counter()
         seed = request.effective_seed()

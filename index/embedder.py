@@ -53,7 +53,7 @@ class ClipEmbedder:
     ) -> None:
         # No network at run time: open_clip must never reach for a model hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import open_clip
+        import open_clip  # heavy, and only after HF_HUB_OFFLINE is set
 
         if model not in open_clip.list_models():
             choices = ", ".join(sorted(open_clip.list_models())[:12])

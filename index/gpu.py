@@ -44,7 +44,7 @@ def use_device(device: str) -> None:
 
 def _cuda() -> bool:
     try:
-        import torch
+        import torch  # heavy and optional here: the CPU search needs none of it
 
         return torch.cuda.is_available()
     except ImportError:
@@ -68,7 +68,7 @@ class _TorchMirror:
     """The vectors and ids of a flat IP index as CUDA tensors."""
 
     def __init__(self, index: Any) -> None:
-        import torch
+        import torch  # heavy: only the torch-cuda way needs it
 
         inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
         vectors = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros(
@@ -80,7 +80,7 @@ class _TorchMirror:
         self.ids = torch.from_numpy(ids.astype(np.int64)).cuda()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        import torch
+        import torch  # heavy: only the torch-cuda way needs it
 
         prev = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False  # exact fp32: same order as faiss
