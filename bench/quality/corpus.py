@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 from PIL import Image
 
 from bench.quality.variants import Variants, thumbnail
@@ -92,14 +93,13 @@ class Corpus:
 
 
 def cache_dir() -> Path:
-    import platformdirs
-
     return Path(os.environ.get("CLIPGATE_QUALITY_CACHE")
                 or Path(platformdirs.user_cache_dir("clipgate")) / "quality")
 
 
 def local_images() -> list[Path]:
     """Photos that ship inside installed wheels: no download."""
+    # Imported for their data folders only, when the corpus is first built.
     import skimage
     import sklearn
 

@@ -135,7 +135,7 @@ def reaction(work: np.ndarray, face: np.ndarray, backdrop: np.ndarray,
              p: dict[str, Any]) -> np.ndarray:
     """A frame the size of backdrop: the work letterboxed in a 16:9 window of p["s"] of its width,
     a face-cam (face, centre-cropped) on the other side, a title bar across the top or bottom."""
-    from bench.quality.transforms import fit
+    from bench.quality.transforms import fit  # transforms imports this module: a cycle
 
     H, W = backdrop.shape[:2]  # noqa: N806 - the frame's own size
     out = np.empty_like(backdrop)

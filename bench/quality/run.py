@@ -15,6 +15,7 @@ Methods scored on the same queries:
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import statistics
 import tempfile
@@ -266,8 +267,6 @@ def run_quality(
             path.unlink()
 
     if dump is not None:  # to study thresholds and scoring offline, without gating again
-        import pickle
-
         dump.write_bytes(pickle.dumps({"loose": LOOSE, "queries": dumped}))
     pad = 0.5 / settings.sample_fps
     methods = {name: summarise(p, queries, fpr=FPR, pad_s=pad) for name, p in preds.items()}

@@ -12,11 +12,13 @@ but how the whole clip is encoded (queries.write), so `render` leaves the pictur
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
@@ -201,8 +203,6 @@ def edit_frame(rgb: np.ndarray, e: Edit) -> np.ndarray:
     if f == "grayscale":
         return np.asarray(im.convert("L").convert("RGB"))
     if f == "reencode":
-        import io
-
         small = im.resize((int(W * p["down"]), int(H * p["down"])), Image.BILINEAR)
         buf = io.BytesIO()
         small.save(buf, "JPEG", quality=p["quality"])
@@ -257,8 +257,6 @@ def posterise(rgb: np.ndarray, levels: int) -> np.ndarray:
 def cartoon(rgb: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     """Flat colours (repeated bilateral filtering and quantisation, or OpenCV's stylization) and
     dark edges (adaptive threshold of the blurred grey picture)."""
-    import cv2
-
     if p["method"] == "stylize":
         flat = cv2.stylization(np.ascontiguousarray(rgb), sigma_s=p["sigma_s"],
                                sigma_r=p["sigma_r"])

@@ -50,6 +50,7 @@ _lock = threading.Lock()
 
 def installed_pictures() -> list[Path]:
     """Photos that ship inside installed wheels."""
+    # Imported for their data folders only, on first use: the gate never needs them.
     import skimage
     import sklearn
 

@@ -58,7 +58,7 @@ def active(settings: Settings) -> dict[str, Signal]:
 def rules(settings: Settings) -> dict[str, Rule]:
     """The rule of every signal that can put a hit in a search result: the active global
     signals and the local features' geometric check."""
-    from index.signals.orb import OrbRule
+    from index.signals.orb import OrbRule  # orb.py imports this package: loaded on use
 
     out: dict[str, Rule] = dict(active(settings))
     out["orb"] = OrbRule(settings)

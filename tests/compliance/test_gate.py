@@ -276,7 +276,7 @@ def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(se
     works, near misses, votes): another work in that frame would go unchecked."""
     from types import SimpleNamespace
 
-    from index.search import Found, _candidates
+    from index.search import Found, candidate_pairs
 
     rules = index.rules(settings)
     active = {n: r for n, r in index.active(settings).items()}
@@ -284,7 +284,7 @@ def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(se
     assert all(rules["pdq"].fires(h.value) for h in weak)
     found = Found()
     found.near = [(0, f, False, 80.0 + f) for f in range(10, 10 + settings.orb_max_candidates + 2)]
-    chosen = _candidates(SimpleNamespace(orb=None), None, weak, found, set(), active, settings,
-                         set())
+    chosen = candidate_pairs(SimpleNamespace(orb=None), None, weak, found, set(), active,
+                             settings, set())
     assert [c[1] for c in chosen] == [1, 2] + list(range(10, 10 + settings.orb_max_candidates))
     assert all(c[2] is False for c in chosen)  # hashes know which view matched

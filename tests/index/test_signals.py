@@ -4,7 +4,6 @@ fills in what older works lack."""
 
 from __future__ import annotations
 
-import sys
 from typing import ClassVar
 
 import numpy as np
@@ -107,8 +106,7 @@ def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path, mo
     outcome = match_file(clip, settings)
     assert outcome.fingerprint.verified
     calls: list[int] = []
-    monkeypatch.setattr(sys.modules["index.search"], "verify",
-                        lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("index.search.verify", lambda *a, **k: calls.append(1))
     again = match_fingerprint(outcome.fingerprint, settings)
     assert calls == [] and again.matches == outcome.matches
 
