@@ -288,10 +288,10 @@ def _mirror_of(h: Hit) -> bool | None:
 
 def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
     """Per clip frame and signal, the float hits below the threshold whose raw cosine is at least
-    the signal's candidate floor, closest first by raw cosine (it ranks the true work first more
-    often than the normalised score, whose per-row background term differs between crops), at most
-    the signal's `proposals` for the whole frame and as many for its regions (one per work
-    frame)."""
+    the signal's candidate floor: the signal's `proposals` closest by raw cosine (it ranks the true
+    work first more often than the normalised score, whose per-row background term differs between
+    crops) and as many best by normalised score, for the whole frame and again for its regions
+    (one per work frame), closest first by raw cosine."""
     best: dict[tuple[str, int, bool, int], Hit] = {}
     for h in raw:
         signal = active.get(h.signal)
@@ -303,11 +303,18 @@ def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
         if key not in best or (h.raw or 0.0) > (best[key].raw or 0.0):
             best[key] = h
     per_frame: dict[tuple[str, int, bool], list[Hit]] = {}
-    for h in sorted(best.values(), key=lambda h: -(h.raw or h.value)):
-        taken = per_frame.setdefault((h.signal, h.query, h.region is not None), [])
-        if len(taken) < active[h.signal].proposals:
-            taken.append(h)
-    return sorted((h for hs in per_frame.values() for h in hs), key=lambda h: -(h.raw or h.value))
+    for h in best.values():
+        per_frame.setdefault((h.signal, h.query, h.region is not None), []).append(h)
+    chosen: list[Hit] = []
+    for (name, _, _), hs in per_frame.items():
+        n = active[name].proposals
+        by_raw = sorted(hs, key=lambda h: -(h.raw or h.value))[:n]
+        # And the best by normalised score: a picture pasted over generic texture (smooth noise,
+        # sky) is out-scored in raw cosine by that texture's look-alikes among the works, whose
+        # normalisation takes them far below it.
+        by_score = sorted(hs, key=lambda h: -h.value)[:n]
+        chosen += by_raw + [h for h in by_score if h not in by_raw]
+    return sorted(chosen, key=lambda h: -(h.raw or h.value))
 
 
 def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[Candidate]:

@@ -4,6 +4,7 @@ fills in what older works lack."""
 
 from __future__ import annotations
 
+import importlib
 from typing import ClassVar
 
 import numpy as np
@@ -106,7 +107,9 @@ def test_a_small_inset_is_found_by_the_crop_that_holds_it(settings, tmp_path, mo
     outcome = match_file(clip, settings)
     assert outcome.fingerprint.verified
     calls: list[int] = []
-    monkeypatch.setattr("index.search.verify", lambda *a, **k: calls.append(1))
+    # The module, not the package's `index.search` (a function of the same name).
+    monkeypatch.setattr(importlib.import_module("index.search"), "verify",
+                        lambda *a, **k: calls.append(1))
     again = match_fingerprint(outcome.fingerprint, settings)
     assert calls == [] and again.matches == outcome.matches
 
