@@ -80,13 +80,18 @@ class Settings(BaseSettings):
     # picture's and the nearest other work's), or at sscd_min_score_raw when normalisation is
     # off; evidence reaches 1 sscd_score_span above it.
     # A crop's score is lowered by sscd_crop_penalty (12 crops are 12 chances). Below the
-    # threshold, the sscd_candidates nearest work frames of a clip frame, and as many of its
-    # crops, whose raw cosine is at least sscd_candidate_min, go to the geometric check.
+    # threshold, the sscd_candidates nearest work frames of a clip frame by raw cosine and as
+    # many by score, and as many of its crops, go to the geometric check where their normalised
+    # score is at least sscd_candidate_min_score (their raw cosine at least sscd_candidate_min
+    # when normalisation is off). On the quality bench every pair that only the geometric check
+    # found had a normalised score of 0.026 or more, while unrelated clips have ~15 frame pairs
+    # a clip at a raw cosine of 0.3 and ~4 at a score of -0.05: the floor keeps the checks few.
     sscd_min_score: float = 0.25
     sscd_min_score_raw: float = 0.5
     sscd_score_span: float = 0.3
     sscd_crop_penalty: float = 0.05
     sscd_candidate_min: float = 0.3
+    sscd_candidate_min_score: float = -0.05
     sscd_candidates: int = 2
     # Cosine similarity at which CLIP fires; counted only with real (checkpoint) weights.
     clip_min_similarity: float = 0.92

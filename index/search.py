@@ -287,8 +287,8 @@ def _mirror_of(h: Hit) -> bool | None:
 
 
 def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
-    """Per clip frame and signal, the float hits below the threshold whose raw cosine is at least
-    the signal's candidate floor: the signal's `proposals` closest by raw cosine (it ranks the true
+    """Per clip frame and signal, the float hits below the threshold whose score is at least the
+    signal's candidate floor: the signal's `proposals` closest by raw cosine (it ranks the true
     work first more often than the normalised score, whose per-row background term differs between
     crops) and as many best by normalised score, for the whole frame and again for its regions
     (one per work frame), closest first by raw cosine."""
@@ -297,7 +297,7 @@ def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
         signal = active.get(h.signal)
         if (signal is None or signal.kind != "float" or not signal.counts
                 or signal.fires(h.value) or signal.candidate_floor is None
-                or (h.raw or h.value) < signal.candidate_floor):
+                or h.value < signal.candidate_floor):
             continue
         key = (h.signal, h.query, h.region is not None, h.frame_id)
         if key not in best or (h.raw or 0.0) > (best[key].raw or 0.0):

@@ -189,8 +189,9 @@ class Signal(Rule):
 
     @property
     def candidate_floor(self) -> float | None:
-        """A float signal's nearest frames below the threshold whose raw cosine is at least this
-        are proposed for the geometric check (None: never)."""
+        """A float signal's nearest frames below the threshold whose score (normalised, for a
+        signal that normalises; crops' penalty included) is at least this are proposed for the
+        geometric check (None: never)."""
         return None
 
     @property

@@ -93,7 +93,8 @@ class SscdSignal(Signal):
 
     @property
     def candidate_floor(self) -> float | None:
-        return self.settings.sscd_candidate_min
+        s = self.settings
+        return s.sscd_candidate_min_score if s.sscd_normalise else s.sscd_candidate_min
 
     @property
     def proposals(self) -> int:
