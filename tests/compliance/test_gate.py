@@ -288,3 +288,29 @@ def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(se
                              settings, set())
     assert [c[1] for c in chosen] == [1, 2] + list(range(10, 10 + settings.orb_max_candidates))
     assert all(c[2] is False for c in chosen)  # hashes know which view matched
+
+
+def test_sscd_proposes_its_nearest_by_raw_cosine_and_by_normalised_score(settings):
+    """Below the threshold, SSCD's two nearest work frames by raw cosine and its two best by
+    normalised score go to the geometric check, when their score clears the candidate floor:
+    a picture pasted over generic texture is out-scored in raw cosine by that texture's
+    look-alikes among the works, which normalisation takes below it."""
+    from types import SimpleNamespace
+
+    from index.search import Found, candidate_pairs
+
+    active = dict(index.active(settings))
+    floor = settings.sscd_candidate_min_score
+    found = Found()
+    # Work frames 1-3: texture look-alikes, close in raw cosine, just above the floor once
+    # normalised. Frame 7: the copy, further in raw cosine but best by score. Frame 9: under the
+    # floor, so never proposed however close its raw cosine.
+    found.hits = [index.Hit(0, 1, "sscd", floor + 0.01, raw=0.62),
+                  index.Hit(0, 2, "sscd", floor + 0.02, raw=0.61),
+                  index.Hit(0, 3, "sscd", floor + 0.03, raw=0.60),
+                  index.Hit(0, 7, "sscd", 0.12, raw=0.45),
+                  index.Hit(0, 9, "sscd", floor - 0.01, raw=0.70)]
+    chosen = candidate_pairs(SimpleNamespace(orb=None), None, [], found, set(), active,
+                             settings, set())
+    assert {c[1] for c in chosen} == {1, 2, 3, 7}
+    assert all(c[2] is None for c in chosen)  # SSCD cannot tell a mirror image: both views
