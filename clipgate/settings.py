@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     phash_max_distance: int = 5  # of 64 bits
     # SSCD fires at this normalised score (cosine less the closer of the nearest background
     # picture's and the nearest other work's), or at sscd_min_score_raw when normalisation is
-    # off; evidence reaches 1 sscd_score_span above it.
+    # off; evidence reaches 1 sscd_score_span above it. Calibrated on the quality bench's 200
+    # negatives: the strongest scored 0.252 (one nebula against another), and no copy there
+    # relied on a score between 0.25 and 0.26 alone.
     # A crop's score is lowered by sscd_crop_penalty (12 crops are 12 chances). Below the
     # threshold, the sscd_candidates nearest work frames of a clip frame by raw cosine and as
     # many by score, and as many of its crops, go to the geometric check where their normalised
@@ -86,7 +88,7 @@ class Settings(BaseSettings):
     # when normalisation is off). On the quality bench every pair that only the geometric check
     # found had a normalised score of 0.026 or more, while unrelated clips have ~15 frame pairs
     # a clip at a raw cosine of 0.3 and ~4 at a score of -0.05: the floor keeps the checks few.
-    sscd_min_score: float = 0.25
+    sscd_min_score: float = 0.26
     sscd_min_score_raw: float = 0.5
     sscd_score_span: float = 0.3
     sscd_crop_penalty: float = 0.05
