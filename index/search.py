@@ -231,8 +231,8 @@ def _settled(hits: list[Hit], rules: Mapping[str, Rule], settings: Settings
 
 
 def candidate_pairs(index: FrameIndex, fp: Fingerprint, hits: list[Hit], found: Found,
-                settled: set[tuple[int, int]], active: Mapping[str, Signal],
-                settings: Settings, disabled: Collection[str]) -> list[Candidate]:
+                    settled: set[tuple[int, int]], active: Mapping[str, Signal],
+                    settings: Settings, disabled: Collection[str]) -> list[Candidate]:
     """The pairs the geometric check runs on, in order: weak hits that count (at most
     orb_confirm_candidates a frame, in slots of their own), then the proposals of each frame (at
     most orb_max_candidates), taken round-robin over frames, at most orb_max_checks in all."""
