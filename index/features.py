@@ -189,7 +189,7 @@ def _two_nearest(query: np.ndarray, work: np.ndarray
 
 
 def fit_stretch(src: np.ndarray, dst: np.ndarray, min_inliers: int
-               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """An affine placement that only stretches (see MAX_STRETCH), with at least min_inliers."""
     if len(src) < min_inliers:
         return None, None

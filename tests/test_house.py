@@ -111,15 +111,11 @@ def test_other_domains_are_used_through_their_public_names(package):
 def test_import_contracts_hold():
     """The import-linter contracts of pyproject.toml: the kernel's core imports no domain; index
     imports no other domain; compliance only index; complaints and generator only those two;
-    the bench sits on top; no cycles between the modules of the kernel, compliance, complaints
-    or generator. Only the assembly modules are exempt."""
+    the bench sits on top; no cycles between the modules of the kernel, index, compliance,
+    complaints or generator. Only the assembly modules are exempt."""
     from importlinter.cli import lint_imports
 
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
-
-
-# Private names a test may still reach, each with why (none today).
-PRIVATE_IN_TESTS: set[str] = set()
 
 
 def _private(name: str) -> bool:
@@ -144,5 +140,5 @@ def test_tests_use_only_public_names():
                 names = [f"{ast.unparse(node.args[0])}.{node.args[1].value}"]
             else:
                 continue
-            wrong += [f"{rel}: {n}" for n in names if f"{rel}: {n}" not in PRIVATE_IN_TESTS]
+            wrong += [f"{rel}: {n}" for n in names]
     assert wrong == []
