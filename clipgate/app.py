@@ -61,9 +61,13 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
                 n: p["error"] for n, p in signals.items() if isinstance(p, dict) and "error" in p}
                 or signals.get("error"))
         app.state.resume_loop = resume.start_loop(settings) if resume_jobs else None
+        # Apply other processes' index changes as they come, not at the next check.
+        app.state.index_follower = index.follow_changes(settings)
         try:
             yield
         finally:
+            if app.state.index_follower is not None:
+                await run_in_threadpool(app.state.index_follower.stop)
             # Waits a little for the job it runs; one cut short is recovered at the next start
             # (its lease runs out), so a stop never hangs on a long generation.
             if app.state.resume_loop is not None:

@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     clip_device: str = "auto"
     clip_batch_size: int = 32
 
+    # How index changes reach every process (README, "How changes propagate"). Each change
+    # (a work added or removed) is a row of the change log, keyed by index version, written in
+    # the transaction that makes it. A process that sees a newer version applies just those rows:
+    # added frames go to a small exact delta index, removed ones become tombstones. When the
+    # delta holds more than index_delta_max_frames frames, or there are more than
+    # index_max_tombstones tombstones (each one widens every float search by one), a background
+    # thread folds them into new main indexes (compaction). The log keeps the last
+    # index_change_log_keep versions; a process further behind rebuilds from the database.
+    # index_poll_s: API processes and workers read the index version this often (a one-row
+    # query) and apply changes before the next check needs them; 0 turns the poll off (changes
+    # are then applied by the next search).
+    index_delta_max_frames: int = 20_000
+    index_max_tombstones: int = 2_000
+    index_change_log_keep: int = 100_000
+    index_poll_s: float = 1.0
+
     # Frame sampling: at least this many frames per second, plus every shot change.
     sample_fps: float = 1.0
     # Mean absolute difference (0..1) of 32x32 grey thumbnails that counts as a shot change.

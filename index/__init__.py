@@ -9,7 +9,7 @@ from index.features import verify as verify_features
 from index.fingerprint import Fingerprint, fingerprint_file
 from index.gpu import backend as search_backend
 from index.gpu import use_device
-from index.live import health, rebuild, sync, unload
+from index.live import ChangeFollower, compact, follow_changes, health, rebuild, sync, unload
 from index.media import MediaError, MediaInfo, frames_at, iter_sampled_frames, probe
 from index.registry import (
     POLICIES,
@@ -44,6 +44,9 @@ from index.store import vector_rows
 from index.signals.clip import status as clip_status
 
 __all__ = [
+    "ChangeFollower",
+    "compact",
+    "follow_changes",
     "Fingerprint",
     "FrameIndex",
     "FrameRows",

@@ -67,6 +67,10 @@ class FrameRows:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, mask: np.ndarray) -> FrameRows:
+        """The rows where mask (n,) bool is true, with their vectors and descriptors."""
+        return _subset(self, np.asarray(mask, bool))
+
 
 def frame_rows(frames: Sequence[Mapping[str, Any]], owner: str,
                vectors: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -101,7 +105,11 @@ class Hit:
 
 class FrameIndex:
     """A version of the index: per signal a FAISS index (all with frame ids), the map from frame
-    id to (work, seconds), background vectors for normalised signals, and the vote index."""
+    id to (work, seconds), background vectors for normalised signals, and the vote index.
+
+    A published version is never changed. with_changes makes the next version: it shares the
+    main indexes, keeps the frames added since in a small exact delta and the frames removed
+    since as tombstones; compacted() folds both into new main indexes."""
 
     def __init__(
         self,
@@ -117,16 +125,48 @@ class FrameIndex:
         self.version = version
         self.epoch = epoch  # the database's index_state.epoch this index was built from
         self.spaces = dict(spaces)  # signal -> version of its vectors in here
-        self.native = native  # signal -> FAISS index
+        # The main indexes. Once published they are never changed, so the versions that later
+        # changes make share them (a change costs the size of the delta, not of the index).
+        self._main = _Tier(native, orb)
         self.meta: dict[int, tuple[str, float]] = meta or {}
         # signal -> (b, d) background vectors (index/signals/background.py), and which rows are
         # kept: not those of a picture close to a work frame.
         self.background = background or {}
         self.kept: dict[str, np.ndarray] = {n: np.ones(len(b), bool)
                                             for n, b in self.background.items()}
-        self.orb = orb  # None: no vote index
-        # Free the native memory as soon as this object goes, not at some later GC.
-        weakref.finalize(self, _release, *native.values(), *([orb] if orb is not None else []))
+        # Changes since the main indexes were made: frames added since (in small exact indexes,
+        # rebuilt with each change) and frames of the main indexes removed since (tombstones,
+        # filtered out of every answer) until compaction folds both into new main indexes.
+        self._delta_rows = _empty_rows()
+        self._delta: _Tier | None = None
+        self._tombstones = np.zeros(0, np.int64)  # sorted frame ids
+
+    @property
+    def native(self) -> dict[str, object]:
+        """signal -> the main FAISS index (frames added since the last compaction are not in it)."""
+        return self._main.native
+
+    @property
+    def orb(self) -> object | None:
+        """The main ORB vote index; None: no vote index."""
+        return self._main.orb
+
+    @property
+    def delta_frames(self) -> int:
+        """Frames added since the main indexes were made (searched in the delta)."""
+        return len(self._delta_rows)
+
+    @property
+    def tombstones(self) -> int:
+        """Frames removed from the main indexes since they were made (filtered out)."""
+        return len(self._tombstones)
+
+    def count(self, name: str) -> int:
+        """How many frames have vectors of signal `name` in here. (A tombstone is counted
+        against every signal: a removed frame without this signal's vector undercounts it.)"""
+        delta = self._delta.native.get(name) if self._delta is not None else None
+        return max(0, self._main.native[name].ntotal - len(self._tombstones)
+                   + (delta.ntotal if delta is not None else 0))
 
     @classmethod
     def build(cls, signals: Mapping[str, Signal], version: int, epoch: str, rows: FrameRows, *,
@@ -158,27 +198,18 @@ class FrameIndex:
         return {w for w, _ in self.meta.values()}
 
     def add(self, rows: FrameRows) -> None:
+        """Add rows to the main indexes, in place: only on an index not yet published (a build,
+        or a copy); published ones change through with_changes."""
         if not len(rows):
             return
         ids = rows.ids.astype(np.int64)
-        for name, part in rows.vectors.items():
-            if name in self.native and len(part):
-                index = self.native[name]
-                dtype = np.float32 if isinstance(index, faiss.Index) else np.uint8
-                index.add_with_ids(np.ascontiguousarray(part.vectors, dtype),
-                                   part.ids.astype(np.int64))
-        if self.orb is not None and rows.descriptors is not None:
-            counts = [len(d) for d in rows.descriptors]
-            if sum(counts):
-                self.orb.add_with_ids(
-                    np.ascontiguousarray(np.concatenate(rows.descriptors), np.uint8),
-                    np.repeat(ids, counts),
-                )
+        _add_to(self._main, rows)
         for i, w, t in zip(ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
             self.meta[i] = (str(w), float(t))
         self._exclude_background(rows)
 
     def remove_work(self, work_id: str) -> int:
+        """Remove a work's frames from the main indexes, in place (as add: unpublished only)."""
         ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
         if len(ids):
             for index in [*self.native.values(), *([self.orb] if self.orb is not None else [])]:
@@ -186,6 +217,89 @@ class FrameIndex:
             for i in ids.tolist():
                 del self.meta[i]
         return len(ids)
+
+    def with_changes(self, version: int, changes: Sequence[tuple[str, Any]]) -> FrameIndex:
+        """A new index at `version`: this one with changes applied in order, ("add", FrameRows)
+        or ("remove", work id). This one is left as it is (a search running on it keeps it).
+        The main indexes are shared, not copied: added frames go to the delta (rebuilt here, so
+        its cost is the delta's size) and removed frames of the main indexes become tombstones.
+        Any failure raises before anything is returned, so no half-applied index is ever seen."""
+        new = FrameIndex.__new__(FrameIndex)
+        new.version, new.epoch, new.spaces = version, self.epoch, self.spaces
+        new._main, new.background = self._main, self.background
+        new.meta, new.kept = self.meta, self.kept  # copied below only if something changes
+        new._delta_rows, new._delta, new._tombstones = self._delta_rows, self._delta, \
+            self._tombstones
+        if not changes:
+            return new
+        meta = dict(self.meta)
+        new.kept = {n: k.copy() for n, k in self.kept.items()}
+        new.meta = meta
+        parts = [self._delta_rows]
+        delta_ids = set(self._delta_rows.ids.tolist())
+        gone: list[int] = []
+        for kind, arg in changes:
+            if kind == "add":
+                rows = _subset(arg, np.array([i not in meta for i in arg.ids.tolist()], bool))
+                if not len(rows):
+                    continue  # already in (an add seen twice): adding is idempotent
+                parts.append(rows)
+                delta_ids.update(rows.ids.tolist())
+                for i, w, t in zip(rows.ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
+                    meta[i] = (str(w), float(t))
+                new._exclude_background(rows)
+            elif kind == "remove":
+                ids = [i for i, (w, _) in meta.items() if w == str(arg)]
+                for i in ids:
+                    del meta[i]
+                gone += ids
+            else:
+                raise ValueError(f"unknown index change {kind!r}")
+        gone_arr = np.array(gone, np.int64)
+        in_delta = np.array([i in delta_ids for i in gone], bool)
+        delta = _concat(parts)
+        new._delta_rows = _subset(delta, ~np.isin(delta.ids, gone_arr[in_delta]))
+        new._tombstones = np.union1d(self._tombstones, gone_arr[~in_delta])
+        new._delta = _delta_tier(self._main, new._delta_rows) if len(new._delta_rows) else None
+        return new
+
+    def compacted(self) -> FrameIndex:
+        """The same content with the delta and the tombstones folded into new main indexes
+        (copies: this index is left as it is). Costs a copy of the main indexes."""
+        native = {n: _copy(i) for n, i in self.native.items()}
+        orb = _copy(self.orb) if self.orb is not None else None
+        tier = _Tier(native, orb)
+        if len(self._tombstones):
+            selector = faiss.IDSelectorBatch(self._tombstones)
+            for index in [*native.values(), *([orb] if orb is not None else [])]:
+                index.remove_ids(selector)
+        _add_to(tier, self._delta_rows)
+        out = FrameIndex.__new__(FrameIndex)
+        out.version, out.epoch, out.spaces = self.version, self.epoch, self.spaces
+        out._main, out.meta, out.background = tier, self.meta, self.background
+        out.kept = self.kept
+        out._delta_rows, out._delta, out._tombstones = _empty_rows(), None, np.zeros(0, np.int64)
+        return out
+
+    def rebased(self, base: FrameIndex, newer: FrameIndex) -> FrameIndex | None:
+        """self is base.compacted(); newer was made from base by with_changes, meanwhile. The
+        content of newer on self's main indexes, or None when newer does not descend from base
+        (a rebuild in between): then there is nothing to rebase."""
+        if newer._main is not base._main or newer.version < base.version:
+            return None
+        base_delta = base._delta_rows.ids
+        out = FrameIndex.__new__(FrameIndex)
+        out.version, out.epoch, out.spaces = newer.version, newer.epoch, newer.spaces
+        out._main, out.meta, out.background, out.kept = self._main, newer.meta, \
+            newer.background, newer.kept
+        out._delta_rows = _subset(newer._delta_rows, ~np.isin(newer._delta_rows.ids, base_delta))
+        # Frames removed since base: tombstones of the old main, and frames of base's delta
+        # (now in the new main).
+        out._tombstones = np.union1d(
+            np.setdiff1d(newer._tombstones, base._tombstones),
+            np.setdiff1d(base_delta, newer._delta_rows.ids))
+        out._delta = _delta_tier(self._main, out._delta_rows) if len(out._delta_rows) else None
+        return out
 
     def _exclude_background(self, rows: FrameRows) -> None:
         """Leave out the background pictures close to a frame just added: a protected work in
@@ -202,20 +316,60 @@ class FrameIndex:
     def nearest(self, name: str, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(q, k) cosines and frame ids (-1 past the end) of a float signal's k nearest frames."""
         index = self.native[name]
-        k = min(k, max(1, index.ntotal))
-        if index.ntotal == 0 or not len(vectors):
+        delta = self._delta.native.get(name) if self._delta is not None else None
+        live = self.count(name)
+        k = min(k, max(1, live))
+        if live == 0 or not len(vectors):
             return np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64)
-        # On the GPU where there is one (index/gpu.py); the CPU answers the same otherwise.
-        return gpu.float_search(self, index, np.ascontiguousarray(vectors, np.float32), k,
-                                name=name)
+        queries = np.ascontiguousarray(vectors, np.float32)
+        if delta is None and not len(self._tombstones):
+            # On the GPU where there is one (index/gpu.py); the CPU answers the same otherwise.
+            return gpu.float_search(self._main, index, queries, k, name=name)
+        sims, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        if index.ntotal:
+            # Tombstoned frames may take places among the k nearest: ask for that many more
+            # (compaction keeps them few), then drop them.
+            kk = min(index.ntotal, k + len(self._tombstones))
+            sims, ids = gpu.float_search(self._main, index, queries, kk, name=name)
+            dead = np.isin(ids, self._tombstones)
+            sims, ids = np.where(dead, -np.inf, sims), np.where(dead, -1, ids)
+        if delta is not None and delta.ntotal:
+            d_sims, d_ids = delta.search(queries, min(k, delta.ntotal))
+            sims, ids = np.hstack([sims, d_sims]), np.hstack([ids, d_ids])
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+        # faiss's answer past the end: id -1 and the lowest float.
+        return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
 
     def within(self, name: str, codes: np.ndarray, radius: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A binary signal's frames within `radius` bits of each code: FAISS's (lims, distances,
         ids) of a range search."""
         index = self.native[name]
+        codes = np.ascontiguousarray(codes, np.uint8)
         # range_search's radius is exclusive.
-        return index.range_search(np.ascontiguousarray(codes, np.uint8), radius + 1)
+        lims, dist, ids = index.range_search(codes, radius + 1)
+        delta = self._delta.native.get(name) if self._delta is not None else None
+        if delta is None and not len(self._tombstones):
+            return lims, dist, ids
+        parts = [(lims, dist, ids)]
+        if delta is not None:
+            parts.append(delta.range_search(codes, radius + 1))
+        out_lims, out_dist, out_ids = [0], [], []
+        for q in range(len(codes)):
+            for p_lims, p_dist, p_ids in parts:
+                out_dist.append(p_dist[p_lims[q]:p_lims[q + 1]])
+                out_ids.append(p_ids[p_lims[q]:p_lims[q + 1]])
+            got = np.concatenate(out_ids[-len(parts):])
+            out_lims.append(out_lims[-1] + len(got))
+        all_dist = np.concatenate(out_dist) if out_dist else np.zeros(0, np.int32)
+        all_ids = np.concatenate(out_ids) if out_ids else np.zeros(0, np.int64)
+        keep = ~np.isin(all_ids, self._tombstones)
+        # Recount each query's share after dropping the tombstones.
+        owner = np.repeat(np.arange(len(codes)), np.diff(out_lims))
+        counts = np.bincount(owner[keep], minlength=len(codes))
+        new_lims = np.concatenate([[0], np.cumsum(counts)]).astype(lims.dtype)
+        return new_lims, all_dist[keep], all_ids[keep]
 
     def bias(self, name: str, vectors: np.ndarray) -> np.ndarray:
         """(q,) what normalisation adds to each row's scores: minus its cosine to the nearest
@@ -241,9 +395,20 @@ class FrameIndex:
         descriptor votes once per frame among its k nearest within max_distance bits.
         """
         counts = [len(d) for d in descriptors]
-        if self.orb is None or self.orb.ntotal == 0 or not sum(counts):
+        delta_orb = self._delta.orb if self._delta is not None else None
+        total = (self.orb.ntotal if self.orb is not None else 0) + (
+            delta_orb.ntotal if delta_orb is not None else 0)
+        if self.orb is None or total == 0 or not sum(counts):
             return []
-        dist, ids = self.orb.search(np.ascontiguousarray(np.concatenate(descriptors)), k)
+        query = np.ascontiguousarray(np.concatenate(descriptors))
+        dist, ids = self.orb.search(query, k)
+        if delta_orb is not None and delta_orb.ntotal:
+            # The k nearest of both: main's and the delta's, merged by distance.
+            d_dist, d_ids = delta_orb.search(query, k)
+            dist, ids = np.hstack([dist, d_dist]), np.hstack([ids, d_ids])
+            dist = np.where(ids < 0, np.iinfo(np.int32).max, dist)
+            order = np.argsort(dist, axis=1, kind="stable")[:, :k]
+            dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
         owner = np.repeat(np.arange(len(descriptors)), counts)
         keep = (ids >= 0) & (dist <= max_distance)
         rows, cols = np.nonzero(keep)
@@ -264,17 +429,23 @@ class FrameIndex:
         return out
 
     def copy(self) -> FrameIndex:
-        """An independent copy: changes are made to a copy and then published, so a search in
-        another thread never sees an index being changed under it."""
-        copied = FrameIndex(self.version, self.epoch, self.spaces,
-                            {n: _copy(i) for n, i in self.native.items()}, meta=dict(self.meta),
-                            background=dict(self.background),
-                            orb=_copy(self.orb) if self.orb is not None else None)
-        copied.kept = {n: k.copy() for n, k in self.kept.items()}
+        """An independent copy, compacted (no delta, no tombstones): changes are made to a copy
+        and then published, so a search in another thread never sees an index being changed
+        under it."""
+        source = self if self._delta is None and not len(self._tombstones) else self.compacted()
+        copied = FrameIndex(source.version, source.epoch, source.spaces,
+                            {n: _copy(i) for n, i in source.native.items()},
+                            meta=dict(source.meta), background=dict(source.background),
+                            orb=_copy(source.orb) if source.orb is not None else None)
+        copied.kept = {n: k.copy() for n, k in source.kept.items()}
         return copied
 
     def save(self, path: Path) -> None:
-        """Write atomically: a reader sees the old file or the new one, never half of one."""
+        """Write atomically: a reader sees the old file or the new one, never half of one. An
+        index with a delta or tombstones is written compacted."""
+        if self._delta is not None or len(self._tombstones):
+            self.compacted().save(path)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         ids = np.fromiter(self.meta.keys(), dtype=np.int64, count=len(self.meta))
         arrays = {f"index_{n}": _serialise(i) for n, i in self.native.items()}
@@ -363,3 +534,84 @@ def _tune(index: object) -> None:
 def _release(*indexes: object) -> None:
     for index in indexes:
         index.reset()  # type: ignore[attr-defined]
+
+
+class _Tier:
+    """FAISS indexes, per signal and the optional ORB vote index, that several versions of the
+    index may share: their native memory is freed when the last version holding them goes (and
+    the GPU copy of a main index, keyed by its tier, is made once for all those versions)."""
+
+    def __init__(self, native: dict[str, object], orb: object | None = None) -> None:
+        self.native = native
+        self.orb = orb
+        # Free the native memory as soon as this object goes, not at some later GC.
+        weakref.finalize(self, _release, *native.values(), *([orb] if orb is not None else []))
+
+
+def _add_to(tier: _Tier, rows: FrameRows) -> None:
+    if not len(rows):
+        return
+    for name, part in rows.vectors.items():
+        if name in tier.native and len(part):
+            index = tier.native[name]
+            dtype = np.float32 if isinstance(index, faiss.Index) else np.uint8
+            index.add_with_ids(np.ascontiguousarray(part.vectors, dtype), part.ids.astype(np.int64))
+    if tier.orb is not None and rows.descriptors is not None:
+        counts = [len(d) for d in rows.descriptors]
+        if sum(counts):
+            tier.orb.add_with_ids(np.ascontiguousarray(np.concatenate(rows.descriptors), np.uint8),
+                                  np.repeat(rows.ids.astype(np.int64), counts))
+
+
+def _delta_tier(main: _Tier, rows: FrameRows) -> _Tier:
+    """Exact indexes over the delta's rows, of the main indexes' kinds and widths: the delta stays
+    small (compaction folds it in), so exact search costs little and needs no training."""
+    native: dict[str, object] = {}
+    for name, index in main.native.items():
+        if isinstance(index, faiss.IndexBinary):
+            native[name] = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(index.d))
+        else:
+            native[name] = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
+    orb = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)) if main.orb is not None else None
+    tier = _Tier(native, orb)
+    _add_to(tier, rows)
+    return tier
+
+
+def _empty_rows() -> FrameRows:
+    return FrameRows(ids=np.zeros(0, np.int64), work_ids=np.zeros(0, "U36"),
+                     t_s=np.zeros(0, np.float64))
+
+
+def _subset(rows: FrameRows, mask: np.ndarray) -> FrameRows:
+    """The rows where mask (n,) is true, with their vectors and descriptors."""
+    if mask.all():
+        return rows
+    ids = rows.ids[mask]
+    return FrameRows(
+        ids=ids, work_ids=rows.work_ids[mask], t_s=rows.t_s[mask],
+        vectors={n: SignalRows(p.ids[np.isin(p.ids, ids)], p.vectors[np.isin(p.ids, ids)])
+                 for n, p in rows.vectors.items()},
+        descriptors=(None if rows.descriptors is None
+                     else [d for d, m in zip(rows.descriptors, mask.tolist()) if m]))
+
+
+def _concat(parts: Sequence[FrameRows]) -> FrameRows:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty_rows()
+    if len(parts) == 1:
+        return parts[0]
+    names = {n for p in parts for n in p.vectors}
+    vectors = {}
+    for n in names:
+        have = [p.vectors[n] for p in parts if n in p.vectors and len(p.vectors[n])]
+        if have:
+            vectors[n] = SignalRows(np.concatenate([h.ids for h in have]),
+                                    np.concatenate([h.vectors for h in have]))
+    descriptors = (None if any(p.descriptors is None for p in parts)
+                   else [d for p in parts for d in p.descriptors])
+    return FrameRows(ids=np.concatenate([p.ids for p in parts]).astype(np.int64),
+                     work_ids=np.concatenate([p.work_ids for p in parts]).astype("U36"),
+                     t_s=np.concatenate([p.t_s for p in parts]).astype(np.float64),
+                     vectors=vectors, descriptors=descriptors)

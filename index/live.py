@@ -1,9 +1,18 @@
 """The process's live FAISS index, kept at the database's index version.
 
-Every search first reads the version from PostgreSQL (one tiny query). If the in-memory index is
-behind, it is reloaded from the saved file when that file is at the right version (and holds the
-vectors of the signals this process computes), and rebuilt from the database otherwise. So any
-number of API processes and workers agree on what matches.
+Every search first reads the version from PostgreSQL (one tiny query). When the index in memory
+is behind, the changes in between are read from the change log (index_changes, one row per
+version, written with it) and applied: an add reads only the added work's frames and puts them in
+the index's small delta, a removal tombstones its frames. The result is a new index object,
+published whole once every change applied, so a search running meanwhile keeps the one it has
+and nobody ever sees half a change; the version it reports is the version it holds. A process
+with no index in memory loads the saved file and catches up from its version the same way.
+
+The whole index is rebuilt from PostgreSQL (the recovery path) only when it must be: no index in
+memory and no usable file, another epoch, other signal versions, a gap the pruned log no longer
+covers, a re-embedding, or a delta that failed to apply. Past a size the delta and tombstones are
+folded into new main indexes by a background thread (compaction), and `follow_changes` polls the
+version so that changes are applied before the next check needs them.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +40,10 @@ INDEX_FILE = "frames.npz"
 
 _lock = threading.Lock()
 _live: dict[str, FrameIndex] = {}  # keyed by index file path, so tests with several data dirs work
+_compacting: set[str] = set()  # keys with a compaction running
+# How this process came by its indexes: what the tests and `bench protect` read (stats()).
+STATS = ("builds", "loads", "deltas", "changes", "compactions", "delta_failures")
+_stats: Counter = Counter()
 
 REEMBED = "clipgate index rebuild --reembed"
 
@@ -63,7 +77,7 @@ def _matches(index: FrameIndex, active: Mapping[str, Signal], votes: bool) -> bo
 
 
 def sync(settings: Settings | None = None) -> FrameIndex:
-    """The live index, at the database's current version."""
+    """The live index, at the database's current version (or newer)."""
     settings = settings or get_settings()
     active = signals.active(settings)  # raises Unavailable when a model cannot be loaded
     path = settings.index_dir / INDEX_FILE
@@ -80,36 +94,114 @@ def sync(settings: Settings | None = None) -> FrameIndex:
         if current is not None and (current.version, current.epoch) == want and _matches(
                 current, active, votes):
             return current
-        if path.exists():
+        base = current if _behind(current, want, active, votes) else None
+        if base is None and path.exists():
             try:
                 loaded = FrameIndex.load(path)
-                if (loaded.version, loaded.epoch) == want and _matches(loaded, active, votes):
-                    _live[key] = loaded
-                    return loaded
+                if _behind(loaded, want, active, votes):
+                    base = loaded
+                    _stats["loads"] += 1
             except Exception as e:  # any damage to a cache file means: rebuild it
                 log.warning("index file %s unreadable (%s); rebuilding from the database", path, e)
+        if base is not None:
+            updated = base if base.version == want[0] else _catch_up(settings, base, active)
+            if updated is not None:
+                _live[key] = updated
+                _compact_if_due(settings, key, updated)
+                return updated
         _live[key] = _build(settings, active)
         return _live[key]
+
+
+def _behind(index: FrameIndex | None, want: tuple[int, str], active: Mapping[str, Signal],
+            votes: bool) -> bool:
+    """index can be brought to want by the change log: same epoch and signals, not ahead."""
+    return (index is not None and index.epoch == want[1] and index.version <= want[0]
+            and _matches(index, active, votes))
+
+
+def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
+              ) -> FrameIndex | None:
+    """base with the change log's changes since its version applied, or None when they cannot
+    be (pruned log, re-embedding, or any failure): the caller rebuilds."""
+    t0 = time.perf_counter()
+    try:
+        with db.connection(settings) as conn:
+            # One snapshot: the log, the added frames and the version we tag them with agree.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            state = store.index_state(conn)
+            target = int(state["version"])
+            if state["epoch"] != base.epoch:
+                return None
+            rows = store.changes(conn, epoch=base.epoch, after=base.version, upto=target)
+            if len(rows) != target - base.version:
+                log.info("the change log no longer holds versions %d to %d; rebuilding",
+                         base.version + 1, target)
+                return None
+            if any(r["kind"] == "reembed" for r in rows):
+                return None  # every vector changed
+            check_versions(conn, {n: s.version for n, s in active.items()})
+            added = [r["work_id"] for r in rows if r["kind"] == "add"]
+            frames = store.work_frames(conn, work_ids=added, signals=active)
+            if settings.orb_vote_index:
+                _attach_descriptors(conn, frames)
+        changes: list[tuple[str, Any]] = []
+        for r in rows:
+            if r["kind"] == "add":
+                changes.append(("add", frames.subset(frames.work_ids == r["work_id"])))
+            elif r["kind"] == "remove":
+                changes.append(("remove", r["work_id"]))
+            elif r["kind"] != "policy":  # a policy change moves the version, not the content
+                raise ValueError(f"unknown change {r['kind']!r} at version {r['version']}")
+        updated = base.with_changes(target, changes)
+    except Unavailable:
+        raise  # the database or a model is down: a rebuild would fail the same way
+    except psycopg.OperationalError as e:
+        raise db.unreachable(e) from e
+    except Exception as e:
+        # Whatever went wrong, nothing was published: rebuild from the database.
+        log.warning("index changes after version %d could not be applied (%s); rebuilding",
+                    base.version, e)
+        _stats["delta_failures"] += 1
+        return None
+    _stats["deltas"] += 1
+    _stats["changes"] += len(rows)
+    log.info("index %d -> %d: %d changes applied in %.3f s (delta %d frames, %d tombstones)",
+             base.version, target, len(rows), time.perf_counter() - t0, updated.delta_frames,
+             updated.tombstones)
+    return updated
+
+
+def _attach_descriptors(conn: psycopg.Connection, rows: FrameRows) -> None:
+    """The vote index's ORB descriptors of rows, read from the database."""
+    feats = store.frame_features(conn, frame_ids=rows.ids.tolist())
+    empty = np.zeros((0, 32), np.uint8)
+    rows.descriptors = [feats[i].descriptors if i in feats else empty for i in rows.ids.tolist()]
 
 
 def apply_change(
     settings: Settings, version: int, *, added: FrameRows | None = None, removed: str | None = None
 ) -> None:
-    """Apply a change this process just committed, if the live index is exactly one version
-    behind; otherwise leave it, and the next sync reloads. The saved file is only a cache, so it is
-    not rewritten for every change."""
+    """Apply a change this process just committed, from the rows it has in memory, if the live
+    index is exactly one version behind; otherwise leave it, and the next sync applies the log.
+    The saved file is only a cache, so it is not rewritten for every change."""
     with _lock:
         key = str(settings.index_dir / INDEX_FILE)
         current = _live.get(key)
         if current is None or current.version != version - 1:
             return
-        changed = current.copy()  # searches running now keep the old one, untouched
+        changes: list[tuple[str, Any]] = []
         if added is not None:
-            changed.add(added)  # a new work's pictures also leave the background
+            changes.append(("add", added))
         if removed is not None:
-            changed.remove_work(removed)
-        changed.version = version
-        _live[key] = changed
+            changes.append(("remove", removed))
+        try:
+            _live[key] = current.with_changes(version, changes)
+        except Exception as e:  # the old index stays; the next sync applies the log
+            log.warning("could not apply change %d in place (%s)", version, e)
+            return
+        _stats["changes"] += len(changes)
+        _compact_if_due(settings, key, _live[key])
 
 
 def unload() -> None:
@@ -117,6 +209,106 @@ def unload() -> None:
     new process would)."""
     with _lock:
         _live.clear()
+
+
+def stats() -> dict[str, int]:
+    """How this process came by its indexes since it started: builds (whole, from the
+    database), loads (of the saved file), deltas (catch-ups from the change log) and the changes
+    they applied, compactions, and deltas that failed (each followed by a build)."""
+    with _lock:
+        return {k: int(_stats[k]) for k in STATS}
+
+
+def compact(settings: Settings | None = None) -> dict[str, Any]:
+    """Fold the live index's delta and tombstones into new main indexes now (a background thread
+    does it past index_delta_max_frames / index_max_tombstones), and save it. Searches keep
+    running on the old one meanwhile."""
+    settings = settings or get_settings()
+    key = str(settings.index_dir / INDEX_FILE)
+    with _lock:
+        index = _live.get(key)
+    if index is None:
+        return {"compacted": False}
+    return _compact(settings, key, index)
+
+
+def _compact_if_due(settings: Settings, key: str, index: FrameIndex) -> None:
+    """Under _lock: start a background compaction when the delta or the tombstones grew past
+    their limits (and none runs for this index yet)."""
+    if key in _compacting or (index.delta_frames <= settings.index_delta_max_frames
+                              and index.tombstones <= settings.index_max_tombstones):
+        return
+    _compacting.add(key)
+    threading.Thread(target=_compact_in_background, args=(settings, key, index), daemon=True,
+                     name="index-compaction").start()
+
+
+def _compact_in_background(settings: Settings, key: str, index: FrameIndex) -> None:
+    try:
+        _compact(settings, key, index)
+    except Exception as e:  # the delta keeps serving; the next change tries again
+        log.error("index compaction failed: %s", e)
+    finally:
+        with _lock:
+            _compacting.discard(key)
+
+
+def _compact(settings: Settings, key: str, base: FrameIndex) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    compacted = base.compacted()  # the slow part, outside the lock: searches go on
+    with _lock:
+        now = _live.get(key)
+        # Changes published meanwhile are carried over onto the new main indexes.
+        published = compacted if now is base else (
+            compacted.rebased(base, now) if now is not None else None)
+        if published is not None:
+            _live[key] = published
+            _stats["compactions"] += 1
+    if published is not None:
+        try:  # a file at base's version: a new process loads it and applies the log since
+            compacted.save(settings.index_dir / INDEX_FILE)
+        except OSError as e:
+            log.warning("could not save the index to %s: %s", settings.index_dir, e)
+    return {"compacted": published is not None, "version": base.version,
+            "frames": base.frames, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+class ChangeFollower:
+    """A daemon thread that brings this process's index to the database's version every
+    index_poll_s seconds, once the process holds an index (it never loads one by itself)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="index-follower")
+        self._thread.start()
+
+    def _run(self) -> None:
+        key = str(self.settings.index_dir / INDEX_FILE)
+        while not self._stop.wait(self.settings.index_poll_s):
+            with _lock:
+                held = key in _live
+            if not held:
+                continue
+            try:
+                sync(self.settings)
+            except Exception as e:  # the next search says so; keep following
+                log.debug("index follower: %s", e)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+
+def follow_changes(settings: Settings | None = None) -> ChangeFollower | None:
+    """Poll the index version (one one-row query every CLIPGATE_INDEX_POLL_S) and apply changes
+    as they come, so a check after a change finds them applied; None when the poll is off.
+    A poll, not LISTEN/NOTIFY: it needs no connection held open per process (nor a session-mode
+    pooler), cannot miss a notification, and a second is well inside the time to protect."""
+    settings = settings or get_settings()
+    if settings.index_poll_s <= 0:
+        return None
+    return ChangeFollower(settings)
 
 
 def rebuild(settings: Settings | None = None) -> dict[str, Any]:
@@ -131,12 +323,14 @@ def rebuild(settings: Settings | None = None) -> dict[str, Any]:
         "version": index.version,
         "works": len(index.work_ids),
         "frames": index.frames,
-        "signals": {n: index.native[n].ntotal for n in index.native},
+        "signals": {n: index.count(n) for n in index.native},
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
 
 def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
+    """The whole index from the database (under _lock): the recovery path."""
+    _stats["builds"] += 1
     with db.connection(settings) as conn:
         # One snapshot: the frames and the version we tag them with must agree.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -144,11 +338,7 @@ def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
         check_versions(conn, {n: s.version for n, s in active.items()})
         rows = store.all_active_frames(conn, signals=active)
         if settings.orb_vote_index:
-            feats = store.frame_features(conn, frame_ids=rows.ids.tolist())
-    if settings.orb_vote_index:
-        empty = np.zeros((0, 32), np.uint8)
-        rows.descriptors = [feats[i].descriptors if i in feats else empty
-                            for i in rows.ids.tolist()]
+            _attach_descriptors(conn, rows)
     index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows,
                              votes=settings.orb_vote_index)
     try:
@@ -170,8 +360,11 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
             "version": index.version,
             "frames": index.frames,
             "works": len(index.work_ids),
-            "signals": {n: {"version": v, "frames": index.native[n].ntotal}
+            "signals": {n: {"version": v, "frames": index.count(n)}
                         for n, v in index.spaces.items()},
+            # Changes applied since the main indexes were made (compaction folds them in).
+            "delta_frames": index.delta_frames,
+            "tombstones": index.tombstones,
         }
         missing = {n: index.frames - s["frames"] for n, s in out["signals"].items()
                    if s["frames"] < index.frames}

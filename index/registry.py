@@ -129,7 +129,7 @@ def _insert_new_work(
         with db.connection(settings) as conn:
             _refuse_duplicate(conn, row["sha256"], path)
             store.insert_work(conn, work=row)
-            added = _add_frames(conn, work_id, fp) if fp else None
+            added = _add_frames(conn, work_id, fp, settings) if fp else None
             return store.get_work(conn, work_id=str(work_id)), added
     except psycopg.errors.UniqueViolation as e:  # registered at the same moment by another
         stored.unlink(missing_ok=True)
@@ -183,7 +183,7 @@ def process_pending_work(work_id: str, settings: Settings | None = None) -> dict
             locked = store.get_work(conn, work_id=work_id, lock=True)
             if locked["status"] != "pending":  # removed meanwhile: stays removed
                 return locked
-            version, rows = _add_frames(conn, work["id"], fp)
+            version, rows = _add_frames(conn, work["id"], fp, settings)
             conn.execute(
                 "UPDATE works SET status = 'active', width = %s, height = %s, duration_s = %s "
                 "WHERE id = %s",
@@ -219,7 +219,8 @@ def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any
             return work
         had_frames = store.delete_frames(conn, work_id=work["id"]) > 0
         store.set_status(conn, work_id=work["id"], status="removed")
-        version = store.bump_version(conn) if had_frames else None
+        version = store.bump_version(conn, kind="remove", work_id=work["id"],
+                                     keep=settings.index_change_log_keep) if had_frames else None
         work = store.get_work(conn, work_id=work_id)
     if version is not None:
         live.apply_change(settings, version, removed=str(work["id"]))
@@ -240,7 +241,8 @@ def set_work_policy(work_id: str, policy: str, settings: Settings | None = None)
         if work["policy"] == policy:
             return work
         conn.execute("UPDATE works SET policy = %s WHERE id = %s", (policy, work["id"]))
-        version = store.bump_version(conn)
+        version = store.bump_version(conn, kind="policy", work_id=work["id"],
+                                     keep=settings.index_change_log_keep)
         work = store.get_work(conn, work_id=work_id)
     live.apply_change(settings, version)
     return work
@@ -266,7 +268,8 @@ def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
             store.insert_frames(conn, work_id=uuid.UUID(work_id), fp=fp)
         if prints:
             live.record_versions(conn, next(iter(prints.values())).versions)
-        store.bump_version(conn)
+        # Every vector changed: other processes rebuild rather than apply it.
+        store.bump_version(conn, kind="reembed", keep=settings.index_change_log_keep)
     return live.rebuild(settings)
 
 
@@ -311,13 +314,16 @@ def list_works(
         return store.list_works(conn, include_removed=include_removed)
 
 
-def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint) -> tuple[int, FrameRows]:
-    """Insert fp's frames and bump the index version; returns the version and the rows."""
+def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint, settings: Settings
+                ) -> tuple[int, FrameRows]:
+    """Insert fp's frames and bump the index version (logging the add, in this transaction,
+    for other processes); returns the version and the rows."""
     store.index_state(conn, lock=True)
     live.check_versions(conn, fp.versions)
     ids = store.insert_frames(conn, work_id=work_id, fp=fp)
     live.record_versions(conn, fp.versions)
-    version = store.bump_version(conn)
+    version = store.bump_version(conn, kind="add", work_id=work_id,
+                                 keep=settings.index_change_log_keep)
     frame_ids = np.array(ids, dtype=np.int64)
     rows = FrameRows(
         ids=frame_ids,

@@ -107,13 +107,37 @@ def index_state(conn: psycopg.Connection, *, lock: bool = False,
     ).fetchone()
 
 
-def bump_version(conn: psycopg.Connection) -> int:
-    """Every change of the index's content gets a new version, in the same transaction."""
+CHANGE_KINDS = ("add", "remove", "policy", "reembed")
+
+
+def bump_version(conn: psycopg.Connection, *, kind: str, work_id: uuid.UUID | str | None = None,
+                 keep: int | None = None) -> int:
+    """Every change of the index's content gets a new version, in the same transaction, and a
+    row in the change log (index_changes) saying what changed, so other processes apply just
+    that. keep: prune log rows this many versions or more behind the new one."""
+    if kind not in CHANGE_KINDS:
+        raise ValueError(f"index change kind must be one of {', '.join(CHANGE_KINDS)}, "
+                         f"not {kind!r}")
     row = conn.execute(
-        "UPDATE index_state SET version = version + 1, updated_at = now() WHERE id = 1 "
-        "RETURNING version"
+        "WITH bumped AS (UPDATE index_state SET version = version + 1, updated_at = now() "
+        "WHERE id = 1 RETURNING version, epoch) "
+        "INSERT INTO index_changes (epoch, version, kind, work_id) "
+        "SELECT epoch, version, %s, %s FROM bumped RETURNING version",
+        (kind, work_id),
     ).fetchone()
-    return int(row["version"])
+    version = int(row["version"])
+    if keep is not None:
+        conn.execute("DELETE FROM index_changes WHERE version <= %s", (version - keep,))
+    return version
+
+
+def changes(conn: psycopg.Connection, *, epoch: str, after: int, upto: int) -> list[dict]:
+    """The change log's rows of this epoch with after < version <= upto, oldest first (fewer
+    than upto - after when the log was pruned)."""
+    return conn.execute(
+        "SELECT version, kind, work_id::text AS work_id FROM index_changes "
+        "WHERE epoch = %s AND version > %s AND version <= %s ORDER BY version",
+        (epoch, after, upto)).fetchall()
 
 
 def count_frames(conn: psycopg.Connection) -> int:
@@ -180,13 +204,31 @@ def active_works(conn: psycopg.Connection, *, work_ids: list[str]) -> dict[str, 
 def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]) -> FrameRows:
     """Every frame of every active work, with the vectors of the given signals (the caller checked
     that their stored versions are these signals')."""
+    return _active_frames(conn, signals, None)
+
+
+def work_frames(conn: psycopg.Connection, *, work_ids: list[str],
+                signals: Mapping[str, Signal]) -> FrameRows:
+    """all_active_frames for just these works (those still active): what a change adds."""
+    ids = [w for w in (parse_id(i) for i in work_ids) if w is not None]
+    if not ids:
+        return _active_frames(conn, signals, [])
+    return _active_frames(conn, signals, ids)
+
+
+def _active_frames(conn: psycopg.Connection, signals: Mapping[str, Signal],
+                   work_ids: list[uuid.UUID] | None) -> FrameRows:
+    where = "w.status = 'active'" + ("" if work_ids is None else " AND f.work_id = ANY(%s)")
+    extra = () if work_ids is None else (work_ids,)
+    if work_ids == []:
+        where, extra = "false", ()
     frames = conn.execute(
         "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
-        "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
+        f"JOIN works w ON w.id = f.work_id WHERE {where} ORDER BY f.id", extra
     ).fetchall()
     vectors = {name: conn.execute(
         "SELECT s.frame_id, s.vector FROM work_frame_signals s "
         "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
-        "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
-        (name, signal.version)).fetchall() for name, signal in signals.items()}
+        f"WHERE {where} AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
+        (*extra, name, signal.version)).fetchall() for name, signal in signals.items()}
     return frame_rows(frames, "work_id", vectors, signals)

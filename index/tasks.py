@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from clipgate import queue
 from clipgate.errors import Unavailable
@@ -22,9 +23,16 @@ REBUILD_INDEX = "clipgate.rebuild_index"
 
 
 def register(app: Celery) -> None:
-    """Add the index's tasks to a Celery app."""
+    """Add the index's tasks to a Celery app, and have each worker process follow the index's
+    changes (index.live.follow_changes) once it holds an index."""
     app.task(name=REGISTER_WORK, shared=False)(_register_work)
     app.task(name=REBUILD_INDEX, shared=False)(_rebuild_index)
+    worker_process_init.connect(_follow_changes, weak=False)
+
+
+def _follow_changes(**_: Any) -> None:
+    # In each pool process: threads do not survive the fork from the parent worker.
+    live.follow_changes(get_settings())
 
 
 def _register_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ OWNERS = {
     "api_keys": "clipgate",
     "works": "index", "work_frames": "index", "work_frame_features": "index",
     "work_frame_signals": "index", "index_signals": "index", "index_state": "index",
+    "index_changes": "index",
     "checks": "compliance", "releases": "compliance", "release_frames": "compliance",
     "release_frame_signals": "compliance",
     "accounts": "complaints", "claims": "complaints", "claim_messages": "complaints",
