@@ -45,8 +45,6 @@ from index.signals.clip import status as clip_status
 
 __all__ = [
     "ChangeFollower",
-    "compact",
-    "follow_changes",
     "Fingerprint",
     "FrameIndex",
     "FrameRows",
@@ -66,10 +64,12 @@ __all__ = [
     "active",
     "active_works",
     "clip_status",
+    "compact",
     "create_pending_work",
     "discard_pending_work",
     "extract_features",
     "fingerprint_file",
+    "follow_changes",
     "frame_rows",
     "frames_at",
     "get_work",

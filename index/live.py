@@ -140,6 +140,9 @@ def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
                 return None
             if any(r["kind"] == "reembed" for r in rows):
                 return None  # every vector changed
+            for r in rows:
+                if r["kind"] in ("add", "remove") and r["work_id"] is None:
+                    raise ValueError(f"change log row {r['version']} ({r['kind']}) names no work")
             check_versions(conn, {n: s.version for n, s in active.items()})
             added = [r["work_id"] for r in rows if r["kind"] == "add"]
             frames = store.work_frames(conn, work_ids=added, signals=active)
@@ -209,6 +212,13 @@ def unload() -> None:
     new process would)."""
     with _lock:
         _live.clear()
+
+
+def held(settings: Settings | None = None) -> FrameIndex | None:
+    """The index this process holds now for settings' data directory, as it is (no sync)."""
+    settings = settings or get_settings()
+    with _lock:
+        return _live.get(str(settings.index_dir / INDEX_FILE))
 
 
 def stats() -> dict[str, int]:
