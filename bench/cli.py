@@ -1,4 +1,4 @@
-"""The bench's commands of `clipgate`: `demo`, `bench perf` and `bench quality`. clipgate.cli
+"""The bench's commands of `clipgate`: `demo`, `bench perf`, `bench quality` and `bench protect`. clipgate.cli
 installs them (with its error handling and settings), so this module never imports the kernel's
 CLI."""
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from bench.demo import run_demo
 from bench.perf import run_perf
+from bench.protect import run_protect
 from bench.quality.run import run_quality, table
 
 
@@ -25,7 +26,7 @@ def _json(data: Any) -> None:
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
-    """Add `demo` and `bench perf|quality` to app."""
+    """Add `demo` and `bench perf|quality|protect` to app."""
     bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
     app.add_typer(bench_app, name="bench")
 
@@ -88,6 +89,34 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             result = run_perf(bench_settings, works=works, runs=runs, seconds=seconds,
                               backend=backend,
                               progress=lambda done, total: bar.update(task, completed=done))
+        _json(result)
+
+    @bench_app.command("protect")
+    @handles_errors
+    def bench_protect(
+        frames: Annotated[str, typer.Option(
+            help="Frames in the synthetic catalogue (1e4, 100000, ...).")] = "1e4",
+        runs: Annotated[int, typer.Option(help="Works registered and timed.")] = 3,
+        data_dir: Annotated[Path | None, typer.Option(help="Bench data (kept between runs).")] = None,
+    ) -> None:
+        """Time to protect: from POST /v1/works returning in an API process until a check in
+        another process matches the work, over a synthetic catalogue of --frames frames; JSON."""
+        settings = setup()
+        logging.getLogger("index.registry").setLevel(logging.WARNING)
+        try:
+            size = int(float(frames))
+        except ValueError:
+            raise typer.BadParameter(f"--frames {frames!r}: a number, e.g. 1e5") from None
+        bench_settings = settings.model_copy(update={
+            "data_dir": data_dir or settings.data_dir / f"bench-protect-{size}",
+            "database_url": None,  # its own embedded database: never the operator's
+            "broker_url": None,
+            "index_poll_s": 0.0,
+        })
+        with Progress(transient=True, console=Console(stderr=True)) as bar:
+            task = bar.add_task("seeding synthetic frames", total=size)
+            result = run_protect(bench_settings, frames=size, runs=runs,
+                                 progress=lambda done, total: bar.update(task, completed=done))
         _json(result)
 
     @bench_app.command("quality")

@@ -41,6 +41,7 @@ from index.signals import (
 )
 from index.signals.sscd import MODELS as SSCD_MODELS
 from index.store import vector_rows
+from index.synthetic import seed_synthetic
 from index.signals.clip import status as clip_status
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "rules",
     "search",
     "search_backend",
+    "seed_synthetic",
     "set_work_policy",
     "sync",
     "unload",

@@ -138,8 +138,8 @@ def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
                 log.info("the change log no longer holds versions %d to %d; rebuilding",
                          base.version + 1, target)
                 return None
-            if any(r["kind"] == "reembed" for r in rows):
-                return None  # every vector changed
+            if any(r["kind"] == "rebuild" for r in rows):
+                return None  # a re-embedding or bulk load: wholesale
             for r in rows:
                 if r["kind"] in ("add", "remove") and r["work_id"] is None:
                     raise ValueError(f"change log row {r['version']} ({r['kind']}) names no work")

@@ -269,7 +269,7 @@ def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
         if prints:
             live.record_versions(conn, next(iter(prints.values())).versions)
         # Every vector changed: other processes rebuild rather than apply it.
-        store.bump_version(conn, kind="reembed", keep=settings.index_change_log_keep)
+        store.bump_version(conn, kind="rebuild", keep=settings.index_change_log_keep)
     return live.rebuild(settings)
 
 

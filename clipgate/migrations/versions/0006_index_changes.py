@@ -6,7 +6,8 @@ index from PostgreSQL. Old rows are pruned (`CLIPGATE_INDEX_CHANGE_LOG_KEEP`); a
 version is older than the oldest row rebuilds, as all did before.
 
 kind: "add" (a work's frames became active), "remove" (a work's frames went), "policy" (the
-version moved, the index's content did not), "reembed" (every vector changed: rebuild).
+version moved, the index's content did not), "rebuild" (the content changed wholesale: a
+re-embedding, a bulk load; processes rebuild).
 
 Revision ID: 0006
 Revises: 0005
@@ -26,7 +27,7 @@ def upgrade() -> None:
         CREATE TABLE index_changes (
             epoch uuid NOT NULL,
             version bigint NOT NULL,
-            kind text NOT NULL CHECK (kind IN ('add', 'remove', 'policy', 'reembed')),
+            kind text NOT NULL CHECK (kind IN ('add', 'remove', 'policy', 'rebuild')),
             work_id uuid,
             at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (version, epoch)
