@@ -38,6 +38,7 @@ ORB_BITS = 256
 # inverted file (a binary "visual vocabulary") keeps a query's cost flat as works are added.
 ORB_IVF_FROM = 50_000
 ORB_IVF_NPROBE = 6
+BACKGROUND_SLICE = 20_000  # frames per slice when leaving out background pictures near them
 
 
 @dataclass
@@ -309,7 +310,11 @@ class FrameIndex:
             part = rows.vectors.get(name)
             if part is None or not len(part) or not len(bg):
                 continue
-            near = (bg @ np.asarray(part.vectors, np.float32).T).max(axis=1)
+            # In slices: a (background, frames) product over a million frames is gigabytes.
+            near = np.full(len(bg), -np.inf, np.float32)
+            for lo in range(0, len(part), BACKGROUND_SLICE):
+                rows = np.asarray(part.vectors[lo:lo + BACKGROUND_SLICE], np.float32)
+                near = np.maximum(near, (bg @ rows.T).max(axis=1))
             self.kept[name] &= kept_background(bg, near)
 
     # -- search, per signal -------------------------------------------------------------------
@@ -495,9 +500,11 @@ class FrameIndex:
 
 
 def _serialise(index: object) -> np.ndarray:
+    # uint8 throughout: a Python [0] in the concatenation made it int64, 8 bytes a byte (16 GB
+    # for the 2 GB of a million SSCD vectors).
     if isinstance(index, faiss.IndexBinary):
-        return np.concatenate([[1], faiss.serialize_index_binary(index)]).astype(np.uint8)
-    return np.concatenate([[0], faiss.serialize_index(index)]).astype(np.uint8)
+        return np.concatenate([np.ones(1, np.uint8), faiss.serialize_index_binary(index)])
+    return np.concatenate([np.zeros(1, np.uint8), faiss.serialize_index(index)])
 
 
 def _deserialise(data: np.ndarray) -> object:
@@ -506,7 +513,11 @@ def _deserialise(data: np.ndarray) -> object:
 
 
 def _copy(index: object) -> object:
-    copied = _deserialise(_serialise(index))
+    try:  # one copy of the vectors, not three (serialised, concatenated, read back)
+        copied = (faiss.clone_binary_index(index) if isinstance(index, faiss.IndexBinary)
+                  else faiss.clone_index(index))
+    except RuntimeError:  # an index type clone does not know
+        copied = _deserialise(_serialise(index))
     _tune(copied)
     return copied
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.rows import tuple_row
 
-from index.faiss_index import FrameRows, frame_rows
+from index.faiss_index import FrameRows, SignalRows, frame_rows
 from index.features import Features
 from index.fingerprint import Fingerprint
 from index.signals import Signal
@@ -208,12 +209,34 @@ def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]
         "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
         "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
     ).fetchall()
-    vectors = {name: conn.execute(
-        "SELECT s.frame_id, s.vector FROM work_frame_signals s "
-        "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
-        "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
-        (name, signal.version)).fetchall() for name, signal in signals.items()}
-    return frame_rows(frames, "work_id", vectors, signals)
+    out = frame_rows(frames, "work_id", {}, signals)
+    for name, signal in signals.items():
+        out.vectors[name] = _stream_vectors(
+            conn, signal,
+            "SELECT s.frame_id, s.vector FROM work_frame_signals s "
+            "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
+            "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
+            (name, signal.version))
+    return out
+
+
+VECTOR_BATCH = 50_000
+
+
+def _stream_vectors(conn: psycopg.Connection, signal: Signal, query: str,
+                    params: tuple) -> SignalRows:
+    """A signal's vectors through a server-side cursor, decoded a batch at a time: a million
+    rows never sit in memory as Python objects (fetchall of them took about 20 GB)."""
+    ids: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
+    with conn.cursor(name=f"vectors_{signal.name}", row_factory=tuple_row) as cur:
+        cur.execute(query, params)
+        while rows := cur.fetchmany(VECTOR_BATCH):
+            ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+            chunks.append(signal.decode(b"".join(r[1] for r in rows), len(rows)))
+    if not chunks:
+        return SignalRows(np.zeros(0, np.int64), signal.decode(b"", 0))
+    return SignalRows(np.concatenate(ids), np.concatenate(chunks))
 
 
 def work_frames(conn: psycopg.Connection, *, work_ids: list[str],
