@@ -10,6 +10,13 @@ That vote index costs about 32 KB a frame, so it is optional (`CLIPGATE_ORB_VOTE
 FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` maps it back to
 (work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
 tagged with the index version it was built at and the version of each signal's vectors.
+
+Changes after a build do not copy the main indexes: a new version shares them, with the frames
+added since in a small exact delta and the frames removed since as tombstones (live.py applies
+the change log this way), until compaction folds both into new main indexes. A delta rather than
+add_with_ids on the main index: the main index of a published version must never change under a
+search, so adding to it would mean copying it (gigabytes at a million frames) for every change,
+and an IVF-PQ or HNSW main index (issue 13's large tier) cannot take removals cheaply or at all.
 """
 
 from __future__ import annotations
@@ -242,6 +249,9 @@ class FrameIndex:
         for kind, arg in changes:
             if kind == "add":
                 rows = _subset(arg, np.array([i not in meta for i in arg.ids.tolist()], bool))
+                if self._main.orb is None and rows.descriptors is not None:
+                    # No vote index: the delta keeps no ORB descriptors (16 KB a frame).
+                    rows = FrameRows(rows.ids, rows.work_ids, rows.t_s, rows.vectors)
                 if not len(rows):
                     continue  # already in (an add seen twice): adding is idempotent
                 parts.append(rows)

@@ -91,9 +91,9 @@ def sync(settings: Settings | None = None) -> FrameIndex:
     votes = settings.orb_vote_index
     with _lock:
         current = _live.get(key)
-        if current is not None and (current.version, current.epoch) == want and _matches(
-                current, active, votes):
-            return current
+        if current is not None and current.epoch == want[1] and current.version >= want[0] \
+                and _matches(current, active, votes):
+            return current  # (newer than we read: another thread caught up meanwhile)
         base = current if _behind(current, want, active, votes) else None
         if base is None and path.exists():
             try:

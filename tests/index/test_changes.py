@@ -276,3 +276,16 @@ def test_searches_keep_their_index_while_changes_are_published():
         current = current.with_changes(v, [("add", _rows(rng, range(100 * v, 100 * v + 5), str(v)))])
     t.join()
     assert errors == []
+
+
+def test_a_policy_change_moves_another_process_without_touching_its_index(settings, tmp_path):
+    cat, path = _add(settings, tmp_path, "chelsea")
+    other = _other(settings, tmp_path)
+    held = index.sync(other)
+    stats = index.live.stats()
+    index.set_work_policy(cat, "review", settings=settings)
+    moved = index.sync(other)
+    assert moved.version == held.version + 1 and moved.frames == held.frames
+    assert moved.delta_frames == 0 and moved.tombstones == 0
+    assert index.live.stats()["builds"] == stats["builds"]
+    assert {m.policy for m in match_file(path, other).matches} == {"review"}
