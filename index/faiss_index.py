@@ -148,6 +148,11 @@ class FrameIndex:
         self._delta_rows = _empty_rows()
         self._delta: _Tier | None = None
         self._tombstones = np.zeros(0, np.int64)  # sorted frame ids
+        # signal -> (the kept mask it was made from, how many rows it kept, those rows as one
+        # contiguous (d, b) matrix): bias() runs on every search, and selecting the kept rows
+        # anew each time cost several times the product itself. Masks only ever lose rows, so
+        # the same mask with the same count is the same selection.
+        self._kept_rows: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
 
     @property
     def native(self) -> dict[str, object]:
@@ -234,6 +239,7 @@ class FrameIndex:
         Any failure raises before anything is returned, so no half-applied index is ever seen."""
         new = FrameIndex.__new__(FrameIndex)
         new.version, new.epoch, new.spaces = version, self.epoch, self.spaces
+        new._kept_rows = {}
         new._main, new.background = self._main, self.background
         new.meta, new.kept = self.meta, self.kept  # copied below only if something changes
         new._delta_rows, new._delta, new._tombstones = self._delta_rows, self._delta, \
@@ -287,6 +293,7 @@ class FrameIndex:
         _add_to(tier, self._delta_rows)
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = self.version, self.epoch, self.spaces
+        out._kept_rows = {}
         out._main, out.meta, out.background = tier, self.meta, self.background
         out.kept = self.kept
         out._delta_rows, out._delta, out._tombstones = _empty_rows(), None, np.zeros(0, np.int64)
@@ -301,6 +308,7 @@ class FrameIndex:
         base_delta = base._delta_rows.ids
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = newer.version, newer.epoch, newer.spaces
+        out._kept_rows = {}
         out._main, out.meta, out.background, out.kept = self._main, newer.meta, \
             newer.background, newer.kept
         out._delta_rows = _subset(newer._delta_rows, ~np.isin(newer._delta_rows.ids, base_delta))
@@ -392,7 +400,12 @@ class FrameIndex:
         bg = self.background.get(name)
         if bg is None or not self.kept[name].any() or not len(vectors):
             return np.zeros(len(vectors), np.float32)
-        return -(np.asarray(vectors, np.float32) @ bg[self.kept[name]].T).max(axis=1)
+        mask = self.kept[name]
+        count = int(mask.sum())
+        cached = self._kept_rows.get(name)
+        if cached is None or cached[0] is not mask or cached[1] != count:
+            cached = self._kept_rows[name] = (mask, count, np.ascontiguousarray(bg[mask].T))
+        return -(np.asarray(vectors, np.float32) @ cached[2]).max(axis=1)
 
     def vote(
         self,

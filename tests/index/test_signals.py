@@ -118,11 +118,13 @@ def test_normalisation_makes_generic_frames_need_a_closer_match(settings, tmp_pa
     """Smooth colour noise looks alike to SSCD (two fields 0.7-0.85 apart): the background of
     generic frames takes that back. A protected work leaves the background (the photos of the
     installed wheels are in it), so its copies keep their score."""
+    sscd = index.active(settings)["sscd"]
+    noise, rocket, coffee = sscd.compute([noise_frame(1), photo("rocket"), photo("coffee")]).vectors
+    before = index.live.sync(settings).bias("sscd", np.stack([rocket]))
+    assert before[0] < -0.9  # in the background while it is not protected
     index.register_work(write_image(tmp_path / "r.png", photo("rocket")), owner="o",
                         title="Rocket", policy="block", settings=settings)
     idx = index.live.sync(settings)
-    sscd = index.active(settings)["sscd"]
-    noise, rocket, coffee = sscd.compute([noise_frame(1), photo("rocket"), photo("coffee")]).vectors
     bias = idx.bias("sscd", np.stack([noise, rocket, coffee]))
     assert bias[0] < -0.6  # generic: a match must be far closer than that to count
     assert bias[1] > -0.5  # the work's own pictures left the background
