@@ -16,6 +16,8 @@ import cv2
 import faiss
 import numpy as np
 
+from index.threads import one_thread_if_small
+
 N_FEATURES = 500
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 4.0
@@ -184,7 +186,8 @@ def _two_nearest(query: np.ndarray, work: np.ndarray
     geometric check."""
     index = faiss.IndexBinaryFlat(8 * work.shape[1])
     index.add(np.ascontiguousarray(work))
-    distances, ids = index.search(np.ascontiguousarray(query), 2)
+    with one_thread_if_small(len(query) * len(work)):
+        distances, ids = index.search(np.ascontiguousarray(query), 2)
     return (distances[:, 0], ids[:, 0]), (distances[:, 1], ids[:, 1])
 
 

@@ -32,6 +32,7 @@ from index.faiss_index import FrameIndex, Hit
 from index.features import Features, verify
 from index.fingerprint import Fingerprint
 from index.signals import QueryRows, Rule, Signal
+from index.threads import one_thread_if_small
 
 # Switches for ablations (the quality bench): any signal's name, "orb" (the geometric check),
 # "votes" (the ORB vote index) and "regions" (SSCD's crops).
@@ -139,6 +140,10 @@ class Found:
         self.near: list[tuple[int, int, bool, float]] = []  # (frame, frame id, mirrored, distance)
 
     def add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:
+        with one_thread_if_small(len(rows) * len(index.meta)):
+            self._add(index, signal, rows)
+
+    def _add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:
         name = signal.name
         if signal.kind == "float":
             sims, ids = index.nearest(name, rows.vectors, signal.search_k)
