@@ -107,6 +107,8 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
         if _rss(milvus) > max_rss_gb * 2**30:
             stopped = f"stopped at {(c + 1) * CHUNK:,} frames: over {max_rss_gb} GB resident"
             break
+    if milvus:
+        vec.flush()  # sealed segments are searched through their index (part of the build)
     build_s = time.perf_counter() - t0
     rss = _rss(milvus) - rss0
     noise = model.sample(len(sources), rng) - model.mean / max(1e-6, np.linalg.norm(model.mean))

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     faiss_compress_from: int = 1_000_000
     faiss_compressed: str = "IVF{nlist},PQ128x4fs"
     faiss_nlist: int = 0
-    faiss_nprobe: int = 32
+    faiss_nprobe: int = 64
     faiss_train_max: int = 100_000
     # A compressed index's scores are approximate (about 0.07 off a cosine with 4-bit codes):
     # too coarse for the thresholds. faiss_refine="SQ8" keeps 8-bit codes of every vector too

@@ -454,6 +454,8 @@ def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> No
             lookup = dict(zip(rows.ids.tolist(), rows.work_ids.tolist()))
             shared.add(part.vectors[missing], want[missing],
                        np.array([lookup[i] for i in want[missing].tolist()], "U36"))
+        if missing.sum() > 10_000:  # a bulk load: seal it, so it is searched by the index
+            shared.flush()
         extra = np.setdiff1d(have, want)
         if len(extra):
             with db.connection(settings) as conn:

@@ -172,6 +172,11 @@ class MilvusVectors(VectorIndex):
                 np.asarray(vectors[lo:lo + 2_000], np.float32))]
             self._call("upsert", self.name, rows)
 
+    def flush(self) -> None:
+        """Seal what was inserted, so that it is searched through the index rather than scanned
+        (milvus-lite: 10 frames against 10,000 unsealed rows took 1.1 s, sealed 0.1 s)."""
+        self._call("flush", self.name)
+
     def remove(self, ids: np.ndarray) -> int:
         for lo in range(0, len(ids), ID_BATCH):
             self._call("delete", self.name, ids=[int(i) for i in ids[lo:lo + ID_BATCH]])

@@ -42,7 +42,7 @@ class VectorConfig:
     compress_from: int = 1_000_000
     compressed: str = "IVF{nlist},PQ128x4fs"
     nlist: int = 0
-    nprobe: int = 32
+    nprobe: int = 64
     train_max: int = 100_000
     refine: str = "SQ8"
     refine_factor: int = 4
@@ -126,7 +126,7 @@ class FaissVectors(VectorIndex):
     scalar codes of every vector by id (`refine`, 0.003 off): the compressed index proposes
     refine_factor * k frames and they are re-scored and re-ranked from those codes."""
 
-    def __init__(self, index: Any, *, nprobe: int = 32, refine: Any = None,
+    def __init__(self, index: Any, *, nprobe: int = 64, refine: Any = None,
                  refine_factor: int = 4) -> None:
         super().__init__(index.d)
         self.index = index
