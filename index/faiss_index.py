@@ -598,6 +598,9 @@ def _deserialise(data: np.ndarray, config: VectorConfig, name: str = "", version
                  ) -> object:
     body = np.ascontiguousarray(data[1:])
     if data[0] == 2:
+        if config.backend != "milvus":  # saved when the backend was milvus: the caller rebuilds
+            raise ValueError(f"the saved index keeps {name} in milvus; the backend is now "
+                             f"{config.backend}")
         return MilvusVectors(config, name, version, int(json.loads(body.tobytes())["dim"]))
     return faiss.deserialize_index_binary(body) if data[0] == 1 else vec.from_bytes(body, config)
 

@@ -74,6 +74,10 @@ def test_the_gate_works_on_milvus_across_processes(settings, tmp_path, milvus_ur
     assert shared.ntotal == index.sync(settings).frames
     health = index.health(settings)
     assert health["ok"] and health["vectors"]["backend"] == "milvus"
+    # Back to FAISS: the saved file names Milvus, so the index is rebuilt in process.
+    index.unload()
+    assert index.sync(settings.model_copy(update={"vector_backend": "faiss"})).backends == {
+        "sscd": "flat"}
 
 
 def test_milvus_down_fails_closed_and_health_says_which(settings, tmp_path):
