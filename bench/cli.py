@@ -1,4 +1,4 @@
-"""The bench's commands of `clipgate`: `demo`, `bench perf`, `bench quality` and `bench protect`. clipgate.cli
+"""The bench's commands of `clipgate`: `demo`, `bench perf`, `bench quality`, `bench protect` and `bench scale`. clipgate.cli
 installs them (with its error handling and settings), so this module never imports the kernel's
 CLI."""
 
@@ -18,6 +18,7 @@ from rich.table import Table
 from bench.demo import run_demo
 from bench.perf import run_perf
 from bench.protect import run_protect
+from bench.scale import run_scale
 from bench.quality.run import run_quality, table
 
 
@@ -26,7 +27,7 @@ def _json(data: Any) -> None:
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
-    """Add `demo` and `bench perf|quality|protect` to app."""
+    """Add `demo` and `bench perf|quality|protect|scale` to app."""
     bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
     app.add_typer(bench_app, name="bench")
 
@@ -118,6 +119,36 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             result = run_protect(bench_settings, frames=size, runs=runs,
                                  progress=lambda done, total: bar.update(task, completed=done))
         _json(result)
+
+    @bench_app.command("scale")
+    @handles_errors
+    def bench_scale(
+        frames: Annotated[str, typer.Option(
+            help="Catalogue sizes, comma-separated (1e5,1e6,1e7 or 100000,...).")] = "1e4,1e5",
+        backend: Annotated[str, typer.Option(help="faiss or milvus.")] = "faiss",
+        milvus_uri: Annotated[str, typer.Option(
+            help="Milvus server (http://host:19530); unset: milvus-lite in a temporary folder.")
+        ] = "",
+        compress_from: Annotated[int | None, typer.Option(
+            help="FAISS: compress from this many frames (default CLIPGATE_FAISS_COMPRESS_FROM).")
+        ] = None,
+        clips: Annotated[int, typer.Option(help="10-frame clips searched per size.")] = 50,
+        max_rss_gb: Annotated[float, typer.Option(help="Stop a size past this resident memory.")
+                              ] = 8.0,
+    ) -> None:
+        """Memory, bytes per frame, build time, search p50/p99 of a 10-frame clip and recall@10
+        against exact search of the float-descriptor index at each size; print JSON."""
+        settings = setup()
+        sizes = [int(float(f)) for f in frames.split(",") if f.strip()]
+        if backend not in ("faiss", "milvus") or not sizes or min(sizes) < 100:
+            raise typer.BadParameter("--backend faiss|milvus, --frames sizes of at least 100")
+        update: dict[str, Any] = {}
+        if compress_from is not None:
+            update["faiss_compress_from"] = compress_from
+        update["milvus_uri"] = milvus_uri
+        console = Console(stderr=True)
+        _json(run_scale(settings.model_copy(update=update), frames=sizes, backend=backend,
+                        clips=clips, max_rss_gb=max_rss_gb, progress=console.print))
 
     @bench_app.command("quality")
     @handles_errors

@@ -72,6 +72,45 @@ class Settings(BaseSettings):
     index_change_log_keep: int = 100_000
     index_poll_s: float = 1.0
 
+    # Where float descriptors (SSCD, CLIP) are searched (index/vectors.py, README "Choosing the
+    # vector backend"): "faiss" in this process (the embedded default), or "milvus", the
+    # distributed vector database, at milvus_uri ("http://host:19530" for a server or cluster;
+    # a file path runs milvus-lite in process, for tests and trials). Hashes (PDQ, pHash) stay on
+    # FAISS binary indexes either way (milvus-lite cannot store binary vectors).
+    vector_backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_token: str = ""
+    # Milvus: collections are named "<prefix>_<signal>_<hash of its version>"; its index type
+    # ("IVF_FLAT" or "HNSW"), IVF_FLAT's nlist and nprobe, HNSW's M and ef, and the seconds a call
+    # may take before the gate fails closed.
+    milvus_collection_prefix: str = "clipgate"
+    milvus_index: Literal["IVF_FLAT", "HNSW"] = "IVF_FLAT"
+    milvus_nlist: int = 1024
+    milvus_nprobe: int = 32
+    milvus_hnsw_m: int = 16
+    milvus_hnsw_ef: int = 64
+    milvus_timeout_s: float = 10.0
+    # FAISS: an exact flat index (4 bytes a dimension a frame) while a signal has fewer than
+    # faiss_compress_from frames at a build or compaction; from there a compressed one, trained
+    # on a sample of faiss_train_max of the vectors then: faiss_compressed, an index_factory
+    # string where {nlist} becomes faiss_nlist (0: 4 * sqrt(frames), within 64..65536), searched
+    # with faiss_nprobe lists. The default, IVF with 128 four-bit product codes (64 bytes a
+    # frame, "fast scan"), was chosen over OPQ + PQ64 (8-bit codes took 90 s to train on 5,000
+    # vectors on this 2-core machine) and HNSW (it keeps every float, 2 KB a frame, and cannot
+    # remove ids); docs/scale.md has the measured recall and latency. The delta stays exact.
+    faiss_compress_from: int = 1_000_000
+    faiss_compressed: str = "IVF{nlist},PQ128x4fs"
+    faiss_nlist: int = 0
+    faiss_nprobe: int = 64
+    faiss_train_max: int = 100_000
+    # A compressed index's scores are approximate (about 0.07 off a cosine with 4-bit codes):
+    # too coarse for the thresholds. faiss_refine="SQ8" keeps 8-bit codes of every vector too
+    # (512 bytes a frame at 512 dims; 0.003 off) and re-scores the compressed index's
+    # faiss_refine_factor * k nearest from them; "none" saves that memory and takes the
+    # approximate scores.
+    faiss_refine: Literal["SQ8", "none"] = "SQ8"
+    faiss_refine_factor: int = 4
+
     # Frame sampling: at least this many frames per second, plus every shot change.
     sample_fps: float = 1.0
     # Mean absolute difference (0..1) of 32x32 grey thumbnails that counts as a shot change.

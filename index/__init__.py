@@ -41,7 +41,11 @@ from index.signals import (
 )
 from index.signals.sscd import MODELS as SSCD_MODELS
 from index.store import vector_rows
-from index.synthetic import seed_synthetic
+from index.synthetic import VectorModel, seed_synthetic, vector_model
+from index.milvus import MilvusVectors
+from index.vectors import VectorConfig, VectorIndex
+from index.vectors import compressed as compressed_vectors
+from index.vectors import flat as flat_vectors
 from index.signals.clip import status as clip_status
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "Hit",
     "MIN_HASH_QUALITY",
     "Matched",
+    "MilvusVectors",
     "MediaError",
     "MediaInfo",
     "POLICIES",
@@ -62,14 +67,19 @@ __all__ = [
     "Signal",
     "SignalRows",
     "SscdSignal",
+    "VectorConfig",
+    "VectorIndex",
+    "VectorModel",
     "active",
     "active_works",
     "clip_status",
     "compact",
+    "compressed_vectors",
     "create_pending_work",
     "discard_pending_work",
     "extract_features",
     "fingerprint_file",
+    "flat_vectors",
     "follow_changes",
     "frame_rows",
     "frames_at",
@@ -97,6 +107,7 @@ __all__ = [
     "validate_meta",
     "version",
     "works_by_id",
+    "vector_model",
     "vector_rows",
     "verify_features",
 ]

@@ -34,8 +34,10 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index import gpu
+from index import vectors as vec
+from index.milvus import MilvusVectors
 from index.signals import Signal
+from index.vectors import VectorConfig, VectorIndex
 from index.signals.background import kept as kept_background
 
 log = logging.getLogger(__name__)
@@ -129,12 +131,18 @@ class FrameIndex:
         meta: dict[int, tuple[str, float]] | None = None,
         background: dict[str, np.ndarray] | None = None,
         orb: object | None = None,
+        config: VectorConfig | None = None,
     ) -> None:
         self.version = version
+        # How float signals are searched (index/vectors.py): backend, compression, Milvus.
+        self.config = config or VectorConfig()
         self.epoch = epoch  # the database's index_state.epoch this index was built from
         self.spaces = dict(spaces)  # signal -> version of its vectors in here
         # The main indexes. Once published they are never changed, so the versions that later
         # changes make share them (a change costs the size of the delta, not of the index).
+        # A plain FAISS float index is wrapped: float signals are searched through VectorIndex.
+        native = {n: vec.FaissVectors(i) if isinstance(i, faiss.Index) else i
+                  for n, i in native.items()}
         self._main = _Tier(native, orb)
         self.meta: dict[int, tuple[str, float]] = meta or {}
         # signal -> (b, d) background vectors (index/signals/background.py), and which rows are
@@ -177,15 +185,30 @@ class FrameIndex:
     def count(self, name: str) -> int:
         """How many frames have vectors of signal `name` in here. (A tombstone is counted
         against every signal: a removed frame without this signal's vector undercounts it.)"""
+        if getattr(self._main.native[name], "shared", False):
+            # A shared index (Milvus) also holds frames this version does not: count ours.
+            return len(self.meta)
         delta = self._delta.native.get(name) if self._delta is not None else None
         return max(0, self._main.native[name].ntotal - len(self._tombstones)
                    + (delta.ntotal if delta is not None else 0))
 
+    @property
+    def backends(self) -> dict[str, str]:
+        """float signal -> the kind of its main index: "flat", "compressed" or "milvus"."""
+        return {n: i.kind for n, i in self.native.items() if isinstance(i, VectorIndex)}
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """float signal -> what its main index is (backend, kind, parameters)."""
+        return {n: i.describe() for n, i in self.native.items() if isinstance(i, VectorIndex)}
+
     @classmethod
     def build(cls, signals: Mapping[str, Signal], version: int, epoch: str, rows: FrameRows, *,
-              votes: bool) -> FrameIndex:
+              votes: bool, config: VectorConfig | None = None) -> FrameIndex:
         """A new index over rows for these signals; with votes, a vote index over the rows'
-        descriptors (an inverted file trained on a sample of them when there are many)."""
+        descriptors (an inverted file trained on a sample of them when there are many). Float
+        signals go to config's backend: FAISS (flat, or compressed past config.compress_from
+        rows) or Milvus (the collection is opened, not written: live.py re-syncs it)."""
+        config = config or VectorConfig()
         orb = None
         if votes:
             descriptors = rows.descriptors or []
@@ -193,7 +216,8 @@ class FrameIndex:
             orb = (_trained_ivf(np.concatenate(descriptors)) if n >= ORB_IVF_FROM
                    else faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)))
         index = cls(version, epoch, {n: s.version for n, s in signals.items()},
-                    {n: s.new_index() for n, s in signals.items()}, orb=orb)
+                    {n: _new_index(n, s, rows, config) for n, s in signals.items()}, orb=orb,
+                    config=config)
         for name, signal in signals.items():
             bg = signal.background() if signal.kind == "float" else None
             if bg is not None and len(bg):
@@ -226,7 +250,11 @@ class FrameIndex:
         ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
         if len(ids):
             for index in [*self.native.values(), *([self.orb] if self.orb is not None else [])]:
-                index.remove_ids(ids)
+                if isinstance(index, VectorIndex):
+                    if not index.shared:  # a shared index is changed by registry.py
+                        index.remove(ids)
+                else:
+                    index.remove_ids(ids)
             for i in ids.tolist():
                 del self.meta[i]
         return len(ids)
@@ -239,7 +267,7 @@ class FrameIndex:
         Any failure raises before anything is returned, so no half-applied index is ever seen."""
         new = FrameIndex.__new__(FrameIndex)
         new.version, new.epoch, new.spaces = version, self.epoch, self.spaces
-        new._kept_rows = {}
+        new._kept_rows, new.config = {}, self.config
         new._main, new.background = self._main, self.background
         new.meta, new.kept = self.meta, self.kept  # copied below only if something changes
         new._delta_rows, new._delta, new._tombstones = self._delta_rows, self._delta, \
@@ -283,17 +311,28 @@ class FrameIndex:
     def compacted(self) -> FrameIndex:
         """The same content with the delta and the tombstones folded into new main indexes
         (copies: this index is left as it is). Costs a copy of the main indexes."""
-        native = {n: _copy(i) for n, i in self.native.items()}
+        native: dict[str, object] = {}
+        for n, i in self.native.items():
+            if isinstance(i, VectorIndex):
+                # Float signals: a flat index past config.compress_from becomes compressed here.
+                part = self._delta_rows.vectors.get(n)
+                native[n] = vec.compacted(
+                    i, self._tombstones, part.ids if part is not None else np.zeros(0, np.int64),
+                    part.vectors if part is not None else np.zeros((0, i.d), np.float32),
+                    self.config)
+            else:
+                native[n] = _copy(i)
         orb = _copy(self.orb) if self.orb is not None else None
         tier = _Tier(native, orb)
         if len(self._tombstones):
             selector = faiss.IDSelectorBatch(self._tombstones)
             for index in [*native.values(), *([orb] if orb is not None else [])]:
-                index.remove_ids(selector)
-        _add_to(tier, self._delta_rows)
+                if not isinstance(index, VectorIndex):
+                    index.remove_ids(selector)
+        _add_to(tier, self._delta_rows, floats=False)
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = self.version, self.epoch, self.spaces
-        out._kept_rows = {}
+        out._kept_rows, out.config = {}, self.config
         out._main, out.meta, out.background = tier, self.meta, self.background
         out.kept = self.kept
         out._delta_rows, out._delta, out._tombstones = _empty_rows(), None, np.zeros(0, np.int64)
@@ -308,7 +347,7 @@ class FrameIndex:
         base_delta = base._delta_rows.ids
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = newer.version, newer.epoch, newer.spaces
-        out._kept_rows = {}
+        out._kept_rows, out.config = {}, newer.config
         out._main, out.meta, out.background, out.kept = self._main, newer.meta, \
             newer.background, newer.kept
         out._delta_rows = _subset(newer._delta_rows, ~np.isin(newer._delta_rows.ids, base_delta))
@@ -345,15 +384,17 @@ class FrameIndex:
         if live == 0 or not len(vectors):
             return np.zeros((len(vectors), 0), np.float32), np.zeros((len(vectors), 0), np.int64)
         queries = np.ascontiguousarray(vectors, np.float32)
+        if index.shared:
+            return self._nearest_shared(index, queries, k)
         if delta is None and not len(self._tombstones):
-            # On the GPU where there is one (index/gpu.py); the CPU answers the same otherwise.
-            return gpu.float_search(self._main, index, queries, k, name=name)
+            # A flat index searches on the GPU where there is one (index/gpu.py).
+            return index.search(queries, k)
         sims, ids = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         if index.ntotal:
             # Tombstoned frames may take places among the k nearest: ask for that many more
             # (compaction keeps them few), then drop them.
             kk = min(index.ntotal, k + len(self._tombstones))
-            sims, ids = gpu.float_search(self._main, index, queries, kk, name=name)
+            sims, ids = index.search(queries, kk)
             dead = np.isin(ids, self._tombstones)
             sims, ids = np.where(dead, -np.inf, sims), np.where(dead, -1, ids)
         if delta is not None and delta.ntotal:
@@ -362,6 +403,21 @@ class FrameIndex:
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
         # faiss's answer past the end: id -1 and the lowest float.
+        return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
+
+    def _nearest_shared(self, index: VectorIndex, queries: np.ndarray, k: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """A shared index (Milvus) also holds frames this version does not: added by another
+        process since (not yet applied here), removed since, or orphans of a failed commit. Keep
+        only the frames of this version's map, asking for more to make up for those dropped."""
+        kk = 2 * k + len(self._tombstones)
+        sims, ids = index.search(queries, kk)
+        meta = self.meta
+        dead = np.array([[i not in meta for i in row] for row in ids.tolist()], bool).reshape(
+            ids.shape)
+        sims, ids = np.where(dead, -np.inf, sims), np.where(dead, -1, ids)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
         return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
 
     def within(self, name: str, codes: np.ndarray, radius: int
@@ -464,7 +520,8 @@ class FrameIndex:
         copied = FrameIndex(source.version, source.epoch, source.spaces,
                             {n: _copy(i) for n, i in source.native.items()},
                             meta=dict(source.meta), background=dict(source.background),
-                            orb=_copy(source.orb) if source.orb is not None else None)
+                            orb=_copy(source.orb) if source.orb is not None else None,
+                            config=source.config)
         copied.kept = {n: k.copy() for n, k in source.kept.items()}
         return copied
 
@@ -502,10 +559,12 @@ class FrameIndex:
             raise
 
     @classmethod
-    def load(cls, path: Path) -> FrameIndex:
+    def load(cls, path: Path, config: VectorConfig | None = None) -> FrameIndex:
+        """The index saved at path; config: how to reach a shared index (Milvus) it names."""
+        config = config or VectorConfig()
         with np.load(path, allow_pickle=False) as z:
             spaces = json.loads(str(z["spaces"]))
-            native = {n: _deserialise(z[f"index_{n}"]) for n in spaces}
+            native = {n: _deserialise(z[f"index_{n}"], config, n, spaces[n]) for n in spaces}
             background = {n: np.array(z[f"background_{n}"]) for n in spaces
                           if f"background_{n}" in z}
             meta = {
@@ -516,7 +575,7 @@ class FrameIndex:
                 orb = faiss.deserialize_index_binary(z["orb"])
                 _tune(orb)
             index = cls(int(z["version"]), str(z["epoch"]), spaces, native, meta=meta,
-                        background=background, orb=orb)
+                        background=background, orb=orb, config=config)
             index.kept.update({n: np.array(z[f"kept_{n}"]) for n in background
                                if f"kept_{n}" in z})
             return index
@@ -525,22 +584,47 @@ class FrameIndex:
 def _serialise(index: object) -> np.ndarray:
     # uint8 throughout: a Python [0] in the concatenation made it int64, 8 bytes a byte (16 GB
     # for the 2 GB of a million SSCD vectors).
+    if isinstance(index, VectorIndex):
+        if index.shared:  # kept elsewhere (Milvus): the file says only that, and its width
+            return np.concatenate([np.full(1, 2, np.uint8),
+                                   np.frombuffer(json.dumps({"dim": index.d}).encode(), np.uint8)])
+        return np.concatenate([np.zeros(1, np.uint8), vec.FaissVectors.to_bytes(index)])
     if isinstance(index, faiss.IndexBinary):
         return np.concatenate([np.ones(1, np.uint8), faiss.serialize_index_binary(index)])
     return np.concatenate([np.zeros(1, np.uint8), faiss.serialize_index(index)])
 
 
-def _deserialise(data: np.ndarray) -> object:
+def _deserialise(data: np.ndarray, config: VectorConfig, name: str = "", version: str = ""
+                 ) -> object:
     body = np.ascontiguousarray(data[1:])
-    return faiss.deserialize_index_binary(body) if data[0] == 1 else faiss.deserialize_index(body)
+    if data[0] == 2:
+        if config.backend != "milvus":  # saved when the backend was milvus: the caller rebuilds
+            raise ValueError(f"the saved index keeps {name} in milvus; the backend is now "
+                             f"{config.backend}")
+        return MilvusVectors(config, name, version, int(json.loads(body.tobytes())["dim"]))
+    return faiss.deserialize_index_binary(body) if data[0] == 1 else vec.from_bytes(body, config)
+
+
+def _new_index(name: str, signal: Signal, rows: FrameRows, config: VectorConfig) -> object:
+    """The main index of one signal for a build over rows: binary on FAISS; float on config's
+    backend (FAISS flat or compressed by the rows' count, or Milvus)."""
+    if signal.kind != "float":
+        return signal.new_index()
+    if config.backend == "milvus":
+        return MilvusVectors(config, name, signal.version, signal.dim)
+    part = rows.vectors.get(name)
+    return vec.for_frames(signal.dim, config, part.vectors if part is not None
+                          else np.zeros((0, signal.dim), np.float32))
 
 
 def _copy(index: object) -> object:
+    if isinstance(index, VectorIndex):
+        return index.copy()
     try:  # one copy of the vectors, not three (serialised, concatenated, read back)
         copied = (faiss.clone_binary_index(index) if isinstance(index, faiss.IndexBinary)
                   else faiss.clone_index(index))
     except RuntimeError:  # an index type clone does not know
-        copied = _deserialise(_serialise(index))
+        copied = _deserialise(_serialise(index), VectorConfig())
     _tune(copied)
     return copied
 
@@ -567,7 +651,10 @@ def _tune(index: object) -> None:
 
 def _release(*indexes: object) -> None:
     for index in indexes:
-        index.reset()  # type: ignore[attr-defined]
+        if isinstance(index, VectorIndex):
+            index.release()
+        else:
+            index.reset()  # type: ignore[attr-defined]
 
 
 class _Tier:
@@ -582,12 +669,18 @@ class _Tier:
         weakref.finalize(self, _release, *native.values(), *([orb] if orb is not None else []))
 
 
-def _add_to(tier: _Tier, rows: FrameRows) -> None:
+def _add_to(tier: _Tier, rows: FrameRows, *, floats: bool = True) -> None:
+    """Add rows to the tier's indexes (floats=False: binary and ORB only). A shared float index
+    (Milvus) is left alone: the process that registered the frames wrote them there."""
     if not len(rows):
         return
     for name, part in rows.vectors.items():
         if name in tier.native and len(part):
             index = tier.native[name]
+            if isinstance(index, VectorIndex):
+                if floats and not index.shared:
+                    index.add(part.vectors, part.ids)
+                continue
             dtype = np.float32 if isinstance(index, faiss.Index) else np.uint8
             index.add_with_ids(np.ascontiguousarray(part.vectors, dtype), part.ids.astype(np.int64))
     if tier.orb is not None and rows.descriptors is not None:
@@ -604,8 +697,8 @@ def _delta_tier(main: _Tier, rows: FrameRows) -> _Tier:
     for name, index in main.native.items():
         if isinstance(index, faiss.IndexBinary):
             native[name] = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(index.d))
-        else:
-            native[name] = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
+        elif not index.shared:  # a shared index holds the added frames already
+            native[name] = vec.flat(index.d)
     orb = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)) if main.orb is not None else None
     tier = _Tier(native, orb)
     _add_to(tier, rows)

@@ -32,7 +32,9 @@ from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 from index import signals, store
 from index.faiss_index import FrameIndex, FrameRows
+from index.milvus import MilvusVectors, ping
 from index.signals import Signal
+from index.vectors import VectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,16 @@ def record_versions(conn: psycopg.Connection, versions: Mapping[str, str]) -> No
             store.set_signal_version(conn, signal=name, version=version)
 
 
-def _matches(index: FrameIndex, active: Mapping[str, Signal], votes: bool) -> bool:
+def _matches(index: FrameIndex, active: Mapping[str, Signal], votes: bool,
+             config: VectorConfig | None = None) -> bool:
     """An index serves this process when it holds every active signal's vectors in the version
-    the process computes (extra signals are ignored), and a vote index if votes are on."""
+    the process computes (extra signals are ignored), a vote index if votes are on, and its
+    float signals on the configured backend."""
+    milvus = (config or VectorConfig()).backend == "milvus"
+    backends = index.backends
     return all(index.spaces.get(n) == s.version for n, s in active.items()) and (
-        index.orb is not None or not votes)
+        index.orb is not None or not votes) and all(
+        (backends.get(n) == "milvus") == milvus for n, s in active.items() if s.kind == "float")
 
 
 def sync(settings: Settings | None = None) -> FrameIndex:
@@ -89,18 +96,21 @@ def sync(settings: Settings | None = None) -> FrameIndex:
         raise db.unreachable(e) from e
     want = (int(state["version"]), state["epoch"])
     votes = settings.orb_vote_index
+    config = VectorConfig.from_settings(settings)
     with _lock:
         current = _live.get(key)
         if current is not None and current.epoch == want[1] and current.version >= want[0] \
-                and _matches(current, active, votes):
+                and _matches(current, active, votes, config):
             return current  # (newer than we read: another thread caught up meanwhile)
-        base = current if _behind(current, want, active, votes) else None
+        base = current if _behind(current, want, active, votes, config) else None
         if base is None and path.exists():
             try:
-                loaded = FrameIndex.load(path)
-                if _behind(loaded, want, active, votes):
+                loaded = FrameIndex.load(path, config)
+                if _behind(loaded, want, active, votes, config):
                     base = loaded
                     _stats["loads"] += 1
+            except Unavailable:
+                raise  # Milvus down: a rebuild would fail the same way
             except Exception as e:  # any damage to a cache file means: rebuild it
                 log.warning("index file %s unreadable (%s); rebuilding from the database", path, e)
         if base is not None:
@@ -114,10 +124,10 @@ def sync(settings: Settings | None = None) -> FrameIndex:
 
 
 def _behind(index: FrameIndex | None, want: tuple[int, str], active: Mapping[str, Signal],
-            votes: bool) -> bool:
+            votes: bool, config: VectorConfig | None = None) -> bool:
     """index can be brought to want by the change log: same epoch and signals, not ahead."""
     return (index is not None and index.epoch == want[1] and index.version <= want[0]
-            and _matches(index, active, votes))
+            and _matches(index, active, votes, config))
 
 
 def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
@@ -349,8 +359,11 @@ def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
         rows = store.all_active_frames(conn, signals=active)
         if settings.orb_vote_index:
             _attach_descriptors(conn, rows)
+    config = VectorConfig.from_settings(settings)
     index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows,
-                             votes=settings.orb_vote_index)
+                             votes=settings.orb_vote_index, config=config)
+    if config.backend == "milvus":
+        _resync_shared(settings, index, rows)
     try:
         index.save(settings.index_dir / INDEX_FILE)
     except OSError as e:  # the file is only a cache: serve from memory, say so
@@ -363,10 +376,15 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
     """The index and every signal: ok, versions, how many frames have each signal's vectors
     (fewer than all: works registered before the signal existed; `index rebuild --reembed`)."""
     settings = settings or get_settings()
+    config = VectorConfig.from_settings(settings)
+    backend = ping(config) if config.backend == "milvus" else {"backend": "faiss", "ok": True}
+    if not backend["ok"]:  # say which backend is down, not only that the index is
+        return {"ok": False, "error": backend["error"], "vectors": backend}
     try:
         index = sync(settings)
         out: dict[str, Any] = {
             "ok": True,
+            "vectors": {**backend, "signals": index.describe()},
             "version": index.version,
             "frames": index.frames,
             "works": len(index.work_ids),
@@ -385,4 +403,64 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
                 + f": works registered before those signals existed; run `{REEMBED}`")
         return out
     except Exception as e:  # health reports, never raises
-        return {"ok": False, "error": str(e)}
+        return {"ok": False, "error": str(e), "vectors": backend}
+
+
+# -- the shared backend (Milvus): written by the process that makes a change -------------------
+def write_shared(settings: Settings, rows: FrameRows) -> None:
+    """Write frames being registered to the shared vector index (Milvus), inside the
+    registration's transaction, before its commit (index/milvus.py says why). Raises
+    Unavailable when Milvus refuses: the caller's transaction then rolls back. A no-op on FAISS."""
+    config = VectorConfig.from_settings(settings)
+    if config.backend != "milvus" or not len(rows):
+        return
+    for name, signal in signals.active(settings).items():
+        part = rows.vectors.get(name)
+        if signal.kind == "float" and part is not None and len(part):
+            lookup = dict(zip(rows.ids.tolist(), rows.work_ids.tolist()))
+            works = np.array([lookup[i] for i in part.ids.tolist()], "U36")
+            MilvusVectors(config, name, signal.version, signal.dim).add(
+                part.vectors, part.ids, works)
+
+
+def remove_shared(settings: Settings, work_id: str) -> None:
+    """Delete a removed work's rows from the shared vector index, after the removal committed.
+    A failure only logs: every process drops frames its map no longer holds, and a rebuild
+    deletes the rows."""
+    config = VectorConfig.from_settings(settings)
+    if config.backend != "milvus":
+        return
+    try:
+        for name, signal in signals.active(settings).items():
+            if signal.kind == "float":
+                MilvusVectors(config, name, signal.version, signal.dim).remove_work(work_id)
+    except Exception as e:
+        log.warning("could not delete work %s from milvus (%s); a rebuild will", work_id, e)
+
+
+def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> None:
+    """Bring the shared collections to the database (the rebuild's recovery path): insert the
+    frames they lack, then, with no registration in flight (a share lock on the index state,
+    which each registration holds for update until it commits), delete the rows whose frames
+    the database no longer holds. Frames registered meanwhile are never deleted."""
+    for name, shared in index.native.items():
+        if not isinstance(shared, MilvusVectors):
+            continue
+        part = rows.vectors.get(name)
+        want = part.ids if part is not None else np.zeros(0, np.int64)
+        have = shared.ids()
+        missing = ~np.isin(want, have)
+        if missing.any():
+            lookup = dict(zip(rows.ids.tolist(), rows.work_ids.tolist()))
+            shared.add(part.vectors[missing], want[missing],
+                       np.array([lookup[i] for i in want[missing].tolist()], "U36"))
+        if missing.sum() > 10_000:  # a bulk load: seal it, so it is searched by the index
+            shared.flush()
+        extra = np.setdiff1d(have, want)
+        if len(extra):
+            with db.connection(settings) as conn:
+                store.index_state(conn, share=True)
+                gone = np.setdiff1d(extra, store.existing_frames(conn, frame_ids=extra.tolist()))
+                shared.remove(gone)
+        log.info("milvus %s re-synced: %d inserted, %d deleted", shared.name,
+                 int(missing.sum()), len(extra))

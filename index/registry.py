@@ -223,6 +223,7 @@ def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any
                                      keep=settings.index_change_log_keep) if had_frames else None
         work = store.get_work(conn, work_id=work_id)
     if version is not None:
+        live.remove_shared(settings, str(work["id"]))  # after the commit: the database decides
         live.apply_change(settings, version, removed=str(work["id"]))
     return work
 
@@ -332,4 +333,7 @@ def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint, settings: Settings
         vectors={name: SignalRows(frame_ids, v) for name, v in fp.vectors.items()},
         descriptors=[f.descriptors for f in fp.features],
     )
+    # A shared vector index (Milvus) is written here, before the commit: if it refuses, the
+    # registration rolls back (index/milvus.py says why).
+    live.write_shared(settings, rows)
     return version, rows

@@ -186,6 +186,13 @@ def set_status(
     )
 
 
+def existing_frames(conn: psycopg.Connection, *, frame_ids: list[int]) -> np.ndarray:
+    """The frame ids among frame_ids that work_frames still holds, int64, sorted."""
+    rows = conn.execute("SELECT id FROM work_frames WHERE id = ANY(%s::bigint[]) ORDER BY id",
+                        (frame_ids,)).fetchall()
+    return np.array([r["id"] for r in rows], np.int64)
+
+
 def delete_frames(conn: psycopg.Connection, *, work_id: uuid.UUID) -> int:
     return conn.execute("DELETE FROM work_frames WHERE work_id = %s", (work_id,)).rowcount
 

@@ -27,6 +27,20 @@ def test_compose_has_every_part_of_the_deployment():
     assert gpu["environment"]["CLIPGATE_CLIP_DEVICE"] == "cuda"
 
 
+def test_compose_milvus_profile_runs_standalone_milvus_for_the_vector_backend():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    milvus = {n: s for n, s in services.items() if s.get("profiles") == ["milvus"]}
+    assert set(milvus) == {"milvus", "milvus-etcd", "milvus-minio"}
+    assert milvus["milvus"]["image"].startswith("milvusdb/milvus:")
+    assert milvus["milvus"]["command"] == ["milvus", "run", "standalone"]
+    assert set(milvus["milvus"]["depends_on"]) == {"milvus-etcd", "milvus-minio"}
+    env = milvus["milvus"]["environment"]
+    assert env["ETCD_ENDPOINTS"] == "milvus-etcd:2379" and env["MINIO_ADDRESS"] == "milvus-minio:9000"
+    api = services["api"]["environment"]
+    assert api["CLIPGATE_VECTOR_BACKEND"].startswith("${CLIPGATE_VECTOR_BACKEND:-faiss")
+    assert "milvus:19530" in api["CLIPGATE_MILVUS_URI"]
+
+
 def test_dockerfile_runs_the_clipgate_command():
     text = (ROOT / "Dockerfile").read_text()
     assert "torch==2.14.1" in text and 'ENTRYPOINT ["clipgate"]' in text

@@ -1,0 +1,167 @@
+"""`clipgate bench scale`: what the float-descriptor index costs as the catalogue grows.
+
+For each size it streams a synthetic catalogue (index.VectorModel: vectors shaped like the SSCD
+vectors of real pictures and their augmentations, 10 frames a work, made in chunks so that a
+large size never holds its float vectors twice) into one `VectorIndex` of the chosen backend,
+and reports: resident memory the index added (this process's RSS, plus milvus-lite's server
+process for the milvus backend), bytes per frame, build time (training included), search time
+of a 10-frame clip (p50, p99) and recall@10 of its frames against exact search (computed by
+streaming the same chunks again).
+
+Only the float index is measured: the hashes (32 + 8 bytes a frame), the map from frame to work
+and time, and the database are not in these figures; docs/scale.md adds them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+import index
+from bench.perf import _machine
+from clipgate.settings import Settings
+
+CHUNK = 50_000
+FRAMES_PER_WORK = 10
+K = 10
+
+
+def _rss(children: bool) -> int:
+    me = psutil.Process()
+    total = me.memory_info().rss
+    if children:
+        for c in me.children(recursive=True):
+            try:
+                total += c.memory_info().rss
+            except psutil.Error:
+                pass
+    return total
+
+
+def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", clips: int = 50,
+              seed: int = 0, max_rss_gb: float = 8.0,
+              progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+    """Build and measure an index of each size in frames; JSON-ready results. max_rss_gb: stop
+    (and say so) if this process grows past it while building."""
+    signal = next(s for s in index.active(settings).values() if s.kind == "float")
+    model = index.vector_model(signal, settings)
+    config = index.VectorConfig.from_settings(settings.model_copy(
+        update={"vector_backend": backend}))
+    rows = []
+    for n in frames:
+        progress(f"{n:,} frames on {backend}")
+        rows.append(_one(n, model, config, clips=clips, seed=seed, max_rss_gb=max_rss_gb))
+        if rows[-1].get("stopped"):
+            break
+    return {"machine": _machine(), "backend": backend, "signal": signal.name,
+            "dim": model.dim, "compress_from": config.compress_from,
+            "compressed": config.compressed, "nprobe": config.nprobe, "refine": config.refine,
+            "rows": rows}
+
+
+def _chunk(model: Any, seed: int, c: int, n: int) -> np.ndarray:
+    lo = c * CHUNK
+    return model.sample(min(CHUNK, n - lo), np.random.default_rng([seed, c]),
+                        frames_per_work=FRAMES_PER_WORK)
+
+
+def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: float
+         ) -> dict[str, Any]:
+    milvus = config.backend == "milvus"
+    rng = np.random.default_rng([seed, n])
+    # The clips: 10 consecutive frames of random works, each frame changed a little (what a
+    # re-encoded, slightly edited copy does to its vectors).
+    starts = rng.choice(n // FRAMES_PER_WORK, size=clips, replace=False) * FRAMES_PER_WORK
+    chunks = -(-n // CHUNK)
+    tmp = tempfile.TemporaryDirectory(prefix="clipgate-scale-")
+    rss0 = _rss(milvus)
+    t0 = time.perf_counter()
+    if milvus:
+        config = index.VectorConfig(**{**config.__dict__, "milvus_uri": config.milvus_uri if
+                                       config.milvus_uri.startswith("http") else
+                                       str(Path(tmp.name) / "milvus.db")})
+        vec: Any = index.MilvusVectors(config, "bench", f"scale-{n}-{seed}-{os.getpid()}",
+                                       model.dim)
+    elif n >= config.compress_from:
+        train = model.sample(min(n, config.train_max), np.random.default_rng([seed, n, 1]))
+        vec = index.compressed_vectors(model.dim, train, config, n)
+    else:
+        vec = index.flat_vectors(model.dim)
+    sources = np.zeros((clips * FRAMES_PER_WORK, model.dim), np.float32)
+    stopped = None
+    for c in range(chunks):
+        x = _chunk(model, seed, c, n)
+        ids = np.arange(c * CHUNK, c * CHUNK + len(x), dtype=np.int64)
+        vec.add(x, ids)
+        for j, s in enumerate(starts.tolist()):
+            if c * CHUNK <= s < c * CHUNK + len(x):
+                sources[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = \
+                    x[s - c * CHUNK:s - c * CHUNK + FRAMES_PER_WORK]
+        if _rss(milvus) > max_rss_gb * 2**30:
+            stopped = f"stopped at {(c + 1) * CHUNK:,} frames: over {max_rss_gb} GB resident"
+            break
+    if milvus:
+        vec.flush()  # sealed segments are searched through their index (part of the build)
+    build_s = time.perf_counter() - t0
+    rss = _rss(milvus) - rss0
+    noise = model.sample(len(sources), rng) - model.mean / max(1e-6, np.linalg.norm(model.mean))
+    queries = sources + 0.15 * noise
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    vec.search(queries[:FRAMES_PER_WORK], K)  # the first search loads what it loads
+    times = []
+    found = np.zeros((len(queries), K), np.int64)
+    for rep in range(3):  # several passes: p99 of 150 searches rather than of 50
+        for j in range(clips):
+            q = queries[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK]
+            t = time.perf_counter()
+            _, ids = vec.search(q, K)
+            times.append(time.perf_counter() - t)
+            found[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = ids
+    truth = _exact(model, seed, n if stopped is None else (c + 1) * CHUNK, queries)
+    recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)]))
+    kind = vec.describe()
+    held = _index_bytes(vec)
+    tmp.cleanup()
+    out = {"frames": n, "index": kind.get("factory", kind["kind"]),
+           "build_s": round(build_s, 2), "rss_mb": round(rss / 2**20, 1),
+           "bytes_per_frame": round(rss / n, 1),
+           # FAISS: the index's own size (serialised), without the allocator's slack and the
+           # benchmark's buffers that RSS also counts.
+           "index_bytes_per_frame": round(held / n, 1) if held is not None else None,
+           "search_10_frames_ms_p50": round(1000 * float(np.percentile(times, 50)), 2),
+           "search_10_frames_ms_p99": round(1000 * float(np.percentile(times, 99)), 2),
+           "recall_at_10": round(recall, 4)}
+    if stopped:
+        out["stopped"] = stopped
+    return out
+
+
+def _exact(model: Any, seed: int, n: int, queries: np.ndarray) -> np.ndarray:
+    """(q, K) ids of the exact K nearest, by streaming the catalogue's chunks again."""
+    best_s = np.full((len(queries), K), -np.inf, np.float32)
+    best_i = np.full((len(queries), K), -1, np.int64)
+    for c in range(-(-n // CHUNK)):
+        x = _chunk(model, seed, c, n)
+        sims = queries @ x.T
+        top = np.argpartition(-sims, min(K, sims.shape[1] - 1), axis=1)[:, :K]
+        s = np.take_along_axis(sims, top, 1)
+        i = top + c * CHUNK
+        all_s, all_i = np.hstack([best_s, s]), np.hstack([best_i, i])
+        order = np.argsort(-all_s, axis=1)[:, :K]
+        best_s, best_i = np.take_along_axis(all_s, order, 1), np.take_along_axis(all_i, order, 1)
+    return best_i
+
+
+def _index_bytes(vec: Any) -> int | None:
+    if getattr(vec, "shared", False):
+        return None
+    if vec.kind == "flat":
+        return vec.ntotal * (4 * vec.d + 8)  # the floats and the id map
+    return int(len(vec.to_bytes()))

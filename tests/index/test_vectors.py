@@ -1,0 +1,94 @@
+"""The FAISS backend of the float-descriptor search: exact while small, compressed (IVF + product
+codes) past faiss_compress_from frames, and the change log's delta and tombstones on top of it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import index
+from compliance import match_file
+from index.synthetic import VectorModel
+from index.vectors import VectorConfig, compacted, flat, for_frames
+from tests.media import photo, write_image
+
+
+def _catalogue(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 64) vectors in works of 10 frames, with real vectors' kind of anisotropy."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((16, 64)).astype(np.float32) * np.linspace(1, 0.1, 16)[:, None]
+    model = VectorModel(np.zeros(64, np.float32), basis, 0.05)
+    return model.sample(n, rng)
+
+
+def _recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def test_the_index_is_compressed_past_the_threshold_and_keeps_near_exact_answers():
+    x = _catalogue(6_000)
+    ids = np.arange(len(x), dtype=np.int64) + 1_000
+    config = VectorConfig(compress_from=5_000, compressed="IVF{nlist},PQ32x4fs", nprobe=16,
+                          train_max=6_000)
+    small = for_frames(64, config, x[:4_000])
+    assert small.kind == "flat"
+    big = for_frames(64, config, x)
+    big.add(x, ids)
+    assert big.kind == "compressed" and big.ntotal == len(x)
+    exact = flat(64)
+    exact.add(x, ids)
+    rng = np.random.default_rng(1)
+    q = x[rng.choice(len(x), 100, replace=False)] + 0.02 * rng.standard_normal((100, 64))
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    truth_s, truth = exact.search(q, 10)
+    got_s, got = big.search(q, 10)
+    # Proposed by product codes, re-scored from 8-bit codes: the near-duplicate comes first, with
+    # its cosine within a hair of the exact one (the gate's thresholds read it).
+    assert (got[:, 0] == truth[:, 0]).mean() >= 0.95
+    assert np.abs(got_s[:, 0] - truth_s[:, 0]).max() < 0.01
+    assert _recall_at(got, truth) >= 0.9
+    # Without the refinement, the near-duplicate's work still comes first.
+    coarse = for_frames(64, VectorConfig(**{**config.__dict__, "refine": "none"}), x)
+    coarse.add(x, ids)
+    _, got = coarse.search(q, 10)
+    assert ((got[:, 0] - 1_000) // 10 == (truth[:, 0] - 1_000) // 10).mean() >= 0.95
+    # Compaction: tombstones leave, the delta comes in, the training is kept.
+    dead = ids[:50]
+    new = _catalogue(6_020)[-20:]  # new frames, of the same kind
+    merged = compacted(big, dead, np.arange(20, dtype=np.int64) + 100_000, new, config)
+    assert merged.kind == "compressed" and merged.ntotal == len(x) - 50 + 20
+    assert big.ntotal == len(x)  # left as it was
+    sims, found = merged.search(new, 1)
+    assert (found[:, 0] // 10 == (np.arange(20) + 100_000) // 10).all() and sims.min() > 0.9
+    assert not np.isin(merged.search(x[:50], 10)[1], dead).any()
+    # A flat index that grows past the threshold at compaction becomes compressed.
+    grown = compacted(exact, np.zeros(0, np.int64), np.arange(20, dtype=np.int64) + 100_000,
+                      new, config)
+    assert grown.kind == "compressed" and grown.ntotal == len(x) + 20
+
+
+def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(settings, tmp_path):
+    settings = settings.model_copy(update={"faiss_compress_from": 2_000, "faiss_nprobe": 64,
+                                           "faiss_compressed": "IVF{nlist},PQ128x4fs"})
+    index.seed_synthetic(settings, frames=3_000)
+    cat = write_image(tmp_path / "chelsea.png", photo("chelsea"))
+    work = str(index.register_work(cat, owner="S", title="cat", policy="block",
+                                   settings=settings)["id"])
+    index.rebuild(settings)
+    live = index.sync(settings)
+    assert live.backends == {"sscd": "compressed"} and live.delta_frames == 0
+    assert work in {m.work_id for m in match_file(cat, settings).matches}
+    # Changes on top of it: an add goes to the exact delta, a removal becomes a tombstone.
+    rocket = write_image(tmp_path / "rocket.png", photo("rocket"))
+    other = str(index.register_work(rocket, owner="S", title="rocket", policy="block",
+                                    settings=settings)["id"])
+    index.remove_work(work, settings=settings)
+    live = index.sync(settings)
+    assert live.delta_frames > 0 and live.tombstones > 0
+    assert {m.work_id for m in match_file(rocket, settings).matches} == {other}
+    assert work not in {m.work_id for m in match_file(cat, settings).matches}
+    assert index.compact(settings)["compacted"]
+    live = index.sync(settings)
+    assert live.backends == {"sscd": "compressed"} and live.delta_frames == 0
+    assert {m.work_id for m in match_file(rocket, settings).matches} == {other}
+    health = index.health(settings)
+    assert health["ok"] and health["vectors"]["signals"]["sscd"]["kind"] == "compressed"
