@@ -20,10 +20,29 @@ from bench.perf import run_perf
 from bench.protect import run_protect
 from bench.scale import run_scale
 from bench.quality.run import run_quality, table
+from clipgate.settings import Settings
 
 
 def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _frame_counts(value: str) -> list[int]:
+    """--frames: comma-separated catalogue sizes (1e5, 100000); bad input is exit code 2."""
+    try:
+        sizes = [int(float(f)) for f in value.split(",") if f.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 100:
+        raise typer.BadParameter(f"--frames {value!r}: sizes of at least 100 frames, e.g. 1e5")
+    return sizes
+
+
+def _bench_settings(settings: Settings, data_dir: Path, **update: Any) -> Settings:
+    """A bench's settings: its own data directory and embedded database (never the
+    operator's), no broker."""
+    return settings.model_copy(update={"data_dir": data_dir, "database_url": None,
+                                       "broker_url": None, **update})
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
@@ -79,12 +98,8 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         """Time each gate stage on a 10 s 640x360 clip against an index of >= 1,000 works; print JSON."""
         settings = setup()
         logging.getLogger("index.registry").setLevel(logging.WARNING)  # a line per synthetic work is noise
-        bench_settings = settings.model_copy(update={
-            "data_dir": data_dir or settings.data_dir / "bench",
-            "database_url": None,  # its own embedded database: never the operator's
-            "broker_url": None,
-            "clip_device": device or settings.clip_device,
-        })
+        bench_settings = _bench_settings(settings, data_dir or settings.data_dir / "bench",
+                                         clip_device=device or settings.clip_device)
         with Progress(transient=True, console=Console(stderr=True)) as bar:
             task = bar.add_task("registering bench works", total=works)
             result = run_perf(bench_settings, works=works, runs=runs, seconds=seconds,
@@ -104,16 +119,12 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         another process matches the work, over a synthetic catalogue of --frames frames; JSON."""
         settings = setup()
         logging.getLogger("index.registry").setLevel(logging.WARNING)
-        try:
-            size = int(float(frames))
-        except ValueError:
-            raise typer.BadParameter(f"--frames {frames!r}: a number, e.g. 1e5") from None
-        bench_settings = settings.model_copy(update={
-            "data_dir": data_dir or settings.data_dir / f"bench-protect-{size}",
-            "database_url": None,  # its own embedded database: never the operator's
-            "broker_url": None,
-            "index_poll_s": 0.0,
-        })
+        sizes = _frame_counts(frames)
+        if len(sizes) != 1:
+            raise typer.BadParameter(f"--frames {frames!r}: one size (bench scale takes several)")
+        size = sizes[0]
+        bench_settings = _bench_settings(
+            settings, data_dir or settings.data_dir / f"bench-protect-{size}", index_poll_s=0.0)
         with Progress(transient=True, console=Console(stderr=True)) as bar:
             task = bar.add_task("seeding synthetic frames", total=size)
             result = run_protect(bench_settings, frames=size, runs=runs,
@@ -139,9 +150,9 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         """Memory, bytes per frame, build time, search p50/p99 of a 10-frame clip and recall@10
         against exact search of the float-descriptor index at each size; print JSON."""
         settings = setup()
-        sizes = [int(float(f)) for f in frames.split(",") if f.strip()]
-        if backend not in ("faiss", "milvus") or not sizes or min(sizes) < 100:
-            raise typer.BadParameter("--backend faiss|milvus, --frames sizes of at least 100")
+        sizes = _frame_counts(frames)
+        if backend not in ("faiss", "milvus"):
+            raise typer.BadParameter(f"--backend {backend!r}: faiss or milvus")
         update: dict[str, Any] = {}
         if compress_from is not None:
             update["faiss_compress_from"] = compress_from
@@ -173,12 +184,8 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         PDQ baseline, pHash alone and each signal switched off. JSON on stdout, a table on stderr."""
         settings = setup()
         logging.getLogger("index.registry").setLevel(logging.WARNING)
-        bench_settings = settings.model_copy(update={
-            "data_dir": data_dir or settings.data_dir / ("bench-quality-quick" if quick
-                                                         else "bench-quality"),
-            "database_url": None,  # its own embedded database: never the operator's
-            "broker_url": None,
-        })
+        bench_settings = _bench_settings(settings, data_dir or settings.data_dir / (
+            "bench-quality-quick" if quick else "bench-quality"))
         with Progress(transient=True, console=Console(stderr=True)) as bar:
             tasks: dict[str, Any] = {}
 

@@ -71,6 +71,15 @@ def test_bad_input_exits_2_with_a_message(cli, tmp_path, settings):
     assert json.loads(r.output) == []  # nothing was half-registered
 
 
+def test_bench_sizes_that_are_not_numbers_exit_2(cli):
+    for args, says in ((("bench", "scale", "--frames", "abc"), "sizes of at least 100"),
+                       (("bench", "scale", "--frames", "1e4", "--backend", "x"), "faiss or milvus"),
+                       (("bench", "protect", "--frames", "1e4,1e5"), "one size"),
+                       (("bench", "protect", "--frames", "lots"), "sizes of at least 100")):
+        r = cli(*args)
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+
+
 def test_frame_over_the_pixel_limit_exits_2(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPGATE_MAX_FRAME_PIXELS", str(320 * 240))
     get_settings.cache_clear()
