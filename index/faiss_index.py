@@ -400,10 +400,7 @@ class FrameIndex:
         if delta is not None and delta.ntotal:
             d_sims, d_ids = delta.search(queries, min(k, delta.ntotal))
             sims, ids = np.hstack([sims, d_sims]), np.hstack([ids, d_ids])
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-        # faiss's answer past the end: id -1 and the lowest float.
-        return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
+        return vec.best_k(sims, ids, k)
 
     def _nearest_shared(self, index: VectorIndex, queries: np.ndarray, k: int
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -415,10 +412,7 @@ class FrameIndex:
         meta = self.meta
         dead = np.array([[i not in meta for i in row] for row in ids.tolist()], bool).reshape(
             ids.shape)
-        sims, ids = np.where(dead, -np.inf, sims), np.where(dead, -1, ids)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-        return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
+        return vec.best_k(np.where(dead, -np.inf, sims), np.where(dead, -1, ids), k)
 
     def within(self, name: str, codes: np.ndarray, radius: int
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

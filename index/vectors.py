@@ -158,10 +158,7 @@ class FaissVectors(VectorIndex):
         if found.any():
             rows[found] = self.refine.reconstruct_batch(safe[found])
         sims = np.einsum("qkd,qd->qk", rows, queries)
-        sims = np.where(found, sims, -np.inf)
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
-        return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
+        return best_k(np.where(found, sims, -np.inf), ids, k)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         if len(ids):
@@ -287,6 +284,14 @@ def from_bytes(data: np.ndarray, config: VectorConfig) -> FaissVectors:
                         nprobe=config.nprobe,
                         refine=faiss.deserialize_index(np.ascontiguousarray(parts[1]))
                         if len(parts) > 1 else None, refine_factor=config.refine_factor)
+
+
+def best_k(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of each row's (q, m) scores and ids (dropped ones at -inf), answered as FAISS
+    does: float32 scores, and past the end id -1 with the lowest float."""
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
+    return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
 
 
 def _is_flat(index: Any) -> bool:
