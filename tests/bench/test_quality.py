@@ -116,7 +116,7 @@ def _caption_cover(before: np.ndarray, after: np.ndarray) -> float:
     return area / changed.size
 
 
-def test_captions_cover_at_least_30_percent_of_the_frame_in_every_style():
+def test_captions_hide_30_to_60_percent_of_the_frame_in_every_style():
     import random
 
     from bench.quality import overlays
@@ -129,7 +129,9 @@ def test_captions_cover_at_least_30_percent_of_the_frame_in_every_style():
         p = overlays.caption_params(rng)
         seen.add(p["style"])
         cover = _caption_cover(frame, overlays.caption(frame, p))
-        assert 0.30 <= cover <= 0.95, (p["style"], p["block"], cover)
+        # At least the third the held-out captions hide, and not the 50-80% (boxes
+        # round text that alone spanned a third) that left no picture to recognise.
+        assert 0.30 <= cover <= 0.60, (p["style"], p["block"], cover)
     assert seen == set(overlays.CAPTION_STYLES)
     # The grey style keeps little contrast: its text is grey on a grey box.
     p = dict(overlays.caption_params(random.Random(0)), style="grey", block=True)
