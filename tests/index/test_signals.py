@@ -236,3 +236,22 @@ def test_works_from_before_a_signal_get_its_vectors_by_reembedding(settings, tmp
     index.reembed_all(settings)
     health = index.health(settings)
     assert health["signals"]["sscd"]["frames"] == 1 and "warning" not in health
+
+
+def test_phash_of_a_frame_does_not_depend_on_its_size(settings):
+    # pHash is computed on a box-shrunk copy of wide frames (its cost): the same picture at
+    # 1280, 640 and 320 px wide, and imagehash's own hash of the full frame, stay within 2 bits.
+    import cv2
+    import imagehash
+
+    from index.signals.phash import PhashSignal
+
+    for name in ("astronaut", "coffee", "chelsea"):
+        big = photo(name, (1280, 720))
+        sizes = [big] + [cv2.resize(big, (w, w * 9 // 16), interpolation=cv2.INTER_AREA)
+                         for w in (640, 320)]
+        codes = np.unpackbits(PhashSignal(settings).compute(sizes).vectors, axis=1)
+        direct = imagehash.phash(Image.fromarray(big)).hash.flatten()
+        for row in codes:
+            assert int((row != codes[0]).sum()) <= 2
+            assert int((row != direct).sum()) <= 2
