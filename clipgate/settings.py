@@ -175,20 +175,6 @@ class Settings(BaseSettings):
     orb_min_inliers: int = 12
     # ORB keypoints per clip frame (works keep 500): more of them land on a copy pasted small.
     orb_query_features: int = 1000
-    # Voting: a clip frame's first orb_vote_descriptors descriptors (and its mirror image's) vote
-    # for the work frames within orb_vote_max_distance bits; frames with orb_vote_min votes, at
-    # most orb_vote_candidates per clip frame, get the geometric check. All 1000: a caption or a
-    # crop takes the strongest corners, and the copy's keypoints are among the weaker ones.
-    # The vote index holds every ORB descriptor of every work frame (about 32 KB a frame): it
-    # cannot grow to a large catalogue. Off by default: SSCD (whole frames and crops, best by raw
-    # and by normalised score) and the hashes propose the candidates, and ORB only verifies them;
-    # on the quality bench µAP and recall are the same without it (see README, "How matching
-    # works").
-    orb_vote_index: bool = False
-    orb_vote_descriptors: int = 1000
-    orb_vote_max_distance: int = 40
-    orb_vote_min: int = 4
-    orb_vote_candidates: int = 4
     # Per CLIP model, the cosine at which CLIP fires with real weights (clip_min_similarity for a
     # model not listed): each model's similarities live on their own scale.
     clip_model_min_similarity: dict[str, float] = Field(default_factory=dict)
