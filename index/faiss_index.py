@@ -6,8 +6,8 @@ floats, Hamming for packed bits). Only these compact global descriptors are held
 ORB features of work frames stay in PostgreSQL and are read for the candidate frames of a query
 (search.py), so memory grows by tens of bytes a frame, not by the 32 KB of a frame's keypoints.
 
-FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` maps it back to
-(work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
+FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` (a FrameMap:
+numpy arrays, 20 bytes a frame, not a dict's 250) maps it back to (work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
 tagged with the index version it was built at and the version of each signal's vectors.
 
 Changes after a build do not copy the main indexes: a new version shares them, with the frames
@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from index import vectors as vec
+from index.frame_map import FrameMap
 from index.milvus import MilvusVectors
 from index.signals import Signal
 from index.vectors import VectorConfig, VectorIndex
@@ -120,7 +121,7 @@ class FrameIndex:
         spaces: Mapping[str, str],
         native: dict[str, object],
         *,
-        meta: dict[int, tuple[str, float]] | None = None,
+        meta: FrameMap | None = None,
         background: dict[str, np.ndarray] | None = None,
         config: VectorConfig | None = None,
     ) -> None:
@@ -135,7 +136,8 @@ class FrameIndex:
         native = {n: vec.FaissVectors(i) if isinstance(i, faiss.Index) else i
                   for n, i in native.items()}
         self._main = _Tier(native)
-        self.meta: dict[int, tuple[str, float]] = meta or {}
+        # frame id -> (work, seconds): layered as the indexes are (main, delta, tombstones).
+        self.meta: FrameMap = meta if meta is not None else FrameMap.empty()
         # signal -> (b, d) background vectors (index/signals/background.py), and which rows are
         # kept: not those of a picture close to a work frame.
         self.background = background or {}
@@ -211,22 +213,20 @@ class FrameIndex:
 
     @property
     def work_ids(self) -> set[str]:
-        return {w for w, _ in self.meta.values()}
+        return self.meta.work_ids()
 
     def add(self, rows: FrameRows) -> None:
         """Add rows to the main indexes, in place: only on an index not yet published (a build,
         or a copy); published ones change through with_changes."""
         if not len(rows):
             return
-        ids = rows.ids.astype(np.int64)
         _add_to(self._main, rows)
-        for i, w, t in zip(ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
-            self.meta[i] = (str(w), float(t))
+        self.meta = self.meta.plus(rows.ids, rows.work_ids, rows.t_s)
         self._exclude_background(rows)
 
     def remove_work(self, work_id: str) -> int:
         """Remove a work's frames from the main indexes, in place (as add: unpublished only)."""
-        ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
+        ids = self.meta.frames_of(work_id)
         if len(ids):
             for index in self.native.values():
                 if isinstance(index, VectorIndex):
@@ -234,8 +234,7 @@ class FrameIndex:
                         index.remove(ids)
                 else:
                     index.remove_ids(ids)
-            for i in ids.tolist():
-                del self.meta[i]
+            self.meta = self.meta.minus(ids)
         return len(ids)
 
     def with_changes(self, version: int, changes: Sequence[tuple[str, Any]]) -> FrameIndex:
@@ -253,35 +252,26 @@ class FrameIndex:
             self._tombstones
         if not changes:
             return new
-        meta = dict(self.meta)
         new.kept = {n: k.copy() for n, k in self.kept.items()}
-        new.meta = meta
-        parts = [self._delta_rows]
-        delta_ids = set(self._delta_rows.ids.tolist())
-        gone: list[int] = []
+        meta, delta, tombstones = self.meta, self._delta_rows, self._tombstones
         for kind, arg in changes:
             if kind == "add":
-                rows = _subset(arg, np.array([i not in meta for i in arg.ids.tolist()], bool))
+                rows = _subset(arg, ~meta.contains(arg.ids))
                 if not len(rows):
                     continue  # already in (an add seen twice): adding is idempotent
-                parts.append(rows)
-                delta_ids.update(rows.ids.tolist())
-                for i, w, t in zip(rows.ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
-                    meta[i] = (str(w), float(t))
+                delta = _concat([delta, rows])
                 new._exclude_background(rows)
             elif kind == "remove":
-                ids = [i for i, (w, _) in meta.items() if w == str(arg)]
-                for i in ids:
-                    del meta[i]
-                gone += ids
+                gone = meta.frames_of(str(arg))
+                in_delta = np.isin(gone, delta.ids)
+                delta = _subset(delta, ~np.isin(delta.ids, gone[in_delta]))
+                tombstones = np.union1d(tombstones, gone[~in_delta])
             else:
                 raise ValueError(f"unknown index change {kind!r}")
-        gone_arr = np.array(gone, np.int64)
-        in_delta = np.array([i in delta_ids for i in gone], bool)
-        delta = _concat(parts)
-        new._delta_rows = _subset(delta, ~np.isin(delta.ids, gone_arr[in_delta]))
-        new._tombstones = np.union1d(self._tombstones, gone_arr[~in_delta])
-        new._delta = _delta_tier(self._main, new._delta_rows) if len(new._delta_rows) else None
+            # Each change sees the ones before it (an add then a removal of the same work).
+            meta = meta.layered(_layer(delta), tombstones)
+        new.meta, new._delta_rows, new._tombstones = meta, delta, tombstones
+        new._delta = _delta_tier(self._main, delta) if len(delta) else None
         return new
 
     def compacted(self) -> FrameIndex:
@@ -308,7 +298,7 @@ class FrameIndex:
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = self.version, self.epoch, self.spaces
         out._kept_rows, out.config = {}, self.config
-        out._main, out.meta, out.background = tier, self.meta, self.background
+        out._main, out.meta, out.background = tier, self.meta.folded(), self.background
         out.kept = self.kept
         out._delta_rows, out._delta, out._tombstones = _empty_rows(), None, np.zeros(0, np.int64)
         return out
@@ -323,8 +313,7 @@ class FrameIndex:
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = newer.version, newer.epoch, newer.spaces
         out._kept_rows, out.config = {}, newer.config
-        out._main, out.meta, out.background, out.kept = self._main, newer.meta, \
-            newer.background, newer.kept
+        out._main, out.background, out.kept = self._main, newer.background, newer.kept
         out._delta_rows = _subset(newer._delta_rows, ~np.isin(newer._delta_rows.ids, base_delta))
         # Frames removed since base: tombstones of the old main, and frames of base's delta
         # (now in the new main).
@@ -332,6 +321,7 @@ class FrameIndex:
             np.setdiff1d(newer._tombstones, base._tombstones),
             np.setdiff1d(base_delta, newer._delta_rows.ids))
         out._delta = _delta_tier(self._main, out._delta_rows) if len(out._delta_rows) else None
+        out.meta = self.meta.layered(_layer(out._delta_rows), out._tombstones)
         return out
 
     def _exclude_background(self, rows: FrameRows) -> None:
@@ -384,9 +374,7 @@ class FrameIndex:
         only the frames of this version's map, asking for more to make up for those dropped."""
         kk = 2 * k + len(self._tombstones)
         sims, ids = index.search(queries, kk)
-        meta = self.meta
-        dead = np.array([[i not in meta for i in row] for row in ids.tolist()], bool).reshape(
-            ids.shape)
+        dead = ~self.meta.contains(ids)
         return vec.best_k(np.where(dead, -np.inf, sims), np.where(dead, -1, ids), k)
 
     def within(self, name: str, codes: np.ndarray, radius: int
@@ -439,7 +427,7 @@ class FrameIndex:
         source = self if self._delta is None and not len(self._tombstones) else self.compacted()
         copied = FrameIndex(source.version, source.epoch, source.spaces,
                             {n: _copy(i) for n, i in source.native.items()},
-                            meta=dict(source.meta), background=dict(source.background),
+                            meta=source.meta, background=dict(source.background),
                             config=source.config)
         copied.kept = {n: k.copy() for n, k in source.kept.items()}
         return copied
@@ -451,7 +439,6 @@ class FrameIndex:
             self.compacted().save(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        ids = np.fromiter(self.meta.keys(), dtype=np.int64, count=len(self.meta))
         arrays = {f"index_{n}": _serialise(i) for n, i in self.native.items()}
         arrays.update({f"background_{n}": v for n, v in self.background.items()})
         arrays.update({f"kept_{n}": k for n, k in self.kept.items()})
@@ -463,9 +450,7 @@ class FrameIndex:
                     version=np.int64(self.version),
                     epoch=np.array(self.epoch),
                     spaces=np.array(json.dumps(self.spaces)),
-                    ids=ids,
-                    work_ids=np.array([self.meta[i][0] for i in ids.tolist()], dtype="U36"),
-                    t_s=np.array([self.meta[i][1] for i in ids.tolist()], dtype=np.float64),
+                    **{f"frame_{k}": a for k, a in self.meta.arrays().items()},
                     **arrays,
                 )
                 f.flush()
@@ -484,9 +469,11 @@ class FrameIndex:
             native = {n: _deserialise(z[f"index_{n}"], config, n, spaces[n]) for n in spaces}
             background = {n: np.array(z[f"background_{n}"]) for n in spaces
                           if f"background_{n}" in z}
-            meta = {
-                int(i): (str(w), float(t)) for i, w, t in zip(z["ids"], z["work_ids"], z["t_s"])
-            }
+            if "frame_ids" in z:
+                meta = FrameMap.from_arrays(z["frame_ids"], z["frame_work"], z["frame_t_s"],
+                                            z["frame_works"])
+            else:  # a file from before the map was arrays: a work id per frame
+                meta = FrameMap.of(z["ids"], z["work_ids"], z["t_s"])
             index = cls(int(z["version"]), str(z["epoch"]), spaces, native, meta=meta,
                         background=background, config=config)
             index.kept.update({n: np.array(z[f"kept_{n}"]) for n in background
@@ -588,6 +575,11 @@ def _delta_tier(main: _Tier, rows: FrameRows) -> _Tier:
     tier = _Tier(native)
     _add_to(tier, rows)
     return tier
+
+
+def _layer(rows: FrameRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rows as a FrameMap layer: (ids, work ids, seconds)."""
+    return rows.ids, rows.work_ids, rows.t_s
 
 
 def _empty_rows() -> FrameRows:
