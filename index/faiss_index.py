@@ -215,6 +215,11 @@ class FrameIndex:
     def work_ids(self) -> set[str]:
         return self.meta.work_ids()
 
+    @property
+    def work_count(self) -> int:
+        """len(work_ids), without a set of every work id."""
+        return self.meta.work_count()
+
     def add(self, rows: FrameRows) -> None:
         """Add rows to the main indexes, in place: only on an index not yet published (a build,
         or a copy); published ones change through with_changes."""

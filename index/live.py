@@ -330,7 +330,7 @@ def rebuild(settings: Settings | None = None) -> dict[str, Any]:
         _live[str(settings.index_dir / INDEX_FILE)] = index
     return {
         "version": index.version,
-        "works": len(index.work_ids),
+        "works": index.work_count,
         "frames": index.frames,
         "signals": {n: index.count(n) for n in index.native},
         "seconds": round(time.perf_counter() - t0, 3),
@@ -373,7 +373,7 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
             "vectors": {**backend, "signals": index.describe()},
             "version": index.version,
             "frames": index.frames,
-            "works": len(index.work_ids),
+            "works": index.work_count,
             "signals": {n: {"version": v, "frames": index.count(n)}
                         for n, v in index.spaces.items()},
             # Changes applied since the main indexes were made (compaction folds them in).

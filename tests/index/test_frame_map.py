@@ -46,6 +46,7 @@ def _reference_run(seed: int) -> None:
                              np.array(sorted(dead), np.int64))
         assert len(m) == len(ref) and dict(m) == ref
         assert m.work_ids() == {w for w, _ in ref.values()}
+        assert m.work_count() == len({w for w, _ in ref.values()})
         probe = rng.integers(-5, 1600, 300)
         assert m.contains(probe).tolist() == [int(i) in ref for i in probe.tolist()]
         assert all((int(i) in m) == (int(i) in ref) for i in probe.tolist())
@@ -81,3 +82,10 @@ def test_an_id_given_twice_in_one_add_keeps_its_first_entry():
     m = FrameMap.empty().plus(np.array([4, 2, 4]), np.array(["a", "b", "c"]),
                               np.array([1.0, 2.0, 3.0]))
     assert dict(m) == {2: ("b", 2.0), 4: ("a", 1.0)} and len(m) == 2
+
+
+def test_works_saved_out_of_order_are_sorted_on_load():
+    m = FrameMap.from_arrays(np.array([1, 2, 3]), np.array([0, 1, 0]), np.zeros(3),
+                             np.array([b"zeta", b"alpha"]))
+    assert dict(m) == {1: ("zeta", 0.0), 2: ("alpha", 0.0), 3: ("zeta", 0.0)}
+    assert m.frames_of("zeta").tolist() == [1, 3] and m.frames_of("alpha").tolist() == [2]
