@@ -372,6 +372,17 @@ class FrameIndex:
             sims, ids = np.hstack([sims, d_sims]), np.hstack([ids, d_ids])
         return vec.best_k(sims, ids, k)
 
+    def search_cost(self, name: str, queries: int) -> int:
+        """About how many vectors a search of signal `name` for this many query rows compares:
+        its main index's share (an IVF scans a few lists, an exact index every vector; a shared
+        one searches elsewhere) and the exact delta."""
+        index = self.native[name]
+        delta = self._delta.native.get(name) if self._delta is not None else None
+        extra = queries * delta.ntotal if delta is not None else 0
+        if isinstance(index, VectorIndex):
+            return (0 if index.shared else index.search_cost(queries)) + extra
+        return queries * int(index.ntotal) + extra
+
     def _nearest_shared(self, index: VectorIndex, queries: np.ndarray, k: int
                         ) -> tuple[np.ndarray, np.ndarray]:
         """A shared index (Milvus) also holds frames this version does not: added by another

@@ -207,6 +207,9 @@ class MilvusVectors(VectorIndex):
     def copy(self) -> MilvusVectors:
         return self
 
+    def search_cost(self, queries: int) -> int:
+        return 0  # Milvus searches in its own process: nothing to split into threads here
+
     def describe(self) -> dict[str, Any]:
         return {"backend": "milvus", "kind": self.config.milvus_index, "uri":
                 self.config.milvus_uri, "collection": self.name}

@@ -141,7 +141,7 @@ class Found:
         self.near: list[tuple[int, int, bool, float]] = []  # (frame, frame id, mirrored, distance)
 
     def add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:
-        with one_thread_if_small(len(rows) * len(index.meta)):
+        with one_thread_if_small(index.search_cost(signal.name, len(rows))):
             self._add(index, signal, rows)
 
     def _add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:

@@ -144,6 +144,9 @@ class _Nearest:
     def bias(self, name, vectors):
         return -np.array(self.background, np.float32)
 
+    def search_cost(self, name, queries):
+        return 0
+
 
 def test_a_look_alike_of_another_work_needs_a_closer_match():
     """A row's score is its cosine less the closer of its background and its nearest other
