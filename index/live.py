@@ -428,7 +428,8 @@ def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> No
     """Bring the shared collections to the database (the rebuild's recovery path): insert the
     frames they lack, then, with no registration in flight (a share lock on the index state,
     which each registration holds for update until it commits), delete the rows whose frames
-    the database no longer holds. Frames registered meanwhile are never deleted."""
+    the database no longer holds. Frames registered meanwhile are never deleted. Collections
+    of the signal's other versions (left by a re-embedding) are dropped."""
     for name, shared in index.native.items():
         if not isinstance(shared, MilvusVectors):
             continue
@@ -450,3 +451,6 @@ def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> No
                 shared.remove(gone)
         log.info("milvus %s re-synced: %d inserted, %d deleted", shared.name,
                  int(missing.sum()), len(extra))
+        # The database holds this version's vectors (check_versions passed for this build):
+        # collections of other versions are stale, and would otherwise stay for good.
+        shared.drop_other_versions(name)
