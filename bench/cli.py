@@ -146,6 +146,9 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         clips: Annotated[int, typer.Option(help="10-frame clips searched per size.")] = 50,
         max_rss_gb: Annotated[float, typer.Option(help="Stop a size past this resident memory.")
                               ] = 8.0,
+        nprobe: Annotated[str, typer.Option(
+            help="FAISS compressed: also search with these lists' counts, comma-separated "
+                 "(one build; the first figures stay CLIPGATE_FAISS_NPROBE's).")] = "",
     ) -> None:
         """Memory, bytes per frame, build time, search p50/p99 of a 10-frame clip and recall@10
         against exact search of the float-descriptor index at each size; print JSON."""
@@ -153,13 +156,20 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         sizes = _frame_counts(frames)
         if backend not in ("faiss", "milvus"):
             raise typer.BadParameter(f"--backend {backend!r}: faiss or milvus")
+        try:
+            nprobes = [int(p) for p in nprobe.split(",") if p.strip()]
+        except ValueError:
+            nprobes = [0]
+        if any(p < 1 for p in nprobes):
+            raise typer.BadParameter(f"--nprobe {nprobe!r}: positive whole numbers, e.g. 64,128")
         update: dict[str, Any] = {}
         if compress_from is not None:
             update["faiss_compress_from"] = compress_from
         update["milvus_uri"] = milvus_uri
         console = Console(stderr=True)
         _json(run_scale(settings.model_copy(update=update), frames=sizes, backend=backend,
-                        clips=clips, max_rss_gb=max_rss_gb, progress=console.print))
+                        clips=clips, max_rss_gb=max_rss_gb, nprobes=nprobes,
+                        progress=console.print))
 
     @bench_app.command("quality")
     @handles_errors

@@ -46,10 +46,11 @@ def _rss(children: bool) -> int:
 
 
 def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", clips: int = 50,
-              seed: int = 0, max_rss_gb: float = 8.0,
+              seed: int = 0, max_rss_gb: float = 8.0, nprobes: list[int] | None = None,
               progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Build and measure an index of each size in frames; JSON-ready results. max_rss_gb: stop
-    (and say so) if this process grows past it while building."""
+    (and say so) if this process grows past it while building. nprobes: a compressed FAISS
+    index is also searched with each of these lists' counts (`by_nprobe`), one build for all."""
     signal = next(s for s in index.active(settings).values() if s.kind == "float")
     model = index.vector_model(signal, settings)
     config = index.VectorConfig.from_settings(settings.model_copy(
@@ -57,7 +58,8 @@ def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", 
     rows = []
     for n in frames:
         progress(f"{n:,} frames on {backend}")
-        rows.append(_one(n, model, config, clips=clips, seed=seed, max_rss_gb=max_rss_gb))
+        rows.append(_one(n, model, config, clips=clips, seed=seed, max_rss_gb=max_rss_gb,
+                         nprobes=nprobes or [], progress=progress))
         if rows[-1].get("stopped"):
             break
     return {"machine": _machine(), "backend": backend, "signal": signal.name,
@@ -72,8 +74,8 @@ def _chunk(model: Any, seed: int, c: int, n: int) -> np.ndarray:
                         frames_per_work=FRAMES_PER_WORK)
 
 
-def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: float
-         ) -> dict[str, Any]:
+def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: float,
+         nprobes: list[int], progress: Callable[[str], None]) -> dict[str, Any]:
     milvus = config.backend == "milvus"
     rng = np.random.default_rng([seed, n])
     # The clips: 10 consecutive frames of random works, each frame changed a little (what a
@@ -90,8 +92,11 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
         vec: Any = index.MilvusVectors(config, "bench", f"scale-{n}-{seed}-{os.getpid()}",
                                        model.dim)
     elif n >= config.compress_from:
-        train = model.sample(min(n, config.train_max), np.random.default_rng([seed, n, 1]))
+        train = model.sample(index.train_size(n, config), np.random.default_rng([seed, n, 1]))
         vec = index.compressed_vectors(model.dim, train, config, n)
+        del train
+        vec.reserve(n)
+        progress(f"  trained in {time.perf_counter() - t0:.0f} s")
     else:
         vec = index.flat_vectors(model.dim)
     sources = np.zeros((clips * FRAMES_PER_WORK, model.dim), np.float32)
@@ -104,6 +109,8 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
             if c * CHUNK <= s < c * CHUNK + len(x):
                 sources[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = \
                     x[s - c * CHUNK:s - c * CHUNK + FRAMES_PER_WORK]
+        if c % 20 == 19:
+            progress(f"  {(c + 1) * CHUNK:,} frames in {time.perf_counter() - t0:.0f} s")
         if _rss(milvus) > max_rss_gb * 2**30:
             stopped = f"stopped at {(c + 1) * CHUNK:,} frames: over {max_rss_gb} GB resident"
             break
@@ -115,18 +122,18 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
     queries = sources + 0.15 * noise
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
     vec.search(queries[:FRAMES_PER_WORK], K)  # the first search loads what it loads
-    times = []
-    found = np.zeros((len(queries), K), np.int64)
-    for rep in range(3):  # several passes: p99 of 150 searches rather than of 50
-        for j in range(clips):
-            q = queries[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK]
-            t = time.perf_counter()
-            _, ids = vec.search(q, K)
-            times.append(time.perf_counter() - t)
-            found[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = ids
-    truth = _exact(model, seed, n if stopped is None else (c + 1) * CHUNK, queries)
-    recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)]))
     kind = vec.describe()
+    default = kind.get("nprobe")
+    probes = [default, *[p for p in nprobes if p != default]] if default else [None]
+    searched = {}
+    for p in probes:
+        if p is not None:
+            vec.set_nprobe(p)
+        searched[p] = _searches(vec, queries, clips)
+    if default:
+        vec.set_nprobe(default)
+    progress(f"  searched; exact answers for recall (streaming {n:,} frames again)")
+    truth = _exact(model, seed, n if stopped is None else (c + 1) * CHUNK, queries)
     held = _index_bytes(vec)
     tmp.cleanup()
     out = {"frames": n, "index": kind.get("factory", kind["kind"]),
@@ -135,12 +142,36 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
            # FAISS: the index's own size (serialised), without the allocator's slack and the
            # benchmark's buffers that RSS also counts.
            "index_bytes_per_frame": round(held / n, 1) if held is not None else None,
-           "search_10_frames_ms_p50": round(1000 * float(np.percentile(times, 50)), 2),
-           "search_10_frames_ms_p99": round(1000 * float(np.percentile(times, 99)), 2),
-           "recall_at_10": round(recall, 4)}
+           **_figures(*searched[probes[0]], truth)}
+    if len(probes) > 1:
+        out["by_nprobe"] = [{"nprobe": p, **_figures(*searched[p], truth)} for p in probes]
     if stopped:
         out["stopped"] = stopped
     return out
+
+
+def _searches(vec: Any, queries: np.ndarray, clips: int) -> tuple[list[float], np.ndarray]:
+    """Each clip's 10 frames searched as one batch, 3 passes (p99 of 150 searches rather than
+    of 50), on as many threads as the gate would use (index.one_thread_if_small): the times in
+    seconds and the (q, K) ids found."""
+    times = []
+    found = np.zeros((len(queries), K), np.int64)
+    for _ in range(3):
+        for j in range(clips):
+            q = queries[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK]
+            t = time.perf_counter()
+            with index.one_thread_if_small(vec.search_cost(len(q))):
+                _, ids = vec.search(q, K)
+            times.append(time.perf_counter() - t)
+            found[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = ids
+    return times, found
+
+
+def _figures(times: list[float], found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    recall = float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth)]))
+    return {"search_10_frames_ms_p50": round(1000 * float(np.percentile(times, 50)), 2),
+            "search_10_frames_ms_p99": round(1000 * float(np.percentile(times, 99)), 2),
+            "recall_at_10": round(recall, 4)}
 
 
 def _exact(model: Any, seed: int, n: int, queries: np.ndarray) -> np.ndarray:
@@ -162,6 +193,4 @@ def _exact(model: Any, seed: int, n: int, queries: np.ndarray) -> np.ndarray:
 def _index_bytes(vec: Any) -> int | None:
     if getattr(vec, "shared", False):
         return None
-    if vec.kind == "flat":
-        return vec.ntotal * (4 * vec.d + 8)  # the floats and the id map
-    return int(len(vec.to_bytes()))
+    return vec.nbytes()

@@ -92,12 +92,16 @@ class Settings(BaseSettings):
     milvus_timeout_s: float = 10.0
     # FAISS: an exact flat index (4 bytes a dimension a frame) while a signal has fewer than
     # faiss_compress_from frames at a build or compaction; from there a compressed one, trained
-    # on a sample of faiss_train_max of the vectors then: faiss_compressed, an index_factory
-    # string where {nlist} becomes faiss_nlist (0: 4 * sqrt(frames), within 64..65536), searched
-    # with faiss_nprobe lists. The default, IVF with 128 four-bit product codes (64 bytes a
-    # frame, "fast scan"), was chosen over OPQ + PQ64 (8-bit codes took 90 s to train on 5,000
-    # vectors on this 2-core machine) and HNSW (it keeps every float, 2 KB a frame, and cannot
-    # remove ids); docs/scale.md has the measured recall and latency. The delta stays exact.
+    # on a sample of faiss_train_max of the vectors then (or 20 a list, where the lists are
+    # more): faiss_compressed, an index_factory string where {nlist} becomes faiss_nlist (0:
+    # 4 * sqrt(frames), within 64..65536; from 8,192 lists their centres are trained by two-level
+    # k-means), searched with faiss_nprobe lists. The default, IVF with 128 four-bit product
+    # codes (64 bytes a frame, "fast scan"), was chosen over OPQ + PQ64 (8-bit codes took 90 s to
+    # train on 5,000 vectors on this 2-core machine) and HNSW (it keeps every float, 2 KB a
+    # frame, and cannot remove ids); an HNSW quantiser over the lists ("IVF{nlist}_HNSW32,...")
+    # also works, but on this machine it assigned vectors slower than the flat one (1M frames'
+    # add: 261 s against 45 s). docs/scale.md has the measured recall and latency. The delta
+    # stays exact.
     faiss_compress_from: int = 1_000_000
     faiss_compressed: str = "IVF{nlist},PQ128x4fs"
     faiss_nlist: int = 0
@@ -175,20 +179,6 @@ class Settings(BaseSettings):
     orb_min_inliers: int = 12
     # ORB keypoints per clip frame (works keep 500): more of them land on a copy pasted small.
     orb_query_features: int = 1000
-    # Voting: a clip frame's first orb_vote_descriptors descriptors (and its mirror image's) vote
-    # for the work frames within orb_vote_max_distance bits; frames with orb_vote_min votes, at
-    # most orb_vote_candidates per clip frame, get the geometric check. All 1000: a caption or a
-    # crop takes the strongest corners, and the copy's keypoints are among the weaker ones.
-    # The vote index holds every ORB descriptor of every work frame (about 32 KB a frame): it
-    # cannot grow to a large catalogue. Off by default: SSCD (whole frames and crops, best by raw
-    # and by normalised score) and the hashes propose the candidates, and ORB only verifies them;
-    # on the quality bench µAP and recall are the same without it (see README, "How matching
-    # works").
-    orb_vote_index: bool = False
-    orb_vote_descriptors: int = 1000
-    orb_vote_max_distance: int = 40
-    orb_vote_min: int = 4
-    orb_vote_candidates: int = 4
     # Per CLIP model, the cosine at which CLIP fires with real weights (clip_min_similarity for a
     # model not listed): each model's similarities live on their own scale.
     clip_model_min_similarity: dict[str, float] = Field(default_factory=dict)

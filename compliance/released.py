@@ -48,7 +48,7 @@ def _released_index(settings: Settings) -> index.FrameIndex:
                 current, last, count = None, 0, 0  # rows went away (a restored backup): anew
             rows = store.release_frame_rows(conn, after_id=last, signals=active)
         if current is None:
-            current = index.FrameIndex.build(active, 0, "releases", rows, votes=False)
+            current = index.FrameIndex.build(active, 0, "releases", rows)
         elif len(rows):
             current = current.copy()  # a lookup running now keeps the one it has
             current.add(rows)

@@ -42,10 +42,12 @@ from index.signals import (
 from index.signals.sscd import MODELS as SSCD_MODELS
 from index.store import vector_rows
 from index.synthetic import VectorModel, seed_synthetic, vector_model
+from index.threads import one_thread_if_small
 from index.milvus import MilvusVectors
 from index.vectors import VectorConfig, VectorIndex
 from index.vectors import compressed as compressed_vectors
 from index.vectors import flat as flat_vectors
+from index.vectors import train_size
 from index.signals.clip import status as clip_status
 
 __all__ = [
@@ -97,11 +99,13 @@ __all__ = [
     "register_work",
     "remove_work",
     "rules",
+    "one_thread_if_small",
     "search",
     "search_backend",
     "seed_synthetic",
     "set_work_policy",
     "sync",
+    "train_size",
     "unload",
     "use_device",
     "validate_meta",

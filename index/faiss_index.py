@@ -1,14 +1,13 @@
 """The FAISS side of the index: one searchable index per signal over every frame of every active
-work, and (optionally) the ORB descriptors of every frame for voting.
+work.
 
 Each signal's vectors go into the index its kind suits (signals/base.py: exact inner product for
-floats, Hamming for packed bits). The ORB descriptors of every frame go into a binary index whose
-ids are the frame ids again: a clip frame's descriptors vote for the work frames they are near,
-which proposes candidates for the geometric check even where the global signals see nothing.
-That vote index costs about 32 KB a frame, so it is optional (`CLIPGATE_ORB_VOTE_INDEX`).
+floats, Hamming for packed bits). Only these compact global descriptors are held in memory: the
+ORB features of work frames stay in PostgreSQL and are read for the candidate frames of a query
+(search.py), so memory grows by tens of bytes a frame, not by the 32 KB of a frame's keypoints.
 
-FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` maps it back to
-(work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
+FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` (a FrameMap:
+numpy arrays, 20 bytes a frame, not a dict's 250) maps it back to (work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
 tagged with the index version it was built at and the version of each signal's vectors.
 
 Changes after a build do not copy the main indexes: a new version shares them, with the frames
@@ -35,6 +34,7 @@ import faiss
 import numpy as np
 
 from index import vectors as vec
+from index.frame_map import FrameMap
 from index.milvus import MilvusVectors
 from index.signals import Signal
 from index.vectors import VectorConfig, VectorIndex
@@ -42,11 +42,6 @@ from index.signals.background import kept as kept_background
 
 log = logging.getLogger(__name__)
 
-ORB_BITS = 256
-# Below this many descriptors a flat index is fast enough and needs no training; above it, an
-# inverted file (a binary "visual vocabulary") keeps a query's cost flat as works are added.
-ORB_IVF_FROM = 50_000
-ORB_IVF_NPROBE = 6
 BACKGROUND_SLICE = 20_000  # frames per slice when leaving out background pictures near them
 
 
@@ -71,14 +66,12 @@ class FrameRows:
     work_ids: np.ndarray
     t_s: np.ndarray
     vectors: dict[str, SignalRows] = field(default_factory=dict)
-    # ORB descriptors per row, (n_i, 32) uint8 each; None: the frames take no part in voting.
-    descriptors: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def subset(self, mask: np.ndarray) -> FrameRows:
-        """The rows where mask (n,) bool is true, with their vectors and descriptors."""
+        """The rows where mask (n,) bool is true, with their vectors."""
         return _subset(self, np.asarray(mask, bool))
 
 
@@ -115,7 +108,7 @@ class Hit:
 
 class FrameIndex:
     """A version of the index: per signal a FAISS index (all with frame ids), the map from frame
-    id to (work, seconds), background vectors for normalised signals, and the vote index.
+    id to (work, seconds) and background vectors for normalised signals.
 
     A published version is never changed. with_changes makes the next version: it shares the
     main indexes, keeps the frames added since in a small exact delta and the frames removed
@@ -128,9 +121,8 @@ class FrameIndex:
         spaces: Mapping[str, str],
         native: dict[str, object],
         *,
-        meta: dict[int, tuple[str, float]] | None = None,
+        meta: FrameMap | None = None,
         background: dict[str, np.ndarray] | None = None,
-        orb: object | None = None,
         config: VectorConfig | None = None,
     ) -> None:
         self.version = version
@@ -143,8 +135,9 @@ class FrameIndex:
         # A plain FAISS float index is wrapped: float signals are searched through VectorIndex.
         native = {n: vec.FaissVectors(i) if isinstance(i, faiss.Index) else i
                   for n, i in native.items()}
-        self._main = _Tier(native, orb)
-        self.meta: dict[int, tuple[str, float]] = meta or {}
+        self._main = _Tier(native)
+        # frame id -> (work, seconds): layered as the indexes are (main, delta, tombstones).
+        self.meta: FrameMap = meta if meta is not None else FrameMap.empty()
         # signal -> (b, d) background vectors (index/signals/background.py), and which rows are
         # kept: not those of a picture close to a work frame.
         self.background = background or {}
@@ -166,11 +159,6 @@ class FrameIndex:
     def native(self) -> dict[str, object]:
         """signal -> the main FAISS index (frames added since the last compaction are not in it)."""
         return self._main.native
-
-    @property
-    def orb(self) -> object | None:
-        """The main ORB vote index; None: no vote index."""
-        return self._main.orb
 
     @property
     def delta_frames(self) -> int:
@@ -203,20 +191,13 @@ class FrameIndex:
 
     @classmethod
     def build(cls, signals: Mapping[str, Signal], version: int, epoch: str, rows: FrameRows, *,
-              votes: bool, config: VectorConfig | None = None) -> FrameIndex:
-        """A new index over rows for these signals; with votes, a vote index over the rows'
-        descriptors (an inverted file trained on a sample of them when there are many). Float
-        signals go to config's backend: FAISS (flat, or compressed past config.compress_from
-        rows) or Milvus (the collection is opened, not written: live.py re-syncs it)."""
+              config: VectorConfig | None = None) -> FrameIndex:
+        """A new index over rows for these signals. Float signals go to config's backend: FAISS
+        (flat, or compressed past config.compress_from rows) or Milvus (the collection is opened,
+        not written: live.py re-syncs it)."""
         config = config or VectorConfig()
-        orb = None
-        if votes:
-            descriptors = rows.descriptors or []
-            n = sum(len(d) for d in descriptors)
-            orb = (_trained_ivf(np.concatenate(descriptors)) if n >= ORB_IVF_FROM
-                   else faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)))
         index = cls(version, epoch, {n: s.version for n, s in signals.items()},
-                    {n: _new_index(n, s, rows, config) for n, s in signals.items()}, orb=orb,
+                    {n: _new_index(n, s, rows, config) for n, s in signals.items()},
                     config=config)
         for name, signal in signals.items():
             bg = signal.background() if signal.kind == "float" else None
@@ -232,31 +213,33 @@ class FrameIndex:
 
     @property
     def work_ids(self) -> set[str]:
-        return {w for w, _ in self.meta.values()}
+        return self.meta.work_ids()
+
+    @property
+    def work_count(self) -> int:
+        """len(work_ids), without a set of every work id."""
+        return self.meta.work_count()
 
     def add(self, rows: FrameRows) -> None:
         """Add rows to the main indexes, in place: only on an index not yet published (a build,
         or a copy); published ones change through with_changes."""
         if not len(rows):
             return
-        ids = rows.ids.astype(np.int64)
         _add_to(self._main, rows)
-        for i, w, t in zip(ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
-            self.meta[i] = (str(w), float(t))
+        self.meta = self.meta.plus(rows.ids, rows.work_ids, rows.t_s)
         self._exclude_background(rows)
 
     def remove_work(self, work_id: str) -> int:
         """Remove a work's frames from the main indexes, in place (as add: unpublished only)."""
-        ids = np.array([i for i, (w, _) in self.meta.items() if w == work_id], dtype=np.int64)
+        ids = self.meta.frames_of(work_id)
         if len(ids):
-            for index in [*self.native.values(), *([self.orb] if self.orb is not None else [])]:
+            for index in self.native.values():
                 if isinstance(index, VectorIndex):
                     if not index.shared:  # a shared index is changed by registry.py
                         index.remove(ids)
                 else:
                     index.remove_ids(ids)
-            for i in ids.tolist():
-                del self.meta[i]
+            self.meta = self.meta.minus(ids)
         return len(ids)
 
     def with_changes(self, version: int, changes: Sequence[tuple[str, Any]]) -> FrameIndex:
@@ -274,38 +257,26 @@ class FrameIndex:
             self._tombstones
         if not changes:
             return new
-        meta = dict(self.meta)
         new.kept = {n: k.copy() for n, k in self.kept.items()}
-        new.meta = meta
-        parts = [self._delta_rows]
-        delta_ids = set(self._delta_rows.ids.tolist())
-        gone: list[int] = []
+        meta, delta, tombstones = self.meta, self._delta_rows, self._tombstones
         for kind, arg in changes:
             if kind == "add":
-                rows = _subset(arg, np.array([i not in meta for i in arg.ids.tolist()], bool))
-                if self._main.orb is None and rows.descriptors is not None:
-                    # No vote index: the delta keeps no ORB descriptors (16 KB a frame).
-                    rows = FrameRows(rows.ids, rows.work_ids, rows.t_s, rows.vectors)
+                rows = _subset(arg, ~meta.contains(arg.ids))
                 if not len(rows):
                     continue  # already in (an add seen twice): adding is idempotent
-                parts.append(rows)
-                delta_ids.update(rows.ids.tolist())
-                for i, w, t in zip(rows.ids.tolist(), rows.work_ids.tolist(), rows.t_s.tolist()):
-                    meta[i] = (str(w), float(t))
+                delta = _concat([delta, rows])
                 new._exclude_background(rows)
             elif kind == "remove":
-                ids = [i for i, (w, _) in meta.items() if w == str(arg)]
-                for i in ids:
-                    del meta[i]
-                gone += ids
+                gone = meta.frames_of(str(arg))
+                in_delta = np.isin(gone, delta.ids)
+                delta = _subset(delta, ~np.isin(delta.ids, gone[in_delta]))
+                tombstones = np.union1d(tombstones, gone[~in_delta])
             else:
                 raise ValueError(f"unknown index change {kind!r}")
-        gone_arr = np.array(gone, np.int64)
-        in_delta = np.array([i in delta_ids for i in gone], bool)
-        delta = _concat(parts)
-        new._delta_rows = _subset(delta, ~np.isin(delta.ids, gone_arr[in_delta]))
-        new._tombstones = np.union1d(self._tombstones, gone_arr[~in_delta])
-        new._delta = _delta_tier(self._main, new._delta_rows) if len(new._delta_rows) else None
+            # Each change sees the ones before it (an add then a removal of the same work).
+            meta = meta.layered(_layer(delta), tombstones)
+        new.meta, new._delta_rows, new._tombstones = meta, delta, tombstones
+        new._delta = _delta_tier(self._main, delta) if len(delta) else None
         return new
 
     def compacted(self) -> FrameIndex:
@@ -322,18 +293,17 @@ class FrameIndex:
                     self.config)
             else:
                 native[n] = _copy(i)
-        orb = _copy(self.orb) if self.orb is not None else None
-        tier = _Tier(native, orb)
+        tier = _Tier(native)
         if len(self._tombstones):
             selector = faiss.IDSelectorBatch(self._tombstones)
-            for index in [*native.values(), *([orb] if orb is not None else [])]:
+            for index in native.values():
                 if not isinstance(index, VectorIndex):
                     index.remove_ids(selector)
         _add_to(tier, self._delta_rows, floats=False)
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = self.version, self.epoch, self.spaces
         out._kept_rows, out.config = {}, self.config
-        out._main, out.meta, out.background = tier, self.meta, self.background
+        out._main, out.meta, out.background = tier, self.meta.folded(), self.background
         out.kept = self.kept
         out._delta_rows, out._delta, out._tombstones = _empty_rows(), None, np.zeros(0, np.int64)
         return out
@@ -348,8 +318,7 @@ class FrameIndex:
         out = FrameIndex.__new__(FrameIndex)
         out.version, out.epoch, out.spaces = newer.version, newer.epoch, newer.spaces
         out._kept_rows, out.config = {}, newer.config
-        out._main, out.meta, out.background, out.kept = self._main, newer.meta, \
-            newer.background, newer.kept
+        out._main, out.background, out.kept = self._main, newer.background, newer.kept
         out._delta_rows = _subset(newer._delta_rows, ~np.isin(newer._delta_rows.ids, base_delta))
         # Frames removed since base: tombstones of the old main, and frames of base's delta
         # (now in the new main).
@@ -357,6 +326,7 @@ class FrameIndex:
             np.setdiff1d(newer._tombstones, base._tombstones),
             np.setdiff1d(base_delta, newer._delta_rows.ids))
         out._delta = _delta_tier(self._main, out._delta_rows) if len(out._delta_rows) else None
+        out.meta = self.meta.layered(_layer(out._delta_rows), out._tombstones)
         return out
 
     def _exclude_background(self, rows: FrameRows) -> None:
@@ -402,6 +372,17 @@ class FrameIndex:
             sims, ids = np.hstack([sims, d_sims]), np.hstack([ids, d_ids])
         return vec.best_k(sims, ids, k)
 
+    def search_cost(self, name: str, queries: int) -> int:
+        """About how many vectors a search of signal `name` for this many query rows compares:
+        its main index's share (an IVF scans a few lists, an exact index every vector; a shared
+        one searches elsewhere) and the exact delta."""
+        index = self.native[name]
+        delta = self._delta.native.get(name) if self._delta is not None else None
+        extra = queries * delta.ntotal if delta is not None else 0
+        if isinstance(index, VectorIndex):
+            return (0 if index.shared else index.search_cost(queries)) + extra
+        return queries * int(index.ntotal) + extra
+
     def _nearest_shared(self, index: VectorIndex, queries: np.ndarray, k: int
                         ) -> tuple[np.ndarray, np.ndarray]:
         """A shared index (Milvus) also holds frames this version does not: added by another
@@ -409,9 +390,7 @@ class FrameIndex:
         only the frames of this version's map, asking for more to make up for those dropped."""
         kk = 2 * k + len(self._tombstones)
         sims, ids = index.search(queries, kk)
-        meta = self.meta
-        dead = np.array([[i not in meta for i in row] for row in ids.tolist()], bool).reshape(
-            ids.shape)
+        dead = ~self.meta.contains(ids)
         return vec.best_k(np.where(dead, -np.inf, sims), np.where(dead, -1, ids), k)
 
     def within(self, name: str, codes: np.ndarray, radius: int
@@ -457,55 +436,6 @@ class FrameIndex:
             cached = self._kept_rows[name] = (mask, count, np.ascontiguousarray(bg[mask].T))
         return -(np.asarray(vectors, np.float32) @ cached[2]).max(axis=1)
 
-    def vote(
-        self,
-        descriptors: list[np.ndarray],
-        *,
-        max_distance: int,
-        min_votes: int,
-        per_query: int,
-        k: int = 3,
-    ) -> list[tuple[int, int, int]]:
-        """Work frames that many of each query frame's ORB descriptors are near.
-
-        descriptors: per query frame, (n_i, 32) uint8. Returns (query, frame id, votes), at most
-        per_query frames per query with at least min_votes votes, most votes first. A query
-        descriptor votes once per frame among its k nearest within max_distance bits.
-        """
-        counts = [len(d) for d in descriptors]
-        delta_orb = self._delta.orb if self._delta is not None else None
-        total = (self.orb.ntotal if self.orb is not None else 0) + (
-            delta_orb.ntotal if delta_orb is not None else 0)
-        if self.orb is None or total == 0 or not sum(counts):
-            return []
-        query = np.ascontiguousarray(np.concatenate(descriptors))
-        dist, ids = self.orb.search(query, k)
-        if delta_orb is not None and delta_orb.ntotal:
-            # The k nearest of both: main's and the delta's, merged by distance.
-            d_dist, d_ids = delta_orb.search(query, k)
-            dist, ids = np.hstack([dist, d_dist]), np.hstack([ids, d_ids])
-            dist = np.where(ids < 0, np.iinfo(np.int32).max, dist)
-            order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-            dist, ids = np.take_along_axis(dist, order, 1), np.take_along_axis(ids, order, 1)
-        owner = np.repeat(np.arange(len(descriptors)), counts)
-        keep = (ids >= 0) & (dist <= max_distance)
-        rows, cols = np.nonzero(keep)
-        pairs = np.unique(np.stack([rows, ids[rows, cols]], axis=1), axis=0)  # one vote per frame
-        votes: dict[tuple[int, int], int] = {}
-        for r, f in pairs.tolist():
-            if f in self.meta:  # frames of a removed work may linger in an IVF until a rebuild
-                key = (int(owner[r]), f)
-                votes[key] = votes.get(key, 0) + 1
-        by_query: dict[int, list[tuple[int, int]]] = {}
-        for (q, f), v in votes.items():
-            if v >= min_votes:
-                by_query.setdefault(q, []).append((v, f))
-        out = []
-        for q, found in by_query.items():
-            found.sort(reverse=True)
-            out += [(q, f, v) for v, f in found[:per_query]]
-        return out
-
     def copy(self) -> FrameIndex:
         """An independent copy, compacted (no delta, no tombstones): changes are made to a copy
         and then published, so a search in another thread never sees an index being changed
@@ -513,8 +443,7 @@ class FrameIndex:
         source = self if self._delta is None and not len(self._tombstones) else self.compacted()
         copied = FrameIndex(source.version, source.epoch, source.spaces,
                             {n: _copy(i) for n, i in source.native.items()},
-                            meta=dict(source.meta), background=dict(source.background),
-                            orb=_copy(source.orb) if source.orb is not None else None,
+                            meta=source.meta, background=dict(source.background),
                             config=source.config)
         copied.kept = {n: k.copy() for n, k in source.kept.items()}
         return copied
@@ -526,12 +455,9 @@ class FrameIndex:
             self.compacted().save(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        ids = np.fromiter(self.meta.keys(), dtype=np.int64, count=len(self.meta))
         arrays = {f"index_{n}": _serialise(i) for n, i in self.native.items()}
         arrays.update({f"background_{n}": v for n, v in self.background.items()})
         arrays.update({f"kept_{n}": k for n, k in self.kept.items()})
-        if self.orb is not None:
-            arrays["orb"] = faiss.serialize_index_binary(self.orb)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -540,9 +466,7 @@ class FrameIndex:
                     version=np.int64(self.version),
                     epoch=np.array(self.epoch),
                     spaces=np.array(json.dumps(self.spaces)),
-                    ids=ids,
-                    work_ids=np.array([self.meta[i][0] for i in ids.tolist()], dtype="U36"),
-                    t_s=np.array([self.meta[i][1] for i in ids.tolist()], dtype=np.float64),
+                    **{f"frame_{k}": a for k, a in self.meta.arrays().items()},
                     **arrays,
                 )
                 f.flush()
@@ -561,15 +485,13 @@ class FrameIndex:
             native = {n: _deserialise(z[f"index_{n}"], config, n, spaces[n]) for n in spaces}
             background = {n: np.array(z[f"background_{n}"]) for n in spaces
                           if f"background_{n}" in z}
-            meta = {
-                int(i): (str(w), float(t)) for i, w, t in zip(z["ids"], z["work_ids"], z["t_s"])
-            }
-            orb = None
-            if "orb" in z:
-                orb = faiss.deserialize_index_binary(z["orb"])
-                _tune(orb)
+            if "frame_ids" in z:
+                meta = FrameMap.from_arrays(z["frame_ids"], z["frame_work"], z["frame_t_s"],
+                                            z["frame_works"])
+            else:  # a file from before the map was arrays: a work id per frame
+                meta = FrameMap.of(z["ids"], z["work_ids"], z["t_s"])
             index = cls(int(z["version"]), str(z["epoch"]), spaces, native, meta=meta,
-                        background=background, orb=orb, config=config)
+                        background=background, config=config)
             index.kept.update({n: np.array(z[f"kept_{n}"]) for n in background
                                if f"kept_{n}" in z})
             return index
@@ -619,28 +541,7 @@ def _copy(index: object) -> object:
                   else faiss.clone_index(index))
     except RuntimeError:  # an index type clone does not know
         copied = _deserialise(_serialise(index), VectorConfig())
-    _tune(copied)
     return copied
-
-
-def _trained_ivf(sample: np.ndarray) -> object:
-    """An ORB inverted file with ~sqrt(n) lists, trained on 40 descriptors a list (k-means over
-    a sample: seconds, not minutes, at a million descriptors)."""
-    n = len(sample)
-    nlist = int(min(1024, max(64, np.sqrt(n))))
-    rng = np.random.default_rng(0)
-    train = sample[rng.choice(n, size=min(n, 40 * nlist), replace=False)]
-    quantizer = faiss.IndexBinaryFlat(ORB_BITS)
-    ivf = faiss.IndexBinaryIVF(quantizer, ORB_BITS, nlist)
-    ivf.cp.niter = 10
-    ivf.train(np.ascontiguousarray(train))
-    _tune(ivf)
-    return ivf
-
-
-def _tune(index: object) -> None:
-    if isinstance(index, faiss.IndexBinaryIVF):
-        index.nprobe = ORB_IVF_NPROBE
 
 
 def _release(*indexes: object) -> None:
@@ -652,19 +553,18 @@ def _release(*indexes: object) -> None:
 
 
 class _Tier:
-    """FAISS indexes, per signal and the optional ORB vote index, that several versions of the
-    index may share: their native memory is freed when the last version holding them goes (and
-    the GPU copy of a main index, keyed by its tier, is made once for all those versions)."""
+    """FAISS indexes, one per signal, that several versions of the index may share: their native
+    memory is freed when the last version holding them goes (and the GPU copy of a main index,
+    keyed by its tier, is made once for all those versions)."""
 
-    def __init__(self, native: dict[str, object], orb: object | None = None) -> None:
+    def __init__(self, native: dict[str, object]) -> None:
         self.native = native
-        self.orb = orb
         # Free the native memory as soon as this object goes, not at some later GC.
-        weakref.finalize(self, _release, *native.values(), *([orb] if orb is not None else []))
+        weakref.finalize(self, _release, *native.values())
 
 
 def _add_to(tier: _Tier, rows: FrameRows, *, floats: bool = True) -> None:
-    """Add rows to the tier's indexes (floats=False: binary and ORB only). A shared float index
+    """Add rows to the tier's indexes (floats=False: binary only). A shared float index
     (Milvus) is left alone: the process that registered the frames wrote them there."""
     if not len(rows):
         return
@@ -677,11 +577,6 @@ def _add_to(tier: _Tier, rows: FrameRows, *, floats: bool = True) -> None:
                 continue
             dtype = np.float32 if isinstance(index, faiss.Index) else np.uint8
             index.add_with_ids(np.ascontiguousarray(part.vectors, dtype), part.ids.astype(np.int64))
-    if tier.orb is not None and rows.descriptors is not None:
-        counts = [len(d) for d in rows.descriptors]
-        if sum(counts):
-            tier.orb.add_with_ids(np.ascontiguousarray(np.concatenate(rows.descriptors), np.uint8),
-                                  np.repeat(rows.ids.astype(np.int64), counts))
 
 
 def _delta_tier(main: _Tier, rows: FrameRows) -> _Tier:
@@ -693,10 +588,14 @@ def _delta_tier(main: _Tier, rows: FrameRows) -> _Tier:
             native[name] = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(index.d))
         elif not index.shared:  # a shared index holds the added frames already
             native[name] = vec.flat(index.d)
-    orb = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(ORB_BITS)) if main.orb is not None else None
-    tier = _Tier(native, orb)
+    tier = _Tier(native)
     _add_to(tier, rows)
     return tier
+
+
+def _layer(rows: FrameRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rows as a FrameMap layer: (ids, work ids, seconds)."""
+    return rows.ids, rows.work_ids, rows.t_s
 
 
 def _empty_rows() -> FrameRows:
@@ -705,16 +604,14 @@ def _empty_rows() -> FrameRows:
 
 
 def _subset(rows: FrameRows, mask: np.ndarray) -> FrameRows:
-    """The rows where mask (n,) is true, with their vectors and descriptors."""
+    """The rows where mask (n,) is true, with their vectors."""
     if mask.all():
         return rows
     ids = rows.ids[mask]
     return FrameRows(
         ids=ids, work_ids=rows.work_ids[mask], t_s=rows.t_s[mask],
         vectors={n: SignalRows(p.ids[np.isin(p.ids, ids)], p.vectors[np.isin(p.ids, ids)])
-                 for n, p in rows.vectors.items()},
-        descriptors=(None if rows.descriptors is None
-                     else [d for d, m in zip(rows.descriptors, mask.tolist()) if m]))
+                 for n, p in rows.vectors.items()})
 
 
 def _concat(parts: Sequence[FrameRows]) -> FrameRows:
@@ -730,9 +627,7 @@ def _concat(parts: Sequence[FrameRows]) -> FrameRows:
         if have:
             vectors[n] = SignalRows(np.concatenate([h.ids for h in have]),
                                     np.concatenate([h.vectors for h in have]))
-    descriptors = (None if any(p.descriptors is None for p in parts)
-                   else [d for p in parts for d in p.descriptors])
     return FrameRows(ids=np.concatenate([p.ids for p in parts]).astype(np.int64),
                      work_ids=np.concatenate([p.work_ids for p in parts]).astype("U36"),
                      t_s=np.concatenate([p.t_s for p in parts]).astype(np.float64),
-                     vectors=vectors, descriptors=descriptors)
+                     vectors=vectors)

@@ -71,15 +71,14 @@ def record_versions(conn: psycopg.Connection, versions: Mapping[str, str]) -> No
             store.set_signal_version(conn, signal=name, version=version)
 
 
-def _matches(index: FrameIndex, active: Mapping[str, Signal], votes: bool,
+def _matches(index: FrameIndex, active: Mapping[str, Signal],
              config: VectorConfig | None = None) -> bool:
     """An index serves this process when it holds every active signal's vectors in the version
-    the process computes (extra signals are ignored), a vote index if votes are on, and its
-    float signals on the configured backend."""
+    the process computes (extra signals are ignored), and its float signals on the configured
+    backend."""
     milvus = (config or VectorConfig()).backend == "milvus"
     backends = index.backends
-    return all(index.spaces.get(n) == s.version for n, s in active.items()) and (
-        index.orb is not None or not votes) and all(
+    return all(index.spaces.get(n) == s.version for n, s in active.items()) and all(
         (backends.get(n) == "milvus") == milvus for n, s in active.items() if s.kind == "float")
 
 
@@ -95,18 +94,17 @@ def sync(settings: Settings | None = None) -> FrameIndex:
     except psycopg.Error as e:
         raise db.unreachable(e) from e
     want = (int(state["version"]), state["epoch"])
-    votes = settings.orb_vote_index
     config = VectorConfig.from_settings(settings)
     with _lock:
         current = _live.get(key)
         if current is not None and current.epoch == want[1] and current.version >= want[0] \
-                and _matches(current, active, votes, config):
+                and _matches(current, active, config):
             return current  # (newer than we read: another thread caught up meanwhile)
-        base = current if _behind(current, want, active, votes, config) else None
+        base = current if _behind(current, want, active, config) else None
         if base is None and path.exists():
             try:
                 loaded = FrameIndex.load(path, config)
-                if _behind(loaded, want, active, votes, config):
+                if _behind(loaded, want, active, config):
                     base = loaded
                     _stats["loads"] += 1
             except Unavailable:
@@ -124,10 +122,10 @@ def sync(settings: Settings | None = None) -> FrameIndex:
 
 
 def _behind(index: FrameIndex | None, want: tuple[int, str], active: Mapping[str, Signal],
-            votes: bool, config: VectorConfig | None = None) -> bool:
+            config: VectorConfig | None = None) -> bool:
     """index can be brought to want by the change log: same epoch and signals, not ahead."""
     return (index is not None and index.epoch == want[1] and index.version <= want[0]
-            and _matches(index, active, votes, config))
+            and _matches(index, active, config))
 
 
 def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
@@ -156,8 +154,6 @@ def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
             check_versions(conn, {n: s.version for n, s in active.items()})
             added = [r["work_id"] for r in rows if r["kind"] == "add"]
             frames = store.work_frames(conn, work_ids=added, signals=active)
-            if settings.orb_vote_index:
-                _attach_descriptors(conn, frames)
         changes: list[tuple[str, Any]] = []
         for r in rows:
             if r["kind"] == "add":
@@ -183,13 +179,6 @@ def _catch_up(settings: Settings, base: FrameIndex, active: Mapping[str, Signal]
              base.version, target, len(rows), time.perf_counter() - t0, updated.delta_frames,
              updated.tombstones)
     return updated
-
-
-def _attach_descriptors(conn: psycopg.Connection, rows: FrameRows) -> None:
-    """The vote index's ORB descriptors of rows, read from the database."""
-    feats = store.frame_features(conn, frame_ids=rows.ids.tolist())
-    empty = np.zeros((0, 32), np.uint8)
-    rows.descriptors = [feats[i].descriptors if i in feats else empty for i in rows.ids.tolist()]
 
 
 def apply_change(
@@ -341,7 +330,7 @@ def rebuild(settings: Settings | None = None) -> dict[str, Any]:
         _live[str(settings.index_dir / INDEX_FILE)] = index
     return {
         "version": index.version,
-        "works": len(index.work_ids),
+        "works": index.work_count,
         "frames": index.frames,
         "signals": {n: index.count(n) for n in index.native},
         "seconds": round(time.perf_counter() - t0, 3),
@@ -357,11 +346,8 @@ def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
         state = store.index_state(conn)
         check_versions(conn, {n: s.version for n, s in active.items()})
         rows = store.all_active_frames(conn, signals=active)
-        if settings.orb_vote_index:
-            _attach_descriptors(conn, rows)
     config = VectorConfig.from_settings(settings)
-    index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows,
-                             votes=settings.orb_vote_index, config=config)
+    index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows, config=config)
     if config.backend == "milvus":
         _resync_shared(settings, index, rows)
     try:
@@ -387,7 +373,7 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
             "vectors": {**backend, "signals": index.describe()},
             "version": index.version,
             "frames": index.frames,
-            "works": len(index.work_ids),
+            "works": index.work_count,
             "signals": {n: {"version": v, "frames": index.count(n)}
                         for n, v in index.spaces.items()},
             # Changes applied since the main indexes were made (compaction folds them in).
@@ -442,7 +428,8 @@ def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> No
     """Bring the shared collections to the database (the rebuild's recovery path): insert the
     frames they lack, then, with no registration in flight (a share lock on the index state,
     which each registration holds for update until it commits), delete the rows whose frames
-    the database no longer holds. Frames registered meanwhile are never deleted."""
+    the database no longer holds. Frames registered meanwhile are never deleted. Collections
+    of the signal's other versions (left by a re-embedding) are dropped."""
     for name, shared in index.native.items():
         if not isinstance(shared, MilvusVectors):
             continue
@@ -464,3 +451,6 @@ def _resync_shared(settings: Settings, index: FrameIndex, rows: FrameRows) -> No
                 shared.remove(gone)
         log.info("milvus %s re-synced: %d inserted, %d deleted", shared.name,
                  int(missing.sum()), len(extra))
+        # The database holds this version's vectors (check_versions passed for this build):
+        # collections of other versions are stale, and would otherwise stay for good.
+        shared.drop_other_versions(name)

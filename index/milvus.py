@@ -49,8 +49,11 @@ ID_BATCH = 16_384
 def collection_name(config: VectorConfig, signal: str, version: str) -> str:
     """The collection of one signal's vectors of one version (names allow [A-Za-z0-9_])."""
     digest = hashlib.sha256(version.encode()).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", f"{config.milvus_prefix}_{signal}")
-    return f"{safe}_{digest}"
+    return f"{_stem(config, signal)}_{digest}"
+
+
+def _stem(config: VectorConfig, signal: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{config.milvus_prefix}_{signal}")
 
 
 def _client(config: VectorConfig) -> Any:
@@ -84,6 +87,14 @@ def forget_clients() -> None:
                 pass
         _clients.clear()
         _known.clear()
+
+
+def collections(config: VectorConfig) -> list[str]:
+    """The names of every collection in the Milvus at config.milvus_uri."""
+    try:
+        return list(_client(config).list_collections(timeout=config.milvus_timeout_s))
+    except Exception as e:
+        raise _down(config, e) from e
 
 
 def ping(config: VectorConfig) -> dict[str, Any]:
@@ -206,6 +217,23 @@ class MilvusVectors(VectorIndex):
 
     def copy(self) -> MilvusVectors:
         return self
+
+    def drop_other_versions(self, signal: str) -> list[str]:
+        """Drop this signal's collections of other versions (under the same prefix), which no
+        process can search any more once the database holds this version (a re-embedding made
+        them stale: every process computing the old version is refused by check_versions).
+        Returns the names dropped."""
+        stale = re.compile(re.escape(_stem(self.config, signal)) + r"_[0-9a-f]{16}")
+        names = [n for n in collections(self.config) if stale.fullmatch(n) and n != self.name]
+        for name in names:
+            self._call("drop_collection", name)
+            with _lock:
+                _known.discard((self.config.milvus_uri, name))
+            log.info("milvus: dropped %s, vectors of another version of %s", name, signal)
+        return names
+
+    def search_cost(self, queries: int) -> int:
+        return 0  # Milvus searches in its own process: nothing to split into threads here
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "milvus", "kind": self.config.milvus_index, "uri":

@@ -331,7 +331,6 @@ def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint, settings: Settings
         work_ids=np.array([str(work_id)] * len(ids), dtype="U36"),
         t_s=fp.t_s,
         vectors={name: SignalRows(frame_ids, v) for name, v in fp.vectors.items()},
-        descriptors=[f.descriptors for f in fp.features],
     )
     # A shared vector index (Milvus) is written here, before the commit: if it refuses, the
     # registration rolls back (index/milvus.py says why).

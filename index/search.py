@@ -10,10 +10,11 @@ same picture, and which the geometric check confirms.
    work pasted small, captioned or framed is found by the crop that holds it.
 4. Candidate pairs go to the geometric check (ORB + RANSAC): weak hits that count (to confirm
    them and place the copy), then proposals: the nearest works of the float signals below their
-   threshold, best crops, hash near misses, and (if the vote index is on) descriptor votes. Each
-   clip frame gets at most `orb_max_candidates` proposals and the clip `orb_max_checks`, so the
-   check runs on few pairs, not on every frame. Local features of a query frame are extracted
-   only when a pair needs them.
+   threshold, best crops and hash near misses. Each clip frame gets at most `orb_max_candidates`
+   proposals and the clip `orb_max_checks`, so the check runs on few pairs, not on every frame.
+   ORB only verifies: local features of a query frame are extracted only when a pair needs them,
+   and the work frame's are read from storage (PostgreSQL) for just those pairs; no index of
+   every work's descriptors is held (it cost 32 KB a frame).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from index.fingerprint import Fingerprint
 from index.signals import QueryRows, Rule, Signal
 from index.threads import one_thread_if_small
 
-# Switches for ablations (the quality bench): any signal's name, "orb" (the geometric check),
-# "votes" (the ORB vote index) and "regions" (SSCD's crops).
-SWITCHES = ("orb", "votes", "regions")
+# Switches for ablations (the quality bench): any signal's name, "orb" (the geometric check) and
+# "regions" (SSCD's crops).
+SWITCHES = ("orb", "regions")
 
 Candidate = tuple[int, int, bool | None, tuple[float, float, float, float] | None]
 # (clip frame, work frame id, mirrored: True/False, or None to try both; crop box or None)
@@ -140,7 +141,7 @@ class Found:
         self.near: list[tuple[int, int, bool, float]] = []  # (frame, frame id, mirrored, distance)
 
     def add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:
-        with one_thread_if_small(len(rows) * len(index.meta)):
+        with one_thread_if_small(index.search_cost(signal.name, len(rows))):
             self._add(index, signal, rows)
 
     def _add(self, index: FrameIndex, signal: Signal, rows: QueryRows) -> None:
@@ -259,9 +260,6 @@ def candidate_pairs(index: FrameIndex, fp: Fingerprint, hits: list[Hit], found: 
         done.add((c[0], c[1]))
         proposals.setdefault(c[0], []).append(c)
 
-    if "votes" not in disabled and settings.orb_vote_index and index.orb is not None:
-        for c in _voted(index, fp, settings):
-            propose(c)
     # Hash hits that fire but do not count (a frame too flat for the hash, a pHash without
     # PDQ beside it), closest first.
     counting = {(h.signal, h.query, h.frame_id) for h in hits}
@@ -320,28 +318,6 @@ def _nearest_below(raw: list[Hit], active: Mapping[str, Signal]) -> list[Hit]:
         by_score = sorted(hs, key=lambda h: -h.value)[:n]
         chosen += by_raw + [h for h in by_score if h not in by_raw]
     return sorted(chosen, key=lambda h: -(h.raw or h.value))
-
-
-def _voted(index: FrameIndex, fp: Fingerprint, settings: Settings) -> list[Candidate]:
-    """Candidates from ORB descriptor votes, of the frames and of their mirrors, most votes
-    first, at most orb_vote_candidates per clip frame over both views."""
-    k = settings.orb_vote_descriptors
-    out = []
-    for mirrored in (False, True):
-        feats = [fp.local(i, mirrored=mirrored) for i in range(len(fp))]
-        found = index.vote([f.descriptors[:k] for f in feats],
-                           max_distance=settings.orb_vote_max_distance,
-                           min_votes=settings.orb_vote_min,
-                           per_query=settings.orb_vote_candidates)
-        out += [(q, f, mirrored, v) for q, f, v in found]
-    out.sort(key=lambda c: -c[3])
-    taken: dict[int, int] = {}
-    chosen: list[Candidate] = []
-    for q, f, m, _ in out:
-        if taken.get(q, 0) < settings.orb_vote_candidates:
-            taken[q] = taken.get(q, 0) + 1
-            chosen.append((q, f, m, None))
-    return chosen
 
 
 def _geometric_hits(index: FrameIndex, fp: Fingerprint, candidates: list[Candidate],

@@ -6,7 +6,9 @@ gate) each split then waits for a thread that is not running. Measured on a 2-co
 another process busy: searching a 10-frame clip's 130 SSCD rows in 1,000 frames took 21 ms on 2
 threads and 6 ms on one, PDQ's range search 32 ms and 0.02 ms, normalisation's product with the
 background 25 ms and 4 ms. A search that small gains nothing from threads even on an idle machine,
-so below SMALL_WORK it gets one; a big catalogue's searches keep them all.
+so below SMALL_WORK it gets one; a big catalogue's exact searches keep them all. A compressed
+index's search compares only its lists' centres and the few lists it probes, so it is small at
+any size (FrameIndex.search_cost).
 """
 
 from __future__ import annotations

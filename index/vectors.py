@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 BACKENDS = ("faiss", "milvus")
 NLIST_MIN, NLIST_MAX = 64, 65_536
+# From this many lists the lists' centres are trained by two-level k-means (sqrt(nlist) coarse
+# clusters, then each split): plain k-means costs nlist x sample x d a pass (on this loaded
+# 2-core machine, 16,384 lists on 200,000 vectors had not finished after 10 minutes); two-level
+# about sqrt(nlist) times less (all of 10M frames' training, 12,649 lists: 84 s).
+TWO_LEVEL_FROM = 8_192
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,11 @@ class VectorIndex(ABC):
         """What health and benchmarks say about it."""
         return {"backend": "faiss", "kind": self.kind, "vectors": self.ntotal}
 
+    def search_cost(self, queries: int) -> int:
+        """About how many vectors a search of this many queries compares (index/threads.py
+        gives small searches one thread): every vector, for an exact index."""
+        return queries * self.ntotal
+
     def release(self) -> None:
         """Free native memory now (the last FrameIndex version holding it went)."""
 
@@ -122,23 +132,21 @@ class FaissVectors(VectorIndex):
     index/gpu.py finds one) or compressed (IVF + product codes).
 
     A compressed index's scores are approximate (0.07 off a cosine on average with 4-bit codes,
-    measured): too coarse for the gate's thresholds. So it may keep a refinement index, 8-bit
-    scalar codes of every vector by id (`refine`, 0.003 off): the compressed index proposes
+    measured): too coarse for the gate's thresholds. So it may keep 8-bit scalar codes of every
+    vector by id (`refine`, a Codes; 0.003 off): the compressed index proposes
     refine_factor * k frames and they are re-scored and re-ranked from those codes."""
 
-    def __init__(self, index: Any, *, nprobe: int = 64, refine: Any = None,
+    def __init__(self, index: Any, *, nprobe: int = 64, refine: Codes | None = None,
                  refine_factor: int = 4) -> None:
         super().__init__(index.d)
         self.index = index
         self.kind = "flat" if _is_flat(index) else "compressed"
         self.nprobe = nprobe
-        self.refine = refine  # IndexIDMap2 over IndexScalarQuantizer, or None
+        self.refine = refine
         self.refine_factor = refine_factor
         if self.kind == "compressed":
-            faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+            _set_nprobe(index, nprobe)
         weakref.finalize(self, index.reset)  # native memory goes with the last holder
-        if refine is not None:
-            weakref.finalize(self, refine.reset)
 
     @property
     def ntotal(self) -> int:
@@ -151,12 +159,11 @@ class FaissVectors(VectorIndex):
         if self.refine is None:
             return self.index.search(queries, k)
         _, ids = self.index.search(queries, k * self.refine_factor)
-        safe = np.where(ids < 0, 0, ids)
         # The proposed frames' codes, decoded, and their exact inner products with the query.
         found = ids >= 0
         rows = np.zeros((*ids.shape, self.d), np.float32)
         if found.any():
-            rows[found] = self.refine.reconstruct_batch(safe[found])
+            rows[found] = self.refine.decode(ids[found])
         sims = np.einsum("qkd,qd->qk", rows, queries)
         return best_k(np.where(found, sims, -np.inf), ids, k)
 
@@ -165,25 +172,52 @@ class FaissVectors(VectorIndex):
             x, i = np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64)
             self.index.add_with_ids(x, i)
             if self.refine is not None:
-                self.refine.add_with_ids(x, i)
+                self.refine.add(x, i)
 
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
         selector = faiss.IDSelectorBatch(np.asarray(ids, np.int64))
         if self.refine is not None:
-            self.refine.remove_ids(selector)
+            self.refine.remove(ids)
         return int(self.index.remove_ids(selector))
 
     def copy(self) -> FaissVectors:
         return FaissVectors(faiss.clone_index(self.index), nprobe=self.nprobe,
-                            refine=faiss.clone_index(self.refine) if self.refine is not None
-                            else None, refine_factor=self.refine_factor)
+                            refine=self.refine.copy() if self.refine is not None else None,
+                            refine_factor=self.refine_factor)
+
+    def search_cost(self, queries: int) -> int:
+        if self.kind == "flat":
+            return queries * self.ntotal
+        # The lists' centres, then nprobe lists of the average length.
+        nlist = int(faiss.extract_index_ivf(self.index).nlist)
+        return queries * (nlist + self.nprobe * -(-self.ntotal // max(1, nlist)))
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Search nprobe lists from now on (a compressed index; benchmarks compare several)."""
+        if self.kind == "compressed":
+            self.nprobe = nprobe
+            _set_nprobe(self.index, nprobe)
+
+    def reserve(self, n: int) -> None:
+        """Room for n vectors in the re-scoring codes (a bulk load of a known size: no growth,
+        so no moment holding the codes twice)."""
+        if self.refine is not None:
+            self.refine.reserve(n)
 
     def release(self) -> None:
         self.index.reset()
         if self.refine is not None:
-            self.refine.reset()
+            self.refine.release()
+
+    def nbytes(self) -> int:
+        """Bytes the index holds: a flat one's floats and ids; a compressed one's serialised size
+        (product codes, ids, lists, quantiser) plus its re-scoring codes and their ids."""
+        if self.kind == "flat":
+            return self.ntotal * (4 * self.d + 8)
+        return int(faiss.serialize_index(self.index).nbytes) + (
+            self.refine.nbytes() if self.refine is not None else 0)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """A flat index's (n,) ids and (n, d) vectors, to train a compressed one from."""
@@ -193,10 +227,11 @@ class FaissVectors(VectorIndex):
                 else np.zeros((0, self.d), np.float32))
 
     def to_bytes(self) -> np.ndarray:
-        """The index, then the refinement index if any, each preceded by its length (uint64)."""
+        """The index, then the re-scoring codes' quantiser, ids and codes if any, each preceded by
+        its length (uint64)."""
         parts = [faiss.serialize_index(self.index)]
         if self.refine is not None:
-            parts.append(faiss.serialize_index(self.refine))
+            parts += self.refine.to_parts()
         out = []
         for p in parts:
             out += [np.frombuffer(np.uint64(len(p)).tobytes(), np.uint8), p]
@@ -210,28 +245,174 @@ class FaissVectors(VectorIndex):
         return out
 
 
+class Codes:
+    """8-bit scalar codes of vectors by frame id, to re-score a compressed index's proposals:
+    (n, d) uint8 codes and (n,) int64 ids in numpy, found by binary search on the sorted ids.
+
+    FAISS's IndexIDMap2 over an IndexScalarQuantizer did this with an id hash map beside the
+    codes, and a code vector that doubles as it grows (at 10M frames, a moment holding 8 GB of
+    codes beside 4). Here a vector costs its d bytes and 8 of id, and a bulk load of known size
+    reserves its room once."""
+
+    def __init__(self, sq: Any, ids: np.ndarray | None = None, codes: np.ndarray | None = None
+                 ) -> None:
+        self.sq = sq  # a trained IndexScalarQuantizer holding no vectors: encodes and decodes
+        self.d = int(sq.d)
+        self._ids = np.asarray(ids if ids is not None else np.zeros(0), np.int64)
+        self._codes = (codes if codes is not None
+                       else np.zeros((0, sq.sa_code_size()), np.uint8))
+        self._n = len(self._ids)
+        self._sorted: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    @classmethod
+    def trained(cls, dim: int, train: np.ndarray) -> Codes:
+        """Empty codes whose quantiser is trained on train, (m, dim) float32."""
+        sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit,
+                                        faiss.METRIC_INNER_PRODUCT)
+        sq.train(np.ascontiguousarray(train, np.float32))
+        return cls(sq)
+
+    @property
+    def ntotal(self) -> int:
+        return self._n
+
+    def reserve(self, n: int) -> None:
+        """Room for n vectors in all."""
+        if n > len(self._codes):
+            self._grow(n)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Encode (m, d) float32 vectors under (m,) int64 ids."""
+        m = len(ids)
+        if self._n + m > len(self._codes):
+            self._grow(max(self._n + m, int(1.25 * len(self._codes))))
+        self._codes[self._n:self._n + m] = self.sq.sa_encode(
+            np.ascontiguousarray(vectors, np.float32))
+        self._ids[self._n:self._n + m] = ids
+        self._n += m
+        self._sorted = None
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop these ids; returns how many were held."""
+        keep = ~np.isin(self._ids[:self._n], np.asarray(ids, np.int64))
+        gone = int(self._n - keep.sum())
+        if gone:
+            self._codes, self._ids = self._codes[:self._n][keep], self._ids[:self._n][keep]
+            self._n, self._sorted = len(self._ids), None
+        return gone
+
+    def decode(self, ids: np.ndarray) -> np.ndarray:
+        """(m, d) float32 vectors of these (m,) ids, each of which must be held."""
+        if self._sorted is None:
+            held = self._ids[:self._n]
+            # Frame ids mostly arrive in order: then no permutation is kept.
+            ordered = bool(np.all(held[1:] > held[:-1]))
+            order = None if ordered else np.argsort(held, kind="stable")
+            self._sorted = (held if ordered else held[order], order)
+        keys, order = self._sorted
+        ids = np.asarray(ids, np.int64)
+        at = np.minimum(np.searchsorted(keys, ids), max(len(keys) - 1, 0))
+        if len(ids) and (not len(keys) or (keys[at] != ids).any()):
+            raise KeyError("the re-scoring codes lack ids the index proposed")
+        rows = at if order is None else order[at]
+        return self.sq.sa_decode(np.ascontiguousarray(self._codes[rows]))
+
+    def copy(self) -> Codes:
+        return Codes(self.sq, self._ids[:self._n].copy(), self._codes[:self._n].copy())
+
+    def changed(self, removed: np.ndarray, vectors: np.ndarray, ids: np.ndarray) -> Codes:
+        """New codes: these less the removed ids, plus (m, d) vectors under (m,) ids."""
+        keep = ~np.isin(self._ids[:self._n], np.asarray(removed, np.int64))
+        out = Codes(self.sq)
+        out.reserve(int(keep.sum()) + len(ids))
+        kept = int(keep.sum())
+        out._codes[:kept] = self._codes[:self._n][keep]
+        out._ids[:kept] = self._ids[:self._n][keep]
+        out._n = kept
+        if len(ids):
+            out.add(vectors, ids)
+        return out
+
+    def release(self) -> None:
+        self._ids, self._codes, self._n = np.zeros(0, np.int64), self._codes[:0], 0
+        self._sorted = None
+
+    def nbytes(self) -> int:
+        return int(self._n * (self._codes.shape[1] + 8))
+
+    def to_parts(self) -> list[np.ndarray]:
+        """uint8 arrays: the quantiser, the ids, the codes."""
+        return [faiss.serialize_index(self.sq),
+                self._ids[:self._n].view(np.uint8), self._codes[:self._n].reshape(-1)]
+
+    @classmethod
+    def from_parts(cls, sq: np.ndarray, ids: np.ndarray, codes: np.ndarray) -> Codes:
+        """What to_parts gave."""
+        index = faiss.deserialize_index(np.ascontiguousarray(sq))
+        ids = np.ascontiguousarray(ids).view(np.int64).copy()
+        return cls(index, ids, np.ascontiguousarray(codes).reshape(len(ids), -1).copy())
+
+    @classmethod
+    def from_id_map(cls, refine: Any) -> Codes:
+        """The codes of an IndexIDMap2 over an IndexScalarQuantizer (files from before Codes)."""
+        inner = faiss.downcast_index(refine.index)
+        ids = faiss.vector_to_array(refine.id_map).astype(np.int64)
+        codes = faiss.vector_to_array(inner.codes).reshape(len(ids), -1).copy()
+        inner.reset()
+        # A clone: refine owns inner and frees it when it goes.
+        return cls(faiss.clone_index(inner), ids, codes)
+
+    def _grow(self, n: int) -> None:
+        # np.zeros: pages not yet written take no memory, so reserving ahead costs nothing.
+        codes = np.zeros((n, self._codes.shape[1]), np.uint8)
+        ids = np.zeros(n, np.int64)
+        codes[:self._n], ids[:self._n] = self._codes[:self._n], self._ids[:self._n]
+        self._codes, self._ids = codes, ids
+
+
 def flat(dim: int) -> FaissVectors:
     """An empty exact inner-product index with ids."""
     return FaissVectors(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
 
 
+def train_size(n: int, config: VectorConfig) -> int:
+    """How many of n vectors to train a compressed index on: config.train_max, or 20 a list
+    where the lists are more (k-means leaves centres with a handful of points each poorly
+    placed, and two-level k-means costs little more for a larger sample)."""
+    return int(min(n, max(config.train_max, 20 * _nlist(n, config))))
+
+
+def _nlist(n: int, config: VectorConfig) -> int:
+    return int(min(NLIST_MAX, max(NLIST_MIN, config.nlist or int(4 * np.sqrt(max(n, 1))))))
+
+
 def compressed(dim: int, train: np.ndarray, config: VectorConfig, n: int) -> FaissVectors:
     """An empty compressed index (config.compressed) for about n vectors, trained on train
-    (a sample of them, (m, d) float32)."""
-    nlist = config.nlist or int(4 * np.sqrt(max(n, 1)))
-    nlist = int(min(NLIST_MAX, max(NLIST_MIN, nlist), max(1, len(train) // 4)))
+    (a sample of them, (m, d) float32; train_size says how many)."""
+    nlist = int(min(_nlist(n, config), max(1, len(train) // 4)))
     index = faiss.index_factory(dim, config.compressed.format(nlist=nlist),
                                 faiss.METRIC_INNER_PRODUCT)
     train = np.ascontiguousarray(train, np.float32)
+    if nlist >= TWO_LEVEL_FROM:
+        quantizer = faiss.extract_index_ivf(index).quantizer
+        centres = two_level_centres(train, nlist)
+        quantizer.train(centres)
+        quantizer.add(centres)  # the IVF sees a full quantiser and trains only its codes
     index.train(train)
-    refine = None
-    if config.refine == "SQ8":
-        sq = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit,
-                                        faiss.METRIC_INNER_PRODUCT)
-        sq.train(train)
-        refine = faiss.IndexIDMap2(sq)
+    refine = Codes.trained(dim, train) if config.refine == "SQ8" else None
     return FaissVectors(index, nprobe=config.nprobe, refine=refine,
                         refine_factor=config.refine_factor)
+
+
+def two_level_centres(train: np.ndarray, nlist: int) -> np.ndarray:
+    """(nlist, d) float32 list centres: k-means into sqrt(nlist) clusters, then each cluster
+    into its share of nlist by its size (FAISS's contrib two_level_clustering, spherical: the
+    vectors are unit length and searched by inner product)."""
+    from faiss.contrib.clustering import two_level_clustering  # only large indexes need it
+
+    centres, _ = two_level_clustering(train, int(np.sqrt(nlist)), nlist, clustering_niter=10,
+                                      spherical=True, seed=1234)
+    return np.ascontiguousarray(centres, np.float32)
 
 
 def for_frames(dim: int, config: VectorConfig, vectors: np.ndarray) -> FaissVectors:
@@ -241,7 +422,7 @@ def for_frames(dim: int, config: VectorConfig, vectors: np.ndarray) -> FaissVect
     if n < config.compress_from:
         return flat(dim)
     rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(n, size=min(n, config.train_max), replace=False))
+    pick = np.sort(rng.choice(n, size=train_size(n, config), replace=False))
     return compressed(dim, vectors[pick], config, n)
 
 
@@ -259,8 +440,21 @@ def compacted(vec: VectorIndex, tombstones: np.ndarray, ids: np.ndarray, vectors
         keep = ~np.isin(old_ids, tombstones)
         all_ids = np.concatenate([old_ids[keep], ids])
         all_vectors = np.concatenate([old[keep], np.asarray(vectors, np.float32)])
-        out: VectorIndex = for_frames(vec.d, config, all_vectors)
-        out.add(all_vectors, all_ids)
+        grown = for_frames(vec.d, config, all_vectors)
+        grown.reserve(len(all_ids))
+        grown.add(all_vectors, all_ids)
+        return grown
+    if isinstance(vec, FaissVectors) and vec.refine is not None:
+        # The codes are rebuilt once at their new size (copy, remove, add would hold them
+        # three times over at some moment).
+        out = FaissVectors(faiss.clone_index(vec.index), nprobe=vec.nprobe,
+                           refine=vec.refine.changed(tombstones, vectors, ids),
+                           refine_factor=vec.refine_factor)
+        if len(tombstones):
+            out.index.remove_ids(faiss.IDSelectorBatch(np.asarray(tombstones, np.int64)))
+        if len(ids):
+            out.index.add_with_ids(np.ascontiguousarray(vectors, np.float32),
+                                   np.ascontiguousarray(ids, np.int64))
         return out
     out = vec.copy()
     out.remove(tombstones)
@@ -280,10 +474,13 @@ def from_bytes(data: np.ndarray, config: VectorConfig) -> FaissVectors:
         at += 8 + n
     if at != len(data) or not parts:
         parts = [data]  # an older file: the index alone
+    refine = None
+    if len(parts) == 2:  # an older file: an IndexIDMap2 over 8-bit codes
+        refine = Codes.from_id_map(faiss.deserialize_index(np.ascontiguousarray(parts[1])))
+    elif len(parts) == 4:
+        refine = Codes.from_parts(*parts[1:])
     return FaissVectors(faiss.deserialize_index(np.ascontiguousarray(parts[0])),
-                        nprobe=config.nprobe,
-                        refine=faiss.deserialize_index(np.ascontiguousarray(parts[1]))
-                        if len(parts) > 1 else None, refine_factor=config.refine_factor)
+                        nprobe=config.nprobe, refine=refine, refine_factor=config.refine_factor)
 
 
 def best_k(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,6 +489,15 @@ def best_k(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     sims, ids = np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
     return np.where(ids < 0, np.float32(-3.4028235e38), sims).astype(np.float32), ids
+
+
+def _set_nprobe(index: Any, nprobe: int) -> None:
+    """nprobe lists searched; with an HNSW quantiser, a search breadth over the lists' centres
+    that finds those nprobe (its efSearch must be at least nprobe)."""
+    faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = max(2 * nprobe, 64)
 
 
 def _is_flat(index: Any) -> bool:

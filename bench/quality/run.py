@@ -126,8 +126,7 @@ def _predictions(qid: str, matches: list[Any]) -> list[Prediction]:
 
 def ablation_rows(settings: Settings) -> dict[str, tuple[Settings, set[str]]]:
     """The ablation rows: name -> (settings, what is switched off). Each signal off in turn; the
-    geometric check off; SSCD alone, without its crops, without normalisation; no ORB vote index
-    (SSCD and PDQ propose, ORB only verifies: how the index runs at scale); pHash alone."""
+    geometric check off; SSCD alone, without its crops, without normalisation; pHash alone."""
 
     names = [n for n in index.active(settings)]
     out: dict[str, tuple[Settings, set[str]]] = {
@@ -137,8 +136,6 @@ def ablation_rows(settings: Settings) -> dict[str, tuple[Settings, set[str]]]:
         out["sscd-alone"] = (settings, {n for n in names if n != "sscd"} | {"orb"})
         out["sscd-no-crops"] = (settings, {"regions"})
         out["sscd-no-norm"] = (settings.model_copy(update={"sscd_normalise": False}), set())
-    if settings.orb_vote_index:
-        out["no-vote-index"] = (settings, {"votes"})
     out["phash-only"] = (settings, {n for n in names if n != "phash"} | {"orb"})
     return out
 
@@ -306,7 +303,7 @@ def run_quality(
         "settings": {k: getattr(settings, k) for k in (
             "pdq_max_distance", "phash_max_distance", "orb_min_inliers", "sscd",
             "sscd_min_score", "sscd_crop_penalty", "sscd_normalise", "sscd_crops",
-            "orb_vote_index", "block_min_frames")},
+            "block_min_frames")},
         "signals": {n: s.describe() for n, s in index.active(settings).items()},
         "clip": index.clip_status(settings),
         "setup_s": round(setup_s, 1),

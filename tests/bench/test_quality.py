@@ -238,7 +238,6 @@ def test_quick_benchmark_runs_and_clipgate_beats_the_pdq_baseline(settings):
     assert set(methods) >= {"clipgate", "threatexchange-pdq", "phash-only", "no-sscd", "no-pdq",
                             "no-phash", "no-orb", "sscd-alone", "sscd-no-crops", "sscd-no-norm"}
     assert "no-clip" not in methods  # CLIP without a checkpoint is not computed at all
-    assert "no-vote-index" not in methods  # the vote index is off by default: no row to compare
     ours, peer = methods["clipgate"], methods["threatexchange-pdq"]
     assert ours["negatives_with_any_match"] == 0  # unrelated content stays below thresholds
     assert ours["micro_ap"] >= 0.8 and ours["micro_ap"] > peer["micro_ap"]

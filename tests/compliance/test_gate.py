@@ -273,7 +273,7 @@ def test_dark_picture_whose_hash_does_not_count_is_found_by_geometry(settings, t
 
 def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(settings):
     """Confirming weak hits must not crowd out the other candidates of the same frame (nearest
-    works, near misses, votes): another work in that frame would go unchecked."""
+    works, near misses): another work in that frame would go unchecked."""
     from types import SimpleNamespace
 
     from index.search import Found, candidate_pairs
@@ -284,7 +284,7 @@ def test_weak_hits_being_confirmed_leave_every_other_slot_to_other_candidates(se
     assert all(rules["pdq"].fires(h.value) for h in weak)
     found = Found()
     found.near = [(0, f, False, 80.0 + f) for f in range(10, 10 + settings.orb_max_candidates + 2)]
-    chosen = candidate_pairs(SimpleNamespace(orb=None), None, weak, found, set(), active,
+    chosen = candidate_pairs(SimpleNamespace(), None, weak, found, set(), active,
                              settings, set())
     assert [c[1] for c in chosen] == [1, 2] + list(range(10, 10 + settings.orb_max_candidates))
     assert all(c[2] is False for c in chosen)  # hashes know which view matched
@@ -310,7 +310,7 @@ def test_sscd_proposes_its_nearest_by_raw_cosine_and_by_normalised_score(setting
                   index.Hit(0, 3, "sscd", floor + 0.03, raw=0.60),
                   index.Hit(0, 7, "sscd", 0.12, raw=0.45),
                   index.Hit(0, 9, "sscd", floor - 0.01, raw=0.70)]
-    chosen = candidate_pairs(SimpleNamespace(orb=None), None, [], found, set(), active,
+    chosen = candidate_pairs(SimpleNamespace(), None, [], found, set(), active,
                              settings, set())
     assert {c[1] for c in chosen} == {1, 2, 3, 7}
     assert all(c[2] is None for c in chosen)  # SSCD cannot tell a mirror image: both views

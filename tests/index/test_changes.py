@@ -209,7 +209,7 @@ def _rows(rng, ids, work):
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     b = rng.integers(0, 255, (len(ids), 8), dtype=np.uint8)
     return index.FrameRows(ids=ids, work_ids=np.array([work] * len(ids), "U36"),
-                           t_s=np.zeros(len(ids)), vectors={"f": index.SignalRows(ids, v),
+                           t_s=ids / 4, vectors={"f": index.SignalRows(ids, v),
                                                             "b": index.SignalRows(ids, b)})
 
 
@@ -243,15 +243,38 @@ def test_delta_and_tombstones_answer_as_a_full_build_does():
     full.add(a)
     full.add(d)
     _same_answers(v3, full, [a, b, c, d])
+    assert dict(v3.meta) == dict(full.meta) and v3.work_ids == {"a", "d"}
+    assert dict(v2.meta) == {**dict(full.meta), **{i: ("c", i / 4) for i in range(250, 260)}}
     assert (v3.delta_frames, v3.tombstones, v3.frames) == (10, 50, 210)
     assert (base.version, base.frames, base.delta_frames) == (1, 250, 0)  # left as it was
     _same_answers(v3.compacted(), full, [a, b, c, d])
+    assert dict(v3.compacted().meta) == dict(full.meta)
     # Compaction of v2 finished after v3 was published: v3's changes carry over.
     rebased = v2.compacted().rebased(v2, v3)
     assert rebased.version == 3
     _same_answers(rebased, full, [a, b, c, d])
+    assert dict(rebased.meta) == dict(full.meta)
     with pytest.raises(ValueError):
         v3.with_changes(4, [("rename", "a")])
+
+
+def test_the_saved_file_keeps_the_frame_map_and_an_older_file_still_loads(tmp_path):
+    rng = np.random.default_rng(2)
+    base = _empty(1)
+    base.add(_rows(rng, range(40), "a"))
+    base.add(_rows(rng, range(40, 50), "b"))
+    v2 = base.with_changes(2, [("remove", "a"), ("add", _rows(rng, range(60, 70), "c"))])
+    path = tmp_path / "frames.npz"
+    v2.save(path)
+    loaded = index.FrameIndex.load(path)
+    assert dict(loaded.meta) == dict(v2.meta) and len(loaded.meta) == 20
+    # A file written when the map was a dict: a work id and seconds per frame.
+    with np.load(path) as z:
+        old = {k: z[k] for k in z.files if not k.startswith("frame_")}
+    ids = np.array(sorted(v2.meta), np.int64)
+    np.savez(path, **old, ids=ids, work_ids=np.array([v2.meta[i][0] for i in ids.tolist()], "U36"),
+             t_s=np.array([v2.meta[i][1] for i in ids.tolist()]))
+    assert dict(index.FrameIndex.load(path).meta) == dict(v2.meta)
 
 
 def test_searches_keep_their_index_while_changes_are_published():

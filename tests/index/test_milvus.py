@@ -9,7 +9,7 @@ import pytest
 import index
 from clipgate.errors import Unavailable
 from compliance import match_file
-from index.milvus import MilvusVectors, forget_clients
+from index.milvus import MilvusVectors, collections, forget_clients
 from index.synthetic import VectorModel
 from index.vectors import VectorConfig, flat
 from tests.media import photo, write_image
@@ -97,3 +97,23 @@ def test_milvus_down_fails_closed_and_health_says_which(settings, tmp_path):
 
 def _config(settings) -> VectorConfig:
     return VectorConfig.from_settings(settings)
+
+
+def test_a_rebuild_drops_the_collections_of_other_versions(settings, milvus_uri):
+    settings = settings.model_copy(update={"vector_backend": "milvus", "milvus_uri": milvus_uri,
+                                           "milvus_collection_prefix": "stale"})
+    config = _config(settings)
+    x = np.ones((3, 512), np.float32) / np.sqrt(512)
+    old = MilvusVectors(config, "sscd", "a model we no longer run", 512)
+    old.add(x, np.arange(3, dtype=np.int64))
+    # Kept: another signal whose name starts the same, and another deployment's prefix.
+    other_signal = MilvusVectors(config, "sscd_b", "v1", 512)
+    other_prefix = MilvusVectors(_config(settings.model_copy(update={
+        "milvus_collection_prefix": "elsewhere"})), "sscd", "v1", 512)
+    index.rebuild(settings)
+    names = set(collections(config))
+    current = MilvusVectors(config, "sscd", index.sync(settings).spaces["sscd"], 512).name
+    assert current in names and old.name not in names
+    assert {other_signal.name, other_prefix.name} <= names
+    # The same in-process handle made anew finds an empty collection, not a cached one.
+    assert MilvusVectors(config, "sscd", "a model we no longer run", 512).ntotal == 0

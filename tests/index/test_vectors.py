@@ -4,6 +4,7 @@ codes) past faiss_compress_from frames, and the change log's delta and tombstone
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import index
 from compliance import match_file
@@ -92,3 +93,87 @@ def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(s
     assert {m.work_id for m in match_file(rocket, settings).matches} == {other}
     health = index.health(settings)
     assert health["ok"] and health["vectors"]["signals"]["sscd"]["kind"] == "compressed"
+
+
+def test_rescoring_codes_find_any_id_order_and_survive_changes_and_old_files():
+    import faiss
+
+    from index.vectors import Codes
+
+    rng = np.random.default_rng(3)
+    x = _catalogue(500, seed=3)
+    ids = rng.permutation(np.arange(500, dtype=np.int64) * 7)  # not in order
+    codes = Codes.trained(64, x)
+    codes.add(x[:200], ids[:200])
+    codes.add(x[200:], ids[200:])  # grows past its room
+    want = ids[[5, 499, 250, 0]]
+    got = codes.decode(want)
+    assert np.abs(got - x[[5, 499, 250, 0]]).max() < 0.02  # 8 bits a dimension
+    with pytest.raises(KeyError):
+        codes.decode(np.array([3]))  # never added
+    changed = codes.changed(ids[:10], x[:2], np.array([10_001, 10_002]))
+    assert changed.ntotal == 492 and codes.ntotal == 500  # the old codes are left as they were
+    with pytest.raises(KeyError):
+        changed.decode(ids[:1])
+    assert np.abs(changed.decode(np.array([10_002])) - x[1]).max() < 0.02
+    assert changed.nbytes() == 492 * (64 + 8)
+    # An index file from before: the codes in an IndexIDMap2 over an IndexScalarQuantizer.
+    sq = faiss.IndexScalarQuantizer(64, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    sq.train(x)
+    old = faiss.IndexIDMap2(sq)
+    old.add_with_ids(x, ids)
+    converted = Codes.from_id_map(faiss.deserialize_index(faiss.serialize_index(old)))
+    assert np.allclose(converted.decode(want), old.reconstruct_batch(want))
+
+
+def test_many_lists_are_trained_two_level_under_an_hnsw_quantiser(monkeypatch):
+    import faiss
+
+    from index import vectors
+
+    x = _catalogue(8_000, seed=4)
+    ids = np.arange(len(x), dtype=np.int64)
+    monkeypatch.setattr(vectors, "TWO_LEVEL_FROM", 64)  # 10M frames' lists, in miniature
+    config = VectorConfig(compressed="IVF{nlist}_HNSW32,PQ32x4fs", nlist=256, nprobe=32)
+    seen = []
+    real = vectors.two_level_centres
+    monkeypatch.setattr(vectors, "two_level_centres",
+                        lambda t, n: seen.append(n) or real(t, n))
+    big = vectors.compressed(64, x, config, len(x))
+    big.add(x, ids)
+    assert seen == [256]
+    assert isinstance(faiss.downcast_index(faiss.extract_index_ivf(big.index).quantizer),
+                      faiss.IndexHNSW)
+    exact = flat(64)
+    exact.add(x, ids)
+    q = x[::80] + 0.02 * np.random.default_rng(5).standard_normal((100, 64)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    _, truth = exact.search(q, 10)
+    _, got = big.search(q, 10)
+    assert (got[:, 0] == truth[:, 0]).mean() >= 0.95 and _recall_at(got, truth) >= 0.85
+    # Removal (compaction) and a saved file work with the HNSW quantiser over the lists.
+    merged = compacted(big, ids[:100], np.zeros(0, np.int64), np.zeros((0, 64), np.float32),
+                       config)
+    assert merged.ntotal == len(x) - 100 and not np.isin(merged.search(x[:100], 10)[1],
+                                                          ids[:100]).any()
+    loaded = vectors.from_bytes(big.to_bytes(), config)
+    assert (loaded.search(q, 10)[1] == got).all()
+
+
+def test_a_compressed_search_counts_only_the_lists_it_probes():
+    """index/threads.py gives searches under SMALL_WORK one thread: an IVF compares its lists'
+    centres and nprobe lists, not every frame, so a 10-frame clip stays on one thread."""
+    from index.threads import SMALL_WORK
+
+    x = _catalogue(6_000)
+    config = VectorConfig(compress_from=5_000, compressed="IVF{nlist},PQ32x4fs", nprobe=16,
+                          train_max=6_000)
+    big = for_frames(64, config, x)
+    big.add(x, np.arange(len(x), dtype=np.int64))
+    nlist = int(4 * np.sqrt(6_000))  # 309 lists of about 20 frames
+    assert big.search_cost(10) == 10 * (nlist + 16 * -(-6_000 // nlist)) < 10 * 6_000 // 5
+    exact = flat(64)
+    exact.add(x, np.arange(len(x), dtype=np.int64))
+    assert exact.search_cost(10) == 60_000
+    # At 10M frames (12,649 lists of 791, nprobe 64) a clip's 130 rows with crops: one thread.
+    assert 130 * (12_649 + 64 * 791) < SMALL_WORK < 130 * 10_000_000
