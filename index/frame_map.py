@@ -13,7 +13,7 @@ the tombstones. A change therefore costs the size of the delta, not a copy of ev
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -116,6 +116,36 @@ class FrameMap(Mapping[int, tuple[str, float]]):
         """(shape of ids) bool: which frame ids are in the map."""
         ids = np.asarray(ids, np.int64)
         return (_member(ids, self._ids) & ~_member(ids, self._dead)) | _member(ids, self._d_ids)
+
+    def works_at(self, ids: np.ndarray) -> np.ndarray:
+        """(shape of ids) str: each frame's work id, "" where the frame is not in the map. One
+        binary search for the lot: a search asks this for every row's k nearest frames, and
+        one lookup at a time (__getitem__) cost 20-40 ms a clip."""
+        return self._at(ids)[0]
+
+    def entries(self, ids: Iterable[int]) -> dict[int, tuple[str, float]]:
+        """{frame id: (work id, seconds)} for those of ids in the map, looked up together."""
+        ids = np.fromiter(ids, np.int64)
+        works, t_s = self._at(ids)
+        found = works != ""
+        return dict(zip(ids[found].tolist(), zip(works[found].tolist(), t_s[found].tolist())))
+
+    def _at(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, np.int64)
+        width = max(1, self._works.itemsize, self._d_work.dtype.itemsize // 4)  # chars
+        works = np.full(ids.shape, "", dtype=f"U{width}")
+        t_s = np.zeros(ids.shape, np.float64)
+        if len(self._ids):
+            at = np.minimum(np.searchsorted(self._ids, ids), len(self._ids) - 1)
+            main = (self._ids[at] == ids) & ~_member(ids, self._dead)
+            works[main] = np.char.decode(self._works[self._work[at[main]]], "utf-8")
+            t_s[main] = self._t[at[main]]
+        if len(self._d_ids):
+            at = np.minimum(np.searchsorted(self._d_ids, ids), len(self._d_ids) - 1)
+            delta = self._d_ids[at] == ids
+            works[delta] = self._d_work[at[delta]]
+            t_s[delta] = self._d_t[at[delta]]
+        return works, t_s
 
     def frames_of(self, work_id: str) -> np.ndarray:
         """Sorted int64 ids of a work's frames in the map."""

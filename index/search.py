@@ -73,7 +73,7 @@ def search(fp: Fingerprint, settings: Settings | None = None, *,
         found = match_index(index, fp, settings, disabled=disabled,
                             features=lambda ids: store.frame_features(conn, frame_ids=ids))
         ids = {h.frame_id for h in found.hits} | {h.frame_id for h in found.raw}
-        frames = {i: index.meta[i] for i in ids if i in index.meta}
+        frames = index.meta.entries(ids)
         works = store.active_works(conn, work_ids=sorted({w for w, _ in frames.values()}))
     return SearchResult(index.version, dict(index.spaces), found.hits, frames, works,
                         found.nearest, found.checks, found.raw)
@@ -150,10 +150,12 @@ class Found:
             sims, ids = index.nearest(name, rows.vectors, signal.search_k)
             background = (-index.bias(name, rows.vectors) if signal.normalises
                           else np.zeros(len(rows), np.float32))
+            works = index.meta.works_at(ids) if signal.normalises else None
             for r in range(len(rows)):
                 box = None if np.isnan(rows.box[r, 0]) else tuple(float(x) for x in rows.box[r])
                 pairs = [(s, i) for s, i in zip(sims[r].tolist(), ids[r].tolist()) if i >= 0]
-                rival = _rivals(pairs, index.meta) if signal.normalises else {}
+                rival = (_rivals(pairs, dict(zip(ids[r].tolist(), works[r].tolist())))
+                         if works is not None else {})
                 for s, i in pairs:
                     # Normalised: the cosine less the closer of the nearest background picture
                     # and the nearest other work, so a look-alike of a whole class of works (one
@@ -184,19 +186,18 @@ class Found:
         return sorted(best.values(), key=lambda h: -h.value)[:limit * 4]
 
 
-def _rivals(pairs: list[tuple[float, int]], meta: Mapping[int, tuple[str, float]]
-            ) -> dict[int, float]:
+def _rivals(pairs: list[tuple[float, int]], work_of: Mapping[int, str]) -> dict[int, float]:
     """For each of a row's nearest frames (cosine, frame id), the cosine of the nearest frame of
     another work among them (none: that work is alone in reach, and only the background
-    counts)."""
+    counts). work_of: frame id -> its work id."""
     best: dict[str, float] = {}
     for s, i in pairs:
-        w = meta.get(i, ("", 0.0))[0]
+        w = work_of.get(i, "")
         best[w] = max(best.get(w, -1.0), s)
     top = sorted(best.items(), key=lambda kv: -kv[1])[:2]  # the two closest works suffice
     out = {}
     for _, i in pairs:
-        w = meta.get(i, ("", 0.0))[0]
+        w = work_of.get(i, "")
         other = next((v for x, v in top if x != w), None)
         if other is not None:
             out[i] = other

@@ -89,3 +89,18 @@ def test_works_saved_out_of_order_are_sorted_on_load():
                              np.array([b"zeta", b"alpha"]))
     assert dict(m) == {1: ("zeta", 0.0), 2: ("alpha", 0.0), 3: ("zeta", 0.0)}
     assert m.frames_of("zeta").tolist() == [1, 3] and m.frames_of("alpha").tolist() == [2]
+
+
+def test_looking_up_many_frames_at_once_agrees_with_one_at_a_time():
+    # The search asks for every row's nearest frames together (works_at, entries); they must
+    # give what the mapping gives frame by frame, across main frames, delta and tombstones,
+    # and "" / nothing for frames not in the map (FAISS pads missing neighbours with -1).
+    main = FrameMap.of(np.arange(0, 40, 2), np.array([f"w{i % 3}" for i in range(20)]),
+                       np.arange(20) / 2)
+    m = main.layered((np.array([41, 43]), np.array(["a-work-id-longer-than-the-main-ones"] * 2),
+                      np.array([1.0, 2.0])), np.array([4, 6]))
+    ids = np.array([[0, 2, 4, 6, 41], [43, -1, 5, 38, 1000]])
+    expect = [[m[i][0] if i in m else "" for i in row] for row in ids.tolist()]
+    assert m.works_at(ids).tolist() == expect
+    assert expect[0][4] == "a-work-id-longer-than-the-main-ones" and expect[0][2] == ""
+    assert m.entries(ids.ravel().tolist()) == {i: m[i] for i in ids.ravel().tolist() if i in m}

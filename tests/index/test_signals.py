@@ -15,6 +15,7 @@ import index
 from clipgate.errors import Unavailable
 from compliance import check_clip, match_file, match_fingerprint
 from clipgate.settings import Settings
+from index.frame_map import FrameMap
 from index.signals import Computed, Signal
 from tests.media import noise_frame, pan, photo, write_image, write_video
 
@@ -136,7 +137,9 @@ class _Nearest:
 
     def __init__(self, sims, ids, background, works):
         self.sims, self.ids, self.background = sims, ids, background
-        self.meta = {i: (w, 0.0) for i, w in works.items()}
+        ids = sorted(works)
+        self.meta = FrameMap.of(np.array(ids), np.array([works[i] for i in ids]),
+                                np.zeros(len(ids)))
 
     def nearest(self, name, vectors, k):
         return np.array(self.sims, np.float32), np.array(self.ids, np.int64)
