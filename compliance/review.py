@@ -143,8 +143,8 @@ def _release(review_id: str, revision: int | None, decision: dict[str, Any],
                   "gate_verdict": "review", "checked_at": check["created_at"].isoformat(),
                   "signals": check["signals"], "human_decision": human}
     try:
-        signed = signer(settings).sign(path, staged, generator=row["generator"], compliance=compliance,
-                             title=row["filename"])
+        signed = signer(settings).sign(path, staged, generator=row["generator"],
+                                       compliance=compliance, title=row["filename"])
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e

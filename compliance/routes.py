@@ -20,7 +20,14 @@ from fastapi import (
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from clipgate.api import GeneratorKeyDep, ReviewerKeyDep, SettingsDep, require_roles, upload_name, uploaded
+from clipgate.api import (
+    GeneratorKeyDep,
+    ReviewerKeyDep,
+    SettingsDep,
+    require_roles,
+    upload_name,
+    uploaded,
+)
 from clipgate.errors import Conflict, NotFound, Unavailable
 from compliance.gate import check_clip
 from compliance.held import get_check, get_review, list_reviews
