@@ -38,11 +38,14 @@ _BODY_SLACK = 1 << 20
 SHUTDOWN_WAIT_S = 10.0  # how long shutdown waits for an in-process generation job to finish
 
 
-def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
+               sweep_reviews: bool = False) -> FastAPI:
     """The API. resume_jobs: without a broker, run generation jobs left behind by a dead
     process (and any queued meanwhile) in a background thread from start-up to shutdown.
-    `clipgate serve` turns it on; off by default so that an app built for tests or embedding
-    never runs jobs behind the caller's back (a test may expect a queued job to stay queued)."""
+    sweep_reviews: without a broker, block held clips nobody decided within
+    CLIPGATE_REVIEW_TIMEOUT_S from a background thread. `clipgate serve` turns both on; off by
+    default so that an app built for tests or embedding never acts behind the caller's back (a
+    test may expect a queued job to stay queued)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -61,6 +64,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
                 n: p["error"] for n, p in signals.items() if isinstance(p, dict) and "error" in p}
                 or signals.get("error"))
         app.state.resume_loop = resume.start_loop(settings) if resume_jobs else None
+        app.state.review_timeouts = (compliance.start_review_timeouts(settings)
+                                     if sweep_reviews else None)
         # Apply other processes' index changes as they come, not at the next check.
         app.state.index_follower = index.follow_changes(settings)
         try:
@@ -68,6 +73,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False) -
         finally:
             if app.state.index_follower is not None:
                 await run_in_threadpool(app.state.index_follower.stop)
+            if app.state.review_timeouts is not None:
+                await run_in_threadpool(app.state.review_timeouts.stop, SHUTDOWN_WAIT_S)
             # Waits a little for the job it runs; one cut short is recovered at the next start
             # (its lease runs out), so a stop never hangs on a long generation.
             if app.state.resume_loop is not None:

@@ -86,7 +86,8 @@ def serve(
                     f"  operator (also manages protected works):      {admin}",
                     fg=typer.colors.CYAN)
     # Without a broker this process is the only worker: it resumes the jobs a previous run left.
-    uvicorn.run(create_app(settings, resume_jobs=True), host=host or settings.host,
+    uvicorn.run(create_app(settings, resume_jobs=True, sweep_reviews=True),
+                host=host or settings.host,
                 port=port or settings.port)
 
 

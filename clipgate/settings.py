@@ -216,6 +216,12 @@ class Settings(BaseSettings):
     # Complaints. A counter-notice restores a taken-down clip after this wait (10 business days)
     # unless the claimant escalates first.
     counter_notice_wait_s: float = 14 * 24 * 3600
+    # Held clips (a check with verdict review): blocked, failing closed, when no reviewer decided
+    # within this many seconds (also the review page's SLA clock); how often that is swept; and
+    # whether a release's manifest names the reviewer (by default only their role).
+    review_timeout_s: float = 3 * 24 * 3600
+    review_sweep_s: float = 60.0
+    review_record_reviewer_name: bool = False
     # Email to claimants; no host means email is off (notices stay in the outbox, logged).
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -295,6 +301,12 @@ class Settings(BaseSettings):
     @property
     def release_dir(self) -> Path:
         return self.data_dir / "releases"
+
+    @property
+    def held_dir(self) -> Path:
+        """Private copies of clips held for review: never served as files, only as the
+        evidence's frames to staff."""
+        return self.data_dir / "held"
 
     @property
     def uploads_dir(self) -> Path:

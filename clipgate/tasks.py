@@ -6,12 +6,14 @@ from __future__ import annotations
 from celery import Celery
 
 import complaints.tasks
+import compliance.tasks
 import generator.tasks
 import index.tasks
 from clipgate import queue
 from clipgate.settings import Settings
 
-for _register in (index.tasks.register, complaints.tasks.register, generator.tasks.register):
+for _register in (index.tasks.register, compliance.tasks.register, complaints.tasks.register,
+                  generator.tasks.register):
     queue.install(_register)
 
 

@@ -6,7 +6,9 @@ clipgate.errors BadInput (400), NotFound (404), Conflict (409) or Unavailable (5
 holder asking for another's claim gets NotFound, never Forbidden.
 """
 
+import compliance
 from clipgate import apikeys
+from complaints.audit import record_review_decision
 from complaints.accounts import get_account as account
 from complaints.actors import SYSTEM, Actor, actor_for_account, actor_for_key
 from complaints.claims import claim_media, file_claim, get_claim, list_claims, service_levels
@@ -15,6 +17,8 @@ from complaints.flags import export_flags, handle_flag, list_flags
 from complaints.workflow import STATES, answer_claim, assign_claim, decide_claim
 
 apikeys.use_accounts(account)  # keys of rights holders and reviewers act for their accounts
+# Decisions on held clips are audited with the claims', in the decision's transaction.
+compliance.on_review_decided(record_review_decision)
 
 __all__ = [
     "STATES",

@@ -41,6 +41,22 @@ def record(
     ).fetchone()
 
 
+def record_review_decision(conn: psycopg.Connection, item: dict[str, Any], reviewer: Any
+                           ) -> dict[str, Any]:
+    """Audit a decision on a held clip (compliance calls this in the decision's transaction):
+    review.release, review.block, or review.timeout when nobody decided in time."""
+    decision = item.get("decision") or {}
+    kind, _, ident = reviewer.label.partition(":")
+    actor = Actor(kind, ident, reviewer.role, ident if kind == "account" else None)
+    action = "review.timeout" if decision.get("timeout") else f"review.{decision.get('outcome')}"
+    return record(conn, actor, action, subject_type="held_clip", subject_id=item["review_id"],
+                  from_state="pending", to_state=item["state"], reason=decision.get("reason"),
+                  detail={"decision_id": decision.get("id"), "check_id": item["check_id"],
+                          "release_id": item["release_id"],
+                          "job_id": (item.get("generator") or {}).get("job_id"),
+                          "blocked_works": decision.get("blocked_works", [])})
+
+
 def claim_history(conn: psycopg.Connection, claim_id: str | uuid.UUID) -> list[dict[str, Any]]:
     """A claim's audit rows, oldest first, with the acting account's name where there is one."""
     return conn.execute(

@@ -2,6 +2,15 @@
 
 from compliance.alignment import Segment, WorkMatch
 from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file, match_fingerprint
+from compliance.held import (
+    REVIEW_SORTS,
+    REVIEW_STATES,
+    get_check,
+    get_review,
+    list_reviews,
+    review_for_job,
+    review_media,
+)
 from compliance.policy import VERDICTS, decide
 from compliance.released import FoundRelease, find_release
 from compliance.release import (
@@ -19,8 +28,18 @@ from compliance.release import (
     sweep_staging,
     verify_clip,
 )
+from compliance.review import (
+    Reviewer,
+    decide_review,
+    expire_reviews,
+    on_review_decided,
+    start_review_timeouts,
+)
 
 __all__ = [
+    "REVIEW_SORTS",
+    "REVIEW_STATES",
+    "Reviewer",
     "VERDICTS",
     "CheckResult",
     "FoundRelease",
@@ -31,18 +50,27 @@ __all__ = [
     "WorkMatch",
     "check_clip",
     "decide",
+    "decide_review",
+    "expire_reviews",
     "find_release",
     "generator_identity",
+    "get_check",
+    "get_review",
     "get_release",
+    "list_reviews",
     "match_file",
     "match_fingerprint",
+    "on_review_decided",
     "public_release",
     "release_clip",
     "release_for_job",
     "releases_matching",
     "restore_release",
+    "review_for_job",
+    "review_media",
     "revoke_release",
     "signer",
+    "start_review_timeouts",
     "sweep_staging",
     "verify_clip",
 ]

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from clipgate.files import copy_atomic
+from compliance import review_cli
 from compliance.gate import check_clip
 from compliance.release import (
     backfill_release_frames,
@@ -48,9 +49,10 @@ def _print_check(result: dict[str, Any]) -> None:
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
-    """Add `check`, `release`, `verify` and `releases ...` to app."""
+    """Add `check`, `release`, `verify`, `releases ...` and `reviews ...` to app."""
     releases_app = typer.Typer(help="Released (signed) clips.", no_args_is_help=True)
     app.add_typer(releases_app, name="releases")
+    review_cli.install(app, handles_errors=handles_errors, setup=setup)
 
     @app.command()
     @handles_errors
@@ -93,11 +95,14 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             _json({"released": outcome.released, "verdict": check["verdict"],
                    "reasons": check["reasons"], "path": signed,
                    "release": public_release(outcome.release) if outcome.release else None,
-                   "check": check})
+                   "review": outcome.review, "check": check})
         elif outcome.released:
             typer.echo(signed)
         else:
             _print_check(check)
+            if outcome.review:
+                typer.secho(f"held for review as {outcome.review['review_id']} "
+                            "(`clipgate reviews decide`)", fg=typer.colors.YELLOW, err=True)
             typer.secho("not released", fg=typer.colors.RED, err=True)
         if not outcome.released:
             raise typer.Exit(1)

@@ -23,7 +23,7 @@ from clipgate import db, prompts
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import store
+from compliance import held, store
 from compliance.gate import CheckResult, check_clip
 from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
 from compliance.verify import read_manifest
@@ -38,6 +38,7 @@ _signers_lock = threading.Lock()
 class ReleaseOutcome:
     check: CheckResult
     release: dict[str, Any] | None  # the release record; None when the verdict stopped it
+    review: dict[str, Any] | None = None  # the held clip, when the verdict was review
 
     @property
     def released(self) -> bool:
@@ -123,6 +124,11 @@ def _release_once(
     """One check + sign + record. None when the index changed between the check and the record:
     the verdict may be stale, so the caller checks again."""
     result = check_clip(path, source=source, filename=name, settings=settings)
+    if result.verdict == "review":
+        # A person decides: the clip waits, privately, in the review queue.
+        item = held.hold_clip(path, result, generator=identity, source=source,
+                              settings=settings)
+        return ReleaseOutcome(result, None, held.public_review(item, settings))
     if result.verdict != "release":
         return ReleaseOutcome(result, None)
 

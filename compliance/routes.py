@@ -5,12 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
 
-from clipgate.api import GeneratorKeyDep, SettingsDep, upload_name, uploaded
-from clipgate.errors import NotFound, Unavailable
+from clipgate.api import (
+    GeneratorKeyDep,
+    ReviewerKeyDep,
+    SettingsDep,
+    require_roles,
+    upload_name,
+    uploaded,
+)
+from clipgate.errors import Conflict, NotFound, Unavailable
 from compliance.gate import check_clip
+from compliance.held import get_check, get_review, list_reviews
 from compliance.release import (
     generator_identity,
     get_release,
@@ -18,11 +38,14 @@ from compliance.release import (
     release_clip,
     verify_clip,
 )
+from compliance.review import Reviewer, decide_review
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
-# Every route here is for generator and admin keys only (GeneratorKeyDep): a rights holder's or
-# reviewer's key sees a release only through the claims it may read, and reviewers see the clip
-# on the server-rendered review pages, which do not go through this API.
+# The gate's routes are for generator and admin keys (GeneratorKeyDep): a rights holder's or
+# reviewer's key sees a release only through the claims it may read. Held clips are the
+# reviewers' (and admins'); a check may be read back by whoever may make or review one.
+CheckReaderKeyDep = Annotated[dict[str, Any],
+                              Depends(require_roles("generator", "admin", "reviewer"))]
 
 _BAD_MEDIA = {400: {"description": "Not media, damaged, truncated, no frames, or empty"},
               413: {"description": "Over the upload, frame-size or duration limit"},
@@ -69,8 +92,9 @@ def release_route(
     check = outcome.check.to_dict()
     if not outcome.released:
         response.status_code = status.HTTP_200_OK
+        # A review verdict holds the clip for a person: review names it (GET /v1/reviews/{id}).
         return {"released": False, "verdict": check["verdict"], "reasons": check["reasons"],
-                "check": check}
+                "review": outcome.review, "check": check}
     release = public_release(outcome.release)
     response.headers["Location"] = _url(request, "release_route_get", release["release_id"])
     return {"released": True, "release": release,
@@ -123,3 +147,59 @@ def verify_route(
         report = verify_clip(path, settings=settings)
     report["file"] = upload_name(file)
     return report
+
+
+@router.get("/checks/{check_id}", summary="A recorded check: verdict, reasons, evidence",
+            responses={404: {"description": "No such check"}})
+def check_get_route(check_id: str, settings: SettingsDep,
+                    _key: CheckReaderKeyDep) -> dict[str, Any]:
+    return get_check(check_id, settings=settings)
+
+
+_REVIEW_ERRORS = {400: {"description": "Bad input, in words"},
+                  404: {"description": "No such held clip"},
+                  409: {"description": "Stale revision, or already decided (with its state)"},
+                  503: {"description": "Signing or the database is down; nothing was released"}}
+
+
+@router.get("/reviews", summary="Clips held for review (pending first by age)")
+def reviews_route(
+    settings: SettingsDep,
+    _key: ReviewerKeyDep,
+    state: Annotated[str | None, Query(description="pending, released or blocked")] = None,
+    source: Annotated[str | None, Query(description="api, cli or generation")] = None,
+    sort: Annotated[str, Query(description="age, score or created")] = "age",
+    order: Annotated[str | None, Query(description="asc or desc")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    return list_reviews(state=state, source=source, sort=sort, order=order, limit=limit,
+                        settings=settings)
+
+
+@router.get("/reviews/{review_id}", responses=_REVIEW_ERRORS,
+            summary="A held clip with the check and evidence that held it")
+def review_route(review_id: str, settings: SettingsDep, _key: ReviewerKeyDep) -> dict[str, Any]:
+    return get_review(review_id, settings=settings)
+
+
+class ReviewDecision(BaseModel):
+    revision: int = Field(description="The held clip's revision your view was drawn at")
+    decision: str = Field(description="release (sign it) or block")
+    reason: str = Field(description="Why, in words (kept in the audit log)")
+    block_works: bool = Field(False, description="With block: also set the policy of the works "
+                                                 "that held it to block")
+
+
+@router.post("/reviews/{review_id}/decision", responses=_REVIEW_ERRORS,
+             summary="Release (sign) or block a held clip")
+def review_decision_route(review_id: str, body: ReviewDecision, settings: SettingsDep,
+                          key: ReviewerKeyDep) -> Any:
+    reviewer = Reviewer(f"api_key:{key['id']}", key["role"])
+    try:
+        return decide_review(review_id, outcome=body.decision, reason=body.reason,
+                             reviewer=reviewer, revision=body.revision,
+                             block_works=body.block_works, settings=settings)
+    except Conflict as e:
+        # The caller's view is out of date: send what the item is now with the refusal.
+        return JSONResponse({"detail": str(e), "review": get_review(review_id, settings=settings)},
+                            status_code=status.HTTP_409_CONFLICT)

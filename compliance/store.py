@@ -156,3 +156,90 @@ def restore_release(conn: psycopg.Connection, *, release_id: str) -> dict[str, A
         f"revoked_reason = NULL WHERE id = %s RETURNING {RELEASE_COLUMNS}",
         (parse_id(release_id),),
     ).fetchone()
+
+
+CHECK_COLUMNS = (
+    "id, created_at, source, filename, sha256, size_bytes, duration_s, frames_sampled, "
+    "verdict, reasons, index_version, signals, evidence, timings"
+)
+REVIEW_COLUMNS = (
+    "id, check_id, created_at, state, revision, source, filename, path, file_sha256, "
+    "size_bytes, generator, held_by, decided_at, decision, release_id, "
+    "extract(epoch FROM now() - created_at) AS age_s"
+)
+REVIEW_SORTS = {"age": "created_at", "score": "(held_by->>'score')::float", "created": "created_at"}
+
+
+def get_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | None:
+    cid = parse_id(check_id)
+    if cid is None:
+        return None
+    return conn.execute(f"SELECT {CHECK_COLUMNS} FROM checks WHERE id = %s", (cid,)).fetchone()
+
+
+def release_for_check(conn: psycopg.Connection, *, check_id: str) -> dict[str, Any] | None:
+    return conn.execute(f"SELECT {RELEASE_COLUMNS} FROM releases WHERE check_id = %s",
+                        (parse_id(check_id),)).fetchone()
+
+
+def insert_review(conn: psycopg.Connection, *, item: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert a held clip; None when its generation job already has one (a retried job)."""
+    cols = list(item)
+    values = [Jsonb(v) if isinstance(v, (dict, list)) else v for v in item.values()]
+    return conn.execute(
+        f"INSERT INTO review_items ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)}) "
+        "ON CONFLICT ((generator->>'job_id')) WHERE generator->>'job_id' IS NOT NULL "
+        f"DO NOTHING RETURNING {REVIEW_COLUMNS}", values).fetchone()
+
+
+def get_review(conn: psycopg.Connection, *, review_id: str, lock: bool = False
+               ) -> dict[str, Any] | None:
+    rid = parse_id(review_id)
+    if rid is None:
+        return None
+    return conn.execute(f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE id = %s"
+                        + (" FOR UPDATE" if lock else ""), (rid,)).fetchone()
+
+
+def review_where(conn: psycopg.Connection, *, check_id: str | None = None,
+                 job_id: str | None = None) -> dict[str, Any] | None:
+    """The held clip of a check, or of a generation job."""
+    if check_id is not None:
+        return conn.execute(f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE check_id = %s",
+                            (parse_id(check_id),)).fetchone()
+    return conn.execute(f"SELECT {REVIEW_COLUMNS} FROM review_items "
+                        "WHERE generator->>'job_id' = %s", (str(job_id),)).fetchone()
+
+
+def list_reviews(conn: psycopg.Connection, *, state: str | None, source: str | None,
+                 sort: str, descending: bool, limit: int) -> list[dict[str, Any]]:
+    where, args = [], []
+    if state is not None:
+        where.append("state = %s")
+        args.append(state)
+    if source is not None:
+        where.append("source = %s")
+        args.append(source)
+    order = f"{REVIEW_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, id"
+    return conn.execute(
+        f"SELECT {REVIEW_COLUMNS} FROM review_items "
+        f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order} LIMIT %s",
+        (*args, limit)).fetchall()
+
+
+def finish_review(conn: psycopg.Connection, *, review_id: Any, state: str,
+                  decision: dict[str, Any], release_id: Any | None) -> dict[str, Any]:
+    """Record the decision on a locked pending item (bumping its revision)."""
+    return conn.execute(
+        "UPDATE review_items SET state = %s, decision = %s, decided_at = now(), release_id = %s, "
+        f"revision = revision + 1 WHERE id = %s RETURNING {REVIEW_COLUMNS}",
+        (state, Jsonb(decision), release_id, review_id)).fetchone()
+
+
+def overdue_reviews(conn: psycopg.Connection, *, older_than_s: float, limit: int
+                    ) -> list[dict[str, Any]]:
+    """Pending items held longer than older_than_s, locked (others' locked rows skipped)."""
+    return conn.execute(
+        f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE state = 'pending' "
+        "AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s "
+        "FOR UPDATE SKIP LOCKED", (older_than_s, limit)).fetchall()

@@ -6,6 +6,7 @@ that work (the ground truth the compliance gate is tested against). GPU backends
 other names and return the same GeneratedClip.
 """
 
+import compliance
 from generator.base import (
     GeneratedClip,
     GenerationRequest,
@@ -16,7 +17,11 @@ from generator.base import (
     register_backend,
     unregister_backend,
 )
+from generator.jobs import follow_review
 from generator.samples import SampleWork, get_work, render_sample_video, sample_works
+
+# A held clip's decision moves its generation job on, in the decision's own transaction.
+compliance.on_review_decided(follow_review)
 
 __all__ = [
     "GeneratedClip",

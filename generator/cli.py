@@ -165,7 +165,7 @@ def _follow(job_id: str, settings: Any, runner: threading.Thread | None) -> dict
         while True:
             job = jobs.get_job(job_id, settings=settings)
             bar.update(task, description=job["state"], completed=float(job["progress"]))
-            if job["state"] in jobs.TERMINAL:
+            if job["state"] in jobs.SETTLED:  # held for review: a person decides, not us
                 return job
             if runner is not None and not runner.is_alive() and job["state"] == "queued":
                 return job  # in-process runner gave up (claimed elsewhere); report as is

@@ -1,6 +1,7 @@
 """The generation job's state machine in PostgreSQL: claim, lease, advance, finish, recover.
 
 queued -> screening -> generating -> gating -> released | blocked | in_review | failed
+                                                in_review -> released | blocked  (a reviewer)
 
 A worker claims a job (for generation, or for gating) by taking a lease and bumping `fence`;
 every later write names the fence it got (a fencing token), so a worker whose lease was taken over
@@ -27,8 +28,12 @@ from clipgate.errors import NotFound
 from clipgate.settings import Settings, get_settings
 from generator import store
 
-TERMINAL = ("released", "blocked", "in_review", "failed")
+TERMINAL = ("released", "blocked", "failed")
 RUNNING = ("screening", "generating", "gating")
+# Held for a person: no worker holds it any more, and a reviewer's decision (or the review
+# timeout) moves it on to released or blocked (follow_review).
+AWAITING = ("in_review",)
+SETTLED = (*TERMINAL, *AWAITING)  # no worker will change it
 log = logging.getLogger(__name__)
 VERDICT_STATE = {"release": "released", "block": "blocked", "review": "in_review"}
 
@@ -44,7 +49,9 @@ def get_job(job_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
             raise NotFound(f"no generation job with id {job_id!r}")
         if row["screening_id"] is not None:
             row["screening"] = store.get_screening(conn, screening_id=row["screening_id"])
-        return row
+    if row["verdict"] == "review":  # its held clip, waiting or decided
+        row["review"] = compliance.review_for_job(row["id"], settings=settings)
+    return row
 
 
 def recover_stale(conn, settings: Settings) -> list[dict[str, Any]]:
@@ -138,7 +145,7 @@ def update(settings: Settings, job: dict[str, Any], *, state: str | None = None,
            renew: bool = True, **fields: Any) -> dict[str, Any]:
     """Write fields of a job this worker holds (same fence, still running); renew its lease.
     Raises LeaseLost otherwise."""
-    terminal = state in TERMINAL
+    terminal = state in SETTLED  # the worker lets go of the job: no lease, finished_at
     with db.connection(settings) as conn:
         row = store.update_held_job(
             conn, job_id=job["id"], fence=job["fence"], states=list(RUNNING), fields=fields,
@@ -182,6 +189,24 @@ def release_of(settings: Settings, job_id: Any) -> dict[str, Any] | None:
     return compliance.release_for_job(job_id, settings=settings)
 
 
+def follow_review(conn: Any, item: dict[str, Any], reviewer: Any) -> None:
+    """A held clip was decided (compliance calls this in the decision's transaction): its job,
+    if it has one in review, becomes released (with the release) or blocked (with the reason)."""
+    job_id = (item.get("generator") or {}).get("job_id")
+    if not job_id:
+        return
+    decision = item.get("decision") or {}
+    state = "released" if item["state"] == "released" else "blocked"
+    how = ("timed out in review" if decision.get("timeout")
+           else f"blocked in review ({reviewer.role})")
+    error = None if state == "released" else f"{how}: {decision.get('reason', '')}"
+    row = store.settle_review(conn, job_id=job_id, state=state, release_id=item["release_id"],
+                              error=error)
+    if row is None:
+        log.warning("held clip %s was decided, but job %s is not in review",
+                    item["review_id"], job_id)
+
+
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
     """A job as JSON: state, progress, timings, usage, and the signed clip's links once released."""
     release_id = str(job["release_id"]) if job.get("release_id") else None
@@ -214,6 +239,9 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
             "id": str(screening["id"]), "decision": screening["decision"],
             "matches": screening["matches"], "signals": screening["signals"]},
     }
+    review = job.get("review")
+    if review:
+        out["review"] = {k: review[k] for k in ("review_id", "state", "decided_at", "sla_left_s")}
     if release_id:
         out["release_url"] = f"/v1/releases/{release_id}"
         out["download_url"] = f"/v1/releases/{release_id}/file"

@@ -303,6 +303,17 @@ def update_held_job(conn: psycopg.Connection, *, job_id: Any, fence: int, states
         (*args, job_id, fence, states)).fetchone()
 
 
+def settle_review(conn: psycopg.Connection, *, job_id: Any, state: str, release_id: Any | None,
+                  error: str | None) -> dict[str, Any] | None:
+    """Move a job in review to its reviewer's outcome (its verdict stays the gate's, review);
+    None when it is not in review."""
+    return conn.execute(
+        "UPDATE generation_jobs SET state = %s, release_id = %s, error = %s, "
+        "updated_at = now(), finished_at = now() "
+        "WHERE id = %s AND state = 'in_review' RETURNING *",
+        (state, release_id, error, job_id)).fetchone()
+
+
 def delete_queued(conn: psycopg.Connection, *, job_id: Any) -> None:
     """Withdraw a job that is still queued."""
     conn.execute("DELETE FROM generation_jobs WHERE id = %s AND state = 'queued'", (job_id,))

@@ -23,7 +23,7 @@ OWNERS = {
     "work_frame_signals": "index", "index_signals": "index", "index_state": "index",
     "index_changes": "index",
     "checks": "compliance", "releases": "compliance", "release_frames": "compliance",
-    "release_frame_signals": "compliance",
+    "release_frame_signals": "compliance", "review_items": "compliance",
     "accounts": "complaints", "claims": "complaints", "claim_messages": "complaints",
     "audit_log": "complaints", "counter_notices": "complaints", "notifications": "complaints",
     "rescans": "complaints", "retraining_flags": "complaints", "takedowns": "complaints",

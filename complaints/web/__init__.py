@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipgate.settings import Settings
-from complaints.web import account_pages, admin, portal, review
+from complaints.web import account_pages, admin, held, portal, review
 from complaints.web.auth import PageError, SignInRequired, install_auth
 from complaints.web.render import page, templates
 
@@ -38,7 +38,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(PageGuard, file_limit=settings.max_upload_bytes)
     app.mount("/static/complaints", StaticFiles(directory=str(Path(__file__).parent / "static")),
               name="complaints-static")
-    for router in (account_pages.router, portal.router, review.router, admin.router):
+    for router in (account_pages.router, portal.router, review.router, held.router,
+                   admin.router):
         app.include_router(router)
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_exception_handler(PageError, _error_page)

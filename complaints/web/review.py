@@ -17,6 +17,7 @@ from clipgate.errors import ClipgateError, NotFound
 from complaints.actors import Actor
 from complaints.web.auth import AnyAccount, CheckedForm, PageError, Staff
 from complaints.web.evidence import evidence_view
+from complaints.web.held import HELD_SORTS, HELD_STATES, SOURCES, held_list
 from complaints.web.portal import load_claim, sentence
 from complaints.web.render import ACTIONS, STATES, flash, page, user_error_status
 
@@ -39,18 +40,28 @@ def _see(url: str) -> RedirectResponse:
 
 @router.get("/review", response_class=HTMLResponse)
 def queue(request: Request, actor: Staff, state: str = "", owner: str = "", sort: str = "age",
-          order: str = "") -> Response:
+          order: str = "", held_state: str = "pending", held_source: str = "",
+          held_sort: str = "age", held_order: str = "") -> Response:
     state = state if state in STATES else ""
     owner = owner if owner in OWNERS else ""
     sort = sort if sort in SORTS else "age"
     order = order if order in ("asc", "desc") else ""  # "": each sort's natural order
+    # Held clips beside the claims; by default those still waiting ("": every state).
+    held_state = held_state if held_state in HELD_STATES else ""
+    held_source = held_source if held_source in SOURCES else ""
+    held_sort = held_sort if held_sort in HELD_SORTS else "age"
+    held_order = held_order if held_order in ("asc", "desc") else ""
     settings = _settings(request)
     claims = complaints.list_claims(actor, state=state or None, owner=owner or None, sort=sort,
                                     order=order or None, settings=settings)
     levels = complaints.service_levels(actor, settings=settings)
-    return page(request, "review_queue.html", claims=claims, levels=levels,
+    held = held_list(held_state, held_source, held_sort, held_order, settings)
+    return page(request, "review_queue.html", claims=claims, levels=levels, held=held,
                 filters={"state": state, "owner": owner, "sort": sort, "order": order},
-                SORTS=SORTS, OWNERS=OWNERS)
+                held_filters={"state": held_state, "source": held_source, "sort": held_sort,
+                              "order": held_order},
+                SORTS=SORTS, OWNERS=OWNERS, HELD_STATES=HELD_STATES, HELD_SORTS=HELD_SORTS,
+                SOURCES=SOURCES, review_timeout_s=settings.review_timeout_s)
 
 
 @router.get("/review/claims/{claim_id}", response_class=HTMLResponse)

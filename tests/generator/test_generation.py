@@ -174,3 +174,38 @@ def test_works_api_takes_aliases_and_description_for_screening(client, settings,
     client.post("/v1/tenants", json={"name": "acme", "tier": "pro", "credits_gpu_s": 100})
     job = client.get(f"/v1/generations/{_generate(client, 'dawn lift-off, 4k', 'k').json()['id']}")
     assert job.json()["state"] == "blocked" and "Launch Day" in job.json()["error"]
+
+
+def test_held_clip_job_waits_in_review_then_follows_the_reviewers_decision(client, settings,
+                                                                          tmp_path):
+    # A `review` work: the gate holds the clip for a person instead of deciding.
+    work = _register_sample(settings, "launch-day", tmp_path, title="Press still 14")
+    index.set_work_policy(str(work["id"]), "review", settings=settings)
+    client.post("/v1/tenants", json={"name": "acme", "tier": "pro", "credits_gpu_s": 100})
+    admitted = [_generate(client, "a rocket over a quiet harbour", k, seconds=3.0).json()
+                for k in ("k1", "k2")]
+    jobs = [client.get(f"/v1/generations/{a['id']}").json() for a in admitted]
+    for job in jobs:
+        assert job["state"] == "in_review" and job["verdict"] == "review", job
+        assert not job["done"] and job["review"]["state"] == "pending"
+        assert job["release_id"] is None and "download_url" not in job
+    assert not list((settings.data_dir / "generations").glob("*.mp4"))  # only the held copy
+
+    first, second = (j["review"]["review_id"] for j in jobs)
+    held = client.get(f"/v1/reviews/{first}").json()
+    assert held["generator"]["job_id"] == jobs[0]["id"]
+    assert held["generator"]["prompt_sha256"] == jobs[0]["prompt_sha256"]
+    r = client.post(f"/v1/reviews/{first}/decision",
+                    json={"revision": 1, "decision": "release", "reason": "our own still"})
+    assert r.status_code == 200, r.text
+    job = client.get(f"/v1/generations/{jobs[0]['id']}").json()
+    assert job["state"] == "released" and job["done"] and job["error"] is None
+    assert job["release_id"] == r.json()["release_id"] and job["review"]["state"] == "released"
+    assert client.get(job["download_url"]).content[4:8] == b"ftyp"
+
+    r = client.post(f"/v1/reviews/{second}/decision",
+                    json={"revision": 1, "decision": "block", "reason": "too close a copy"})
+    assert r.status_code == 200, r.text
+    job = client.get(f"/v1/generations/{jobs[1]['id']}").json()
+    assert job["state"] == "blocked" and job["done"] and job["release_id"] is None
+    assert job["error"] == "blocked in review (admin): too close a copy"
