@@ -105,9 +105,10 @@ def decide(
         if lic is not None:
             outcome = "release"
             until = _day(lic["valid_until"]) if lic.get("valid_until") else "open-ended"
+            for_model = f" for model {lic['model']!r}" if lic.get("model") else ""
             reason = (f"matches protected work {desc}; licensed to tenant "
                       f"{lic.get('tenant_name') or lic.get('tenant_id')} by licence {lic['id']} "
-                      f"(until {until}){' for model ' + repr(lic['model']) if lic.get('model') else ''}")
+                      f"(until {until}){for_model}")
         elif m.policy == "block" and strong:
             outcome, reason = "block", f"matches protected work {desc}; its policy is block"
         elif m.policy == "block":
