@@ -29,6 +29,12 @@ class Conflict(BadInput):
         self.existing_id = existing_id
 
 
+class Unprocessable(BadInput):
+    """Well-formed but contradictory input (a licence window that ends before it starts)."""
+
+    status = 422
+
+
 class NotFound(ClipgateError, LookupError):
     status = 404
 

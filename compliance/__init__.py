@@ -11,6 +11,14 @@ from compliance.held import (
     review_for_job,
     review_media,
 )
+from compliance.licences import (
+    Licensee,
+    create_licence,
+    get_licence,
+    list_licences,
+    revoke_licence,
+    tracked_counts,
+)
 from compliance.policy import VERDICTS, decide
 from compliance.released import FoundRelease, find_release
 from compliance.release import (
@@ -43,20 +51,24 @@ __all__ = [
     "VERDICTS",
     "CheckResult",
     "FoundRelease",
+    "Licensee",
     "MatchOutcome",
     "ReleaseOutcome",
     "backfill_release_frames",
     "Segment",
     "WorkMatch",
     "check_clip",
+    "create_licence",
     "decide",
     "decide_review",
     "expire_reviews",
     "find_release",
     "generator_identity",
     "get_check",
+    "get_licence",
     "get_review",
     "get_release",
+    "list_licences",
     "list_reviews",
     "match_file",
     "match_fingerprint",
@@ -68,9 +80,11 @@ __all__ = [
     "restore_release",
     "review_for_job",
     "review_media",
+    "revoke_licence",
     "revoke_release",
     "signer",
     "start_review_timeouts",
     "sweep_staging",
+    "tracked_counts",
     "verify_clip",
 ]

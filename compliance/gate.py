@@ -20,6 +20,7 @@ from clipgate import db
 from clipgate.settings import Settings, get_settings
 from compliance import store
 from compliance.alignment import WorkMatch, match_works
+from compliance.licences import Licensee, licences_for
 from compliance.policy import decide
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class CheckResult:
     candidates: list[dict[str, Any]]  # the nearest works that did not count
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Which rule decided each matched work (a licence or its policy), and those that decided
+    # the verdict: what a lawyer follows (compliance.policy).
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: list[dict[str, Any]] = field(default_factory=list)
+    licensee: dict[str, Any] | None = None  # the tenant and model the clip was made for
     # The clip's fingerprint, kept so a release can index its frames (never serialised).
     fingerprint: index.Fingerprint | None = field(default=None, repr=False, compare=False)
 
@@ -52,7 +58,16 @@ class CheckResult:
             "clip": self.clip,
             "candidates": self.candidates,
             "warnings": self.warnings,
+            "rules": self.rules,
+            "decided_by": self.decided_by,
+            "licensee": self.licensee,
         }
+
+    @property
+    def licence_ids(self) -> list[str]:
+        """The licences that released a matched work."""
+        return list(dict.fromkeys(r["licence_id"] for r in self.rules
+                                  if r.get("rule") == "licence"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,9 +134,12 @@ def check_clip(
     source: str = "api",
     filename: str | None = None,
     settings: Settings | None = None,
+    licensee: Licensee | None = None,
+    model: str | None = None,
 ) -> CheckResult:
     """Gate one clip and record the check. Raises BadInput for bad media, Unavailable when a part
-    the gate needs is down."""
+    the gate needs is down. licensee: the tenant the clip is made for (a generation job), whose
+    licences may release matched works; model: the model that made it (model-bound licences)."""
     settings = settings or get_settings()
     path = Path(path)
     outcome = match_file(path, settings)
@@ -129,7 +147,10 @@ def check_clip(
     timings = outcome.timings
 
     t0 = time.perf_counter()
-    decision = decide(matches, settings, frames_sampled=len(fp), still=fp.info.kind == "image")
+    held = licences_for(licensee, [{"work_id": m.work_id, "owner": m.owner} for m in matches],
+                        settings)
+    decision = decide(matches, settings, frames_sampled=len(fp), still=fp.info.kind == "image",
+                      licences=held, model=model)
     timings["decide"] = round(time.perf_counter() - t0, 4)
 
     clip = index.clip_status(settings)
@@ -150,6 +171,10 @@ def check_clip(
         candidates=outcome.candidates,
         timings=timings,
         warnings=warnings,
+        rules=decision.rules,
+        decided_by=decision.decided_by,
+        licensee=({"tenant_id": licensee.tenant_id, "tenant": licensee.tenant_name,
+                   "model": model} if licensee is not None else None),
         fingerprint=fp,
     )
     t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
 from compliance import held, store
 from compliance.gate import CheckResult, check_clip
+from compliance.licences import Licensee
 from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
 from compliance.verify import read_manifest
 
@@ -86,8 +87,10 @@ def release_clip(
     source: str = "api",
     filename: str | None = None,
     settings: Settings | None = None,
+    licensee: Licensee | None = None,
 ) -> ReleaseOutcome:
-    """Gate the clip; sign and store it only if the verdict is release."""
+    """Gate the clip; sign and store it only if the verdict is release. licensee: the tenant a
+    generation job made it for, whose licences may release matched works (model: generator's)."""
     settings = settings or get_settings()
     path = Path(path)
     name = filename or path.name
@@ -105,7 +108,7 @@ def release_clip(
     try:
         for _ in range(_MAX_TRIES):
             outcome = _release_once(staged_input, mime, name, generator, source, clip_signer,
-                                    settings)
+                                    settings, licensee)
             if outcome is not None:
                 return outcome
         raise Unavailable("the index kept changing while this clip was being released; "
@@ -119,11 +122,13 @@ _MAX_TRIES = 3
 
 def _release_once(
     path: Path, mime: str, name: str, identity: dict[str, Any], source: str,
-    clip_signer: ClipSigner, settings: Settings,
+    clip_signer: ClipSigner, settings: Settings, licensee: Licensee | None = None,
 ) -> ReleaseOutcome | None:
-    """One check + sign + record. None when the index changed between the check and the record:
-    the verdict may be stale, so the caller checks again."""
-    result = check_clip(path, source=source, filename=name, settings=settings)
+    """One check + sign + record. None when the index changed between the check and the record,
+    or a licence that released it was revoked or ran out meanwhile: the verdict may be stale, so
+    the caller checks again."""
+    result = check_clip(path, source=source, filename=name, settings=settings,
+                        licensee=licensee, model=identity.get("model"))
     if result.verdict == "review":
         # A person decides: the clip waits, privately, in the review queue.
         item = held.hold_clip(path, result, generator=identity, source=source,
@@ -145,6 +150,11 @@ def _release_once(
         "verdict": result.verdict,
         "checked_at": result.created_at,
         "signals": {name: info["version"] for name, info in result.signals.items()},
+        # The rules that released it (a licence, a policy, or no match), and the licences by id:
+        # the file itself says on what authority it was released.
+        "decided_by": [{k: r.get(k) for k in ("work_id", "rule", "policy", "licence_id")}
+                       for r in result.decided_by],
+        "licences": result.licence_ids,
     }
     t0 = time.perf_counter()
     try:
@@ -160,6 +170,13 @@ def _release_once(
                 log.info("index changed during release of check %s; checking again",
                          result.check_id)
                 return None
+            # FOR SHARE: a licence cannot be revoked under a release that relies on it.
+            if result.licence_ids and (store.licences_in_force(conn, licence_ids=result.licence_ids)
+                                       != set(result.licence_ids)):
+                staged.unlink(missing_ok=True)
+                log.info("a licence behind check %s ended meanwhile; checking again",
+                         result.check_id)
+                return None
             release = store.insert_release(conn, release={
                 "id": uuid.UUID(release_id),
                 "check_id": uuid.UUID(result.check_id),
@@ -172,6 +189,7 @@ def _release_once(
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
                 store.insert_release_frames(conn, release_id=release_id, fp=fp)
+            store.insert_tracked(conn, rows=_tracked_rows(result, release_id, identity, licensee))
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -179,6 +197,27 @@ def _release_once(
     result.timings["sign"] = round(time.perf_counter() - t0, 4)
     log.info("released %s (check %s)", release_id, result.check_id)
     return ReleaseOutcome(result, release)
+
+
+def _tracked_rows(result: CheckResult, release_id: str, identity: dict[str, Any],
+                  licensee: Licensee | None) -> list[dict[str, Any]]:
+    """The uses a rights holder is told of: matches released by `track` or by a licence."""
+    by_work = {str(m.work_id): m for m in result.matches}
+    rows = []
+    for r in result.rules:
+        if r["outcome"] != "release" or not (r["rule"] == "licence" or r["policy"] == "track"):
+            continue
+        m = by_work[r["work_id"]]
+        rows.append({
+            "release_id": uuid.UUID(release_id), "check_id": uuid.UUID(result.check_id),
+            "work_id": uuid.UUID(r["work_id"]), "owner": r["owner"],
+            "rule": "licence" if r["rule"] == "licence" else "track",
+            "licence_id": uuid.UUID(r["licence_id"]) if r["licence_id"] else None,
+            "model": identity.get("model") or "unknown",
+            "tenant_id": licensee.tenant_id if licensee else None,
+            "tenant_name": licensee.tenant_name if licensee else None,
+            "frames_matched": int(m.frames_matched), "score": float(m.score)})
+    return rows
 
 
 def sweep_staging(settings: Settings | None = None, *, older_than_s: float = 3600.0) -> int:

@@ -243,3 +243,86 @@ def overdue_reviews(conn: psycopg.Connection, *, older_than_s: float, limit: int
         f"SELECT {REVIEW_COLUMNS} FROM review_items WHERE state = 'pending' "
         "AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s "
         "FOR UPDATE SKIP LOCKED", (older_than_s, limit)).fetchall()
+
+
+# --- licences and tracked matches ---------------------------------------------------------------
+
+LICENCE_COLUMNS = (
+    "id, created_at, work_id, owner, tenant_id, tenant_name, model, valid_from, valid_until, "
+    "note, revoked_at, revoked_reason"
+)
+
+
+def insert_licence(conn: psycopg.Connection, *, licence: dict[str, Any]) -> dict[str, Any]:
+    cols = list(licence)
+    return conn.execute(
+        f"INSERT INTO licences ({', '.join(cols)}) VALUES ({', '.join('%s' for _ in cols)}) "
+        f"RETURNING {LICENCE_COLUMNS}", list(licence.values())).fetchone()
+
+
+def get_licence(conn: psycopg.Connection, *, licence_id: str) -> dict[str, Any] | None:
+    lid = parse_id(licence_id)
+    if lid is None:
+        return None
+    return conn.execute(f"SELECT {LICENCE_COLUMNS} FROM licences WHERE id = %s",
+                        (lid,)).fetchone()
+
+
+def list_licences(conn: psycopg.Connection, *, tenant_id: str | None = None,
+                  work_ids: list[Any] | None = None, owners: list[str] | None = None,
+                  include_revoked: bool = True) -> list[dict[str, Any]]:
+    """Licences, newest first: of tenant_id (any when None) that cover one of work_ids or is
+    for one of owners (any when both are None)."""
+    where, args = [], []
+    if tenant_id is not None:
+        where.append("tenant_id = %s")
+        args.append(tenant_id)
+    if work_ids is not None or owners is not None:
+        where.append("(work_id = ANY(%s) OR owner = ANY(%s))")
+        args += [[i for i in (parse_id(str(w)) for w in work_ids or []) if i is not None],
+                 list(owners or [])]
+    if not include_revoked:
+        where.append("revoked_at IS NULL")
+    sql = (f"SELECT {LICENCE_COLUMNS} FROM licences "
+           f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created_at DESC, id")
+    return conn.execute(sql, args).fetchall()
+
+
+def revoke_licence(conn: psycopg.Connection, *, licence_id: str,
+                   reason: str) -> dict[str, Any] | None:
+    return conn.execute(
+        "UPDATE licences SET revoked_at = coalesce(revoked_at, now()), "
+        "revoked_reason = coalesce(revoked_reason, %s) "
+        f"WHERE id = %s RETURNING {LICENCE_COLUMNS}", (reason, parse_id(licence_id))).fetchone()
+
+
+def licences_in_force(conn: psycopg.Connection, *, licence_ids: list[str]) -> set[str]:
+    """Those of licence_ids in force now, read FOR SHARE: none of them can be revoked until this
+    transaction ends, so a release recorded in it was decided under licences that held."""
+    ids = [i for i in (parse_id(x) for x in licence_ids) if i is not None]
+    rows = conn.execute(
+        "SELECT id FROM licences WHERE id = ANY(%s) AND revoked_at IS NULL "
+        "AND valid_from <= now() AND (valid_until IS NULL OR valid_until > now()) "
+        "ORDER BY id FOR SHARE", (ids,)).fetchall()
+    return {str(r["id"]) for r in rows}
+
+
+def insert_tracked(conn: psycopg.Connection, *, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO tracked_matches ({', '.join(cols)}) "
+            f"VALUES ({', '.join('%s' for _ in cols)})", [list(r.values()) for r in rows])
+
+
+def tracked_counts(conn: psycopg.Connection, *, work_ids: list[Any]) -> list[dict[str, Any]]:
+    """Released clips that matched these works under `track` or a licence: per work, rule,
+    licence, model and tenant, how many and when the last one was."""
+    ids = [i for i in (parse_id(str(w)) for w in work_ids) if i is not None]
+    return conn.execute(
+        "SELECT work_id, rule, licence_id, model, tenant_name, count(*) AS clips, "
+        "max(created_at) AS last_at FROM tracked_matches WHERE work_id = ANY(%s) "
+        "GROUP BY work_id, rule, licence_id, model, tenant_name "
+        "ORDER BY work_id, count(*) DESC, model, tenant_name", (ids,)).fetchall()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -14,8 +15,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+import compliance
+from clipgate.errors import BadInput
 from compliance import get_release
-from generator import admission, jobs, resume, tenants, worker
+from generator import admission, jobs, licences, resume, tenants, worker
 
 EXIT_BAD_INPUT = 2
 POLL_S = 0.25
@@ -101,6 +104,59 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         """Move a tenant to another tier."""
         typer.echo(_tenant_line(tenants.set_tier(name, tier, settings=setup())))
 
+    licences_app = typer.Typer(help="Licences: a work, or an owner's works, licensed to a "
+                               "tenant (optionally one model) for a window of time.",
+                               no_args_is_help=True)
+    app.add_typer(licences_app, name="licences")
+
+    @licences_app.command("add")
+    @handles_errors
+    def licences_add(
+        tenant: Annotated[str, typer.Option(help="The tenant licensed (by name).")],
+        work: Annotated[str | None, typer.Option(help="The work's id.")] = None,
+        owner: Annotated[str | None, typer.Option(help="Every work of this owner.")] = None,
+        model: Annotated[str | None, typer.Option(help="Only this model (default any).")] = None,
+        valid_from: Annotated[str | None, typer.Option(
+            "--from", help="Start, ISO 8601 (UTC without a zone; default now).")] = None,
+        valid_until: Annotated[str | None, typer.Option(
+            "--until", help="End, ISO 8601 (default open-ended).")] = None,
+        note: Annotated[str | None, typer.Option(help="The agreement it rests on.")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """License a work (--work) or an owner's works (--owner) to a tenant. Exit 2 for an
+        unknown tenant or work, or a window that ends before it starts."""
+        lic = licences.grant_licence(
+            tenant=tenant, work_id=work, owner=owner, model=model,
+            valid_from=_when(valid_from, "--from"), valid_until=_when(valid_until, "--until"),
+            note=note, settings=setup())
+        typer.echo(json.dumps(lic, indent=2) if as_json else _licence_line(lic))
+
+    @licences_app.command("list")
+    @handles_errors
+    def licences_list(
+        tenant: Annotated[str | None, typer.Option(help="Only this tenant's.")] = None,
+        work: Annotated[str | None, typer.Option(help="Only those covering this work.")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Licences, newest first, with their state (in_force, expired, revoked, ...)."""
+        rows = licences.list_licences(tenant=tenant, work_id=work, settings=setup())
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        for lic in rows:
+            typer.echo(_licence_line(lic))
+        typer.echo(f"{len(rows)} licences")
+
+    @licences_app.command("revoke")
+    @handles_errors
+    def licences_revoke(
+        licence_id: str,
+        reason: Annotated[str, typer.Option(help="Why it ends.")],
+    ) -> None:
+        """End a licence now; the works' policies decide again."""
+        typer.echo(_licence_line(compliance.revoke_licence(licence_id, reason=reason,
+                                                           settings=setup())))
+
     @app.command("usage")
     @handles_errors
     def usage(
@@ -118,6 +174,23 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             typer.echo(f"{r['tenant']:<20} {r['tier']:<10} {r['jobs']:>5} "
                        f"{r['generation_gpu_s']:>10.2f} {r['gating_gpu_s']:>10.3f} "
                        f"{r['credits_left_gpu_s']:>12.2f}")
+
+
+def _when(value: str | None, option: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option} must be a date or time in ISO 8601 "
+                       f"(2026-01-31 or 2026-01-31T12:00:00Z), not {value!r}") from None
+
+
+def _licence_line(lic: dict[str, Any]) -> str:
+    what = f"work {lic['work_id']}" if lic["work_id"] else f"every work of {lic['owner']!r}"
+    return (f"{lic['licence_id']}  {lic['state']:<13} {what} -> tenant {lic['tenant']}"
+            f"{' model ' + lic['model'] if lic['model'] else ''}  "
+            f"{lic['valid_from']} .. {lic['valid_until'] or 'open-ended'}")
 
 
 def _tenant_line(t: dict[str, Any]) -> str:

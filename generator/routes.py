@@ -6,6 +6,7 @@ POST /v1/generations admits a job (or says why not, before any GPU time) and que
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -17,7 +18,8 @@ from pydantic import BaseModel, Field
 from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep
 from clipgate.errors import NotFound
 from clipgate.settings import Settings
-from generator import admission, jobs, tenants, worker
+import compliance
+from generator import admission, jobs, licences, tenants, worker
 
 router = APIRouter(prefix="/v1", tags=["generation"])
 
@@ -44,6 +46,22 @@ class TenantIn(BaseModel):
 class GrantIn(BaseModel):
     gpu_seconds: float
     note: str = "grant"
+
+
+class LicenceIn(BaseModel):
+    tenant: str = Field(description="The tenant licensed (by name).")
+    work_id: str | None = Field(None, description="The work licensed; or give owner.")
+    owner: str | None = Field(None, description="License every work of this owner instead.")
+    model: str | None = Field(None, description="Only clips made by this model (any if empty).")
+    valid_from: dt.datetime | None = Field(
+        None, description="Start of the window (ISO 8601; UTC if no zone; default now).")
+    valid_until: dt.datetime | None = Field(
+        None, description="End of the window (open-ended if empty); must be after the start.")
+    note: str | None = Field(None, description="The agreement it rests on, for people.")
+
+
+class RevokeIn(BaseModel):
+    reason: str
 
 
 def _job_id(job_id: str) -> str:
@@ -134,3 +152,35 @@ def usage(settings: SettingsDep, _key: AdminKeyDep,
     rows = tenants.usage(tenant=tenant, settings=settings)
     return {"usage": [{k: (round(float(v), 4) if isinstance(v, float) else v)
                        for k, v in r.items()} for r in rows]}
+
+
+@router.post("/licences", status_code=status.HTTP_201_CREATED, tags=["licences"],
+             summary="License a work, or an owner's works, to a tenant (operator)",
+             responses={404: {"description": "Unknown tenant or work"},
+                        422: {"description": "The window ends before it starts"}})
+def create_licence(body: LicenceIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    return licences.grant_licence(
+        tenant=body.tenant, work_id=body.work_id, owner=body.owner, model=body.model,
+        valid_from=body.valid_from, valid_until=body.valid_until, note=body.note,
+        settings=settings)
+
+
+@router.get("/licences", tags=["licences"], summary="Licences, newest first (operator)")
+def list_licences(settings: SettingsDep, _key: AdminKeyDep,
+                  tenant: Annotated[str | None, Query(description="Only this tenant's.")] = None,
+                  work_id: Annotated[str | None, Query(
+                      description="Only those covering this work.")] = None) -> dict[str, Any]:
+    rows = licences.list_licences(tenant=tenant, work_id=work_id, settings=settings)
+    return {"licences": rows, "count": len(rows)}
+
+
+@router.get("/licences/{licence_id}", tags=["licences"], summary="A licence (operator)")
+def get_licence(licence_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+    return compliance.get_licence(licence_id, settings=settings)
+
+
+@router.post("/licences/{licence_id}/revoke", tags=["licences"],
+             summary="End a licence now: the works' policies decide again (operator)")
+def revoke_licence(licence_id: str, body: RevokeIn, settings: SettingsDep,
+                   _key: AdminKeyDep) -> dict[str, Any]:
+    return compliance.revoke_licence(licence_id, reason=body.reason, settings=settings)

@@ -11,7 +11,9 @@ description, three ways:
   similarities mean nothing, so it is skipped and the result says so.
 
 A match with a work whose policy is "block" refuses the prompt (or warns, per
-CLIPGATE_SCREENING_ACTION); a "review" work warns. Every decision is recorded with its evidence.
+CLIPGATE_SCREENING_ACTION); a "review" or "track" work warns, an "allow" work passes. A work the
+tenant holds a licence in force for passes too (action "licensed"): the gate still checks the clip,
+and the licence's model there. Every decision is recorded with its evidence.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
+import compliance
 import index
 from clipgate import db
 from clipgate.settings import Settings, get_settings
@@ -79,6 +82,8 @@ class Screening:
         """One sentence naming the works and why (empty for a pass)."""
         parts = []
         for m in self.matches:
+            if m["action"] not in ("refuse", "warn"):
+                continue  # licensed or allowed: nothing to warn of
             parts.append(f"{m['title']!r} (work {m['work_id']}, policy {m['policy']}): "
                          f"{m['why']}")
         verb = {"refuse": "refused", "warn": "allowed with a warning"}.get(self.decision, "passed")
@@ -253,14 +258,39 @@ def screen_prompt(
             matches.append({"work_id": w.work_id, "title": w.title, "owner": w.owner,
                             "policy": w.policy, "action": action, "why": "; ".join(e["why"] for e in why),
                             "evidence": why})
+    for m in matches:
+        if m["policy"] == "allow":
+            m["action"] = "pass"
+    licensed = _licensed(tenant_id, matches, settings) if tenant_id and matches else {}
+    for m in matches:
+        if m["work_id"] in licensed:
+            m["action"], m["licence_id"] = "licensed", licensed[m["work_id"]]
     decision = ("refuse" if any(m["action"] == "refuse" for m in matches)
-                else "warn" if matches else "pass")
+                else "warn" if any(m["action"] == "warn" for m in matches) else "pass")
     result = Screening(decision, matches, signals)
     if decision == "warn":
         result.warnings.append(result.reason)
     if record:
         result.id = _record(settings, prompt, result, tenant_id, job_id)
     return result
+
+
+def _licensed(tenant_id: str, matches: list[dict[str, Any]], settings: Settings
+              ) -> dict[str, str]:
+    """Work id -> the id of a licence in force that the tenant holds for it (or its owner's
+    catalogue). Any model: the model is known only once the clip is made, and the gate checks it."""
+    held = compliance.list_licences(tenant_id=str(tenant_id),
+                                    work_ids=[m["work_id"] for m in matches],
+                                    owners=sorted({m["owner"] for m in matches}),
+                                    settings=settings)
+    out: dict[str, str] = {}
+    for m in matches:
+        for lic in held:
+            if lic["state"] == "in_force" and (lic["work_id"] == str(m["work_id"]) or
+                                               (lic["work_id"] is None and lic["owner"] == m["owner"])):
+                out[m["work_id"]] = lic["licence_id"]
+                break
+    return out
 
 
 def _evidence(w: WorkText, p_norm: str, sem: tuple | None, clip: tuple | None,

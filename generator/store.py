@@ -65,6 +65,11 @@ def get_tenant(conn: psycopg.Connection, *, name: str) -> dict[str, Any] | None:
     return conn.execute(TENANT_SQL + " WHERE t.name = %s", (name,)).fetchone()
 
 
+def tenant_name(conn: psycopg.Connection, *, tenant_id: Any) -> str | None:
+    row = conn.execute("SELECT name FROM tenants WHERE id = %s", (tenant_id,)).fetchone()
+    return row["name"] if row else None
+
+
 def tenants(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """Every tenant as get_tenant() gives it, by name."""
     return conn.execute(TENANT_SQL + " ORDER BY t.name").fetchall()

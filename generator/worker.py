@@ -189,8 +189,13 @@ def gate(job: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "prompt_sha256": job["prompt_sha256"], "job_id": str(job["id"])}
     with jobs.keep_lease(settings, job):  # a takeover mid-release would release it twice
         try:
+            # The tenant the job runs for: its licences may release works the clip matches.
+            with db.connection(settings) as conn:
+                name = store.tenant_name(conn, tenant_id=job["tenant_id"])
+            licensee = compliance.Licensee(tenant_id=str(job["tenant_id"]),
+                                           tenant_name=name or str(job["tenant_id"]))
             outcome = compliance.release_clip(path, generator=identity, source="generation",
-                                   settings=settings)
+                                              settings=settings, licensee=licensee)
         except psycopg.errors.UniqueViolation as e:
             if e.diag.constraint_name != ONE_RELEASE_PER_JOB:
                 raise

@@ -39,7 +39,7 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, WebP) or videos.")],
         owner: Annotated[str, typer.Option(help="Who holds the rights.")],
         title: Annotated[str, typer.Option(help="The work's title.")],
-        policy: Annotated[str, typer.Option(help="block or review")] = "block",
+        policy: Annotated[str, typer.Option(help="block, review, track or allow")] = "block",
         alias: Annotated[list[str] | None, typer.Option(
             help="Another name of the work, for prompt screening (repeatable).")] = None,
         description: Annotated[str | None, typer.Option(

@@ -29,7 +29,10 @@ from index.media import MediaInfo, probe
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("block", "review")
+# What a match with the work does: block the clip, hold it for a person (review), release it and
+# record the use for the rights holder (track), or release it (allow). A licence the tenant holds
+# (compliance) releases the clip whatever the policy.
+POLICIES = ("block", "review", "track", "allow")
 
 
 MAX_ALIASES = 20

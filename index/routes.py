@@ -62,8 +62,9 @@ def add_work(
     file: Annotated[UploadFile, File(description="The protected image or video.")],
     owner: Annotated[str, Form(description="Who holds the rights.")],
     title: Annotated[str, Form(description="The work's title.")],
-    policy: Annotated[Literal["block", "review"],
-                      Form(description="What a match does: block the clip, or hold it for review.")],
+    policy: Annotated[Literal["block", "review", "track", "allow"],
+                      Form(description="What a match does: block the clip, hold it for review, "
+                                       "release it and report the use (track), or allow it.")],
     aliases: Annotated[list[str] | None, Form(
         description="Other names of the work (repeat the field); prompts naming them are "
                     "screened before generation.")] = None,

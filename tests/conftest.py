@@ -44,7 +44,8 @@ def reset_database(database_url: str) -> None:
         conn.execute(
             "TRUNCATE prompt_screenings, generation_jobs, usage_ledger, tenants, "
             "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
-            "rescans, release_frames, claim_messages, claims, review_items, releases, checks, work_frames, "
+            "rescans, release_frames, claim_messages, claims, tracked_matches, licences, review_items, "
+            "releases, checks, work_frames, "
             "works, api_keys, accounts CASCADE"
         )
         conn.execute("SET session_replication_role = DEFAULT")

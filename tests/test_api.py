@@ -163,6 +163,13 @@ def test_register_get_list_and_remove_a_work(client, tmp_path):
     assert r.status_code == 404 and "not a valid work id" in r.json()["detail"]
 
 
+def test_works_take_the_track_and_allow_policies(client, tmp_path):
+    for i, policy in enumerate(("track", "allow")):
+        image = write_image(tmp_path / f"{policy}.png", photo(("coffee", "astronaut")[i], (96, 96)))
+        work = _register(client, image, title=policy, policy=policy)
+        assert client.get(f"/v1/works/{work['id']}").json()["policy"] == policy
+
+
 def test_bad_work_metadata_is_refused_before_the_upload_is_read(client, settings, tmp_path):
     image = write_image(tmp_path / "a.png", photo("coffee", (64, 64)))
     r = client.post("/v1/works", files=_upload(image),

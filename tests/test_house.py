@@ -24,6 +24,7 @@ OWNERS = {
     "index_changes": "index",
     "checks": "compliance", "releases": "compliance", "release_frames": "compliance",
     "release_frame_signals": "compliance", "review_items": "compliance",
+    "licences": "compliance", "tracked_matches": "compliance",
     "accounts": "complaints", "claims": "complaints", "claim_messages": "complaints",
     "audit_log": "complaints", "counter_notices": "complaints", "notifications": "complaints",
     "rescans": "complaints", "retraining_flags": "complaints", "takedowns": "complaints",

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 import complaints
+import compliance
 import index
 from clipgate.api import discard_upload, save_upload, upload_name
 from clipgate.errors import BadInput, ClipgateError, NotFound
@@ -22,6 +23,12 @@ from complaints.web.render import REMEDIES, flash, page, user_error_status
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
 STATEMENT = ("good_faith", "accurate", "authorised")
+# What a match with a work does, per policy, in the rights holder's words.
+POLICY_WORDS = {"block": "matches are blocked", "review": "matches are held for review",
+                "track": "matches are released and reported to you here",
+                "allow": "matches are released"}
+LICENCE_STATES = {"in_force": "In force", "expired": "Expired", "revoked": "Revoked",
+                  "not_yet_valid": "Not yet valid"}
 
 
 def _see(url: str) -> RedirectResponse:
@@ -72,7 +79,8 @@ def my_claims(request: Request, actor: RightsHolder) -> Response:
 
 @router.get("/works", response_class=HTMLResponse)
 def works(request: Request, actor: RightsHolder) -> Response:
-    return page(request, "portal_works.html", works=my_works(actor, _settings(request)), values={})
+    return page(request, "portal_works.html", works=my_works(actor, _settings(request)), values={},
+                POLICY_WORDS=POLICY_WORDS)
 
 
 @router.post("/works", response_class=HTMLResponse)
@@ -88,7 +96,7 @@ def register_work(request: Request, actor: RightsHolder, form: CheckedForm) -> R
         if e.status >= 500:
             raise
         return page(request, "portal_works.html", status=e.status, values=values,
-                    works=my_works(actor, settings), error=sentence(e))
+                    works=my_works(actor, settings), error=sentence(e), POLICY_WORDS=POLICY_WORDS)
     flash(request, f"Your work \u201c{work['title']}\u201d is registered.")
     return _see("/portal/works")
 
@@ -110,6 +118,24 @@ def _register(actor: Actor, upload: UploadFile, values: dict[str, str], settings
                                    settings=settings)
     finally:
         discard_upload(path)
+
+
+# --- licences and tracked uses -------------------------------------------------------------------
+
+@router.get("/licences", response_class=HTMLResponse)
+def licences(request: Request, actor: RightsHolder) -> Response:
+    """The licences that cover the rights holder's works (each work's, and their catalogue's by
+    owner name), and the released clips that used them under `track` or a licence, counted per
+    work, model and tenant."""
+    settings = _settings(request)
+    works = my_works(actor, settings)
+    titles = {str(w["id"]): w["title"] for w in works}
+    owners = sorted({w["owner"] for w in works})
+    held = (compliance.list_licences(work_ids=list(titles), owners=owners, settings=settings)
+            if works else [])
+    uses = compliance.tracked_counts(list(titles), settings=settings)
+    return page(request, "portal_licences.html", licences=held, uses=uses, titles=titles,
+                LICENCE_STATES=LICENCE_STATES)
 
 
 # --- filing a claim -------------------------------------------------------------------------------
