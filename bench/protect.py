@@ -76,6 +76,7 @@ def run_protect(settings: Settings, *, frames: int, runs: int = 3,
         "seed_s": round(seed_s, 1),
         "checker_start_s": round(start_s, 2),
         "checker_start": started,  # builds, or a load of the file and the changes since
+        "vectors": held.describe(),  # flat or compressed, which moves the check's time
         "index_version_before": held.version,
         "runs": results,
         "time_to_protect_s": {"median": round(statistics.median(protect), 3),

@@ -7,8 +7,9 @@ ORB features of work frames stay in PostgreSQL and are read for the candidate fr
 (search.py), so memory grows by tens of bytes a frame, not by the 32 KB of a frame's keypoints.
 
 FAISS wants integer ids, so each vector's id is its work_frames row id, and `meta` (a FrameMap:
-numpy arrays, 20 bytes a frame, not a dict's 250) maps it back to (work, time). The index is derived data: PostgreSQL holds the truth, this file is a cache of it
-tagged with the index version it was built at and the version of each signal's vectors.
+numpy arrays, about 24 bytes a frame, not a dict's 250) maps it back to (work, time). The index
+is derived data: PostgreSQL holds the truth, this file is a cache of it tagged with the index
+version it was built at and the version of each signal's vectors.
 
 Changes after a build do not copy the main indexes: a new version shares them, with the frames
 added since in a small exact delta and the frames removed since as tombstones (live.py applies

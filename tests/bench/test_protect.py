@@ -13,3 +13,4 @@ def test_a_work_posted_to_another_process_is_protected_here_without_a_rebuild(se
     assert all(r["changes_applied"] == 1 and r["checks"] == 1 for r in result["runs"])
     assert result["runs"][1]["version"] == result["runs"][0]["version"] + 1
     assert result["time_to_protect_s"]["max"] < 5.0
+    assert result["vectors"]["sscd"]["kind"] == "flat"  # 300 frames: exact
