@@ -6,8 +6,6 @@ job."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -21,21 +19,6 @@ from tests.complaints.test_pages_browser import shot, sign_in
 
 pytestmark = pytest.mark.browser
 PROMPT = "a rocket over a quiet harbour"  # the procedural model regurgitates the rocket photo
-
-
-def _held_job(api: httpx.Client, key: str) -> dict:
-    """A generation job run to where the gate leaves it (one at a time: a tenant's limit)."""
-    r = api.post("/v1/generations", json={
-        "prompt": PROMPT, "tenant": "acme", "user": "u-1", "idempotency_key": key,
-        "seconds": 3.0, "width": 320, "height": 180, "fps": 12})
-    assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 120
-    while True:
-        job = api.get(f"/v1/generations/{r.json()['id']}").json()
-        if job["state"] in ("in_review", "released", "blocked", "failed"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.3)
 
 
 def _job(api: httpx.Client, job_id: str) -> dict:
@@ -54,7 +37,8 @@ def test_reviewer_releases_one_held_clip_and_blocks_another(settings, tmp_path, 
 
     with h.live_server(settings) as base, \
             httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as api:
-        first, second = _held_job(api, "k1"), _held_job(api, "k2")
+        first, second = (h.finished_job(api, prompt=PROMPT, tenant="acme", key=k)
+                         for k in ("k1", "k2"))
         for job in (first, second):
             assert job["state"] == "in_review" and job["review"]["state"] == "pending", job
 

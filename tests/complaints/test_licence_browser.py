@@ -5,8 +5,6 @@ clip is blocked; the rights holder sees the licence and the use in the portal.""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -21,20 +19,6 @@ from tests.complaints.test_pages_browser import shot, sign_in
 
 pytestmark = pytest.mark.browser
 PROMPT = "a rocket over a quiet harbour"  # the procedural model regurgitates the rocket photo
-
-
-def _finished_job(api: httpx.Client, tenant: str, key: str) -> dict:
-    r = api.post("/v1/generations", json={
-        "prompt": PROMPT, "tenant": tenant, "user": "u-1", "idempotency_key": key,
-        "seconds": 3.0, "width": 320, "height": 180, "fps": 12, "seed": 7})
-    assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 120
-    while True:
-        job = api.get(f"/v1/generations/{r.json()['id']}").json()
-        if job["state"] in ("in_review", "released", "blocked", "failed"):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.3)
 
 
 def test_licensed_tenant_released_with_the_licence_named_other_tenant_blocked(
@@ -58,7 +42,8 @@ def test_licensed_tenant_released_with_the_licence_named_other_tenant_blocked(
         assert r.status_code == 201, r.text
         lic = r.json()
 
-        mine, theirs = _finished_job(api, "acme", "k1"), _finished_job(api, "globex", "k2")
+        mine, theirs = (h.finished_job(api, prompt=PROMPT, tenant=t, key=k, seed=7)
+                        for t, k in (("acme", "k1"), ("globex", "k2")))
         assert mine["state"] == "released", mine
         assert theirs["state"] == "blocked" and theirs["verdict"] == "block", theirs
         signed = tmp_path / "signed.mp4"

@@ -123,3 +123,22 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def finished_job(api: httpx.Client, *, prompt: str, tenant: str, key: str,
+                 seed: int | None = None) -> dict:
+    """A small generation job run through the API until the gate leaves it (released, blocked,
+    held in review, or failed): its job as GET /v1/generations/{id} shows it."""
+    body = {"prompt": prompt, "tenant": tenant, "user": "u-1", "idempotency_key": key,
+            "seconds": 3.0, "width": 320, "height": 180, "fps": 12}
+    if seed is not None:
+        body["seed"] = seed
+    r = api.post("/v1/generations", json=body)
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while True:
+        job = api.get(f"/v1/generations/{r.json()['id']}").json()
+        if job["state"] in ("in_review", "released", "blocked", "failed"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
