@@ -258,6 +258,13 @@ class Settings(BaseSettings):
     # message (broker restart, crash between commit and publish), so the recovery sweep sends
     # it again, at most once per period. A spare message is harmless: claiming is atomic.
     job_requeue_after_s: float = 600.0
+    # Queued work on Celery workers (clipgate.leases): a registration, rescan or triage holds a
+    # lease of task_lease_s (renewed while it runs); one whose worker died is sent again by a
+    # recovery sweep (every recover_sweep_s, on the worker with --beat, which also runs the
+    # generation sweep), and failed with the reason after losing task_max_attempts workers.
+    task_lease_s: float = 300.0
+    task_max_attempts: int = 3
+    recover_sweep_s: float = 60.0
     # With a broker: gate and sign a generated clip on the "cpu" queue, or on the GPU worker.
     gate_queue: Literal["cpu", "gpu"] = "cpu"
     # Prompt screening: what a prompt naming a work with policy "block" gets ("review" works warn).
@@ -284,6 +291,14 @@ class Settings(BaseSettings):
     def _at_least_one_fps(cls, v: float) -> float:
         if v < 1.0:
             raise ValueError(f"CLIPGATE_SAMPLE_FPS={v}: must be at least 1 (one frame a second)")
+        return v
+
+    @field_validator("task_lease_s", "recover_sweep_s", "task_max_attempts")
+    @classmethod
+    def _positive(cls, v: float, info: object) -> float:
+        if v <= 0:
+            name = getattr(info, "field_name", "value").upper()
+            raise ValueError(f"CLIPGATE_{name}={v}: must be above 0")
         return v
 
     @property

@@ -42,7 +42,7 @@ def reset_database(database_url: str) -> None:
         # The audit log refuses TRUNCATE by trigger; replica mode lets a test reset it.
         conn.execute("SET session_replication_role = replica")
         conn.execute(
-            "TRUNCATE prompt_screenings, generation_jobs, usage_ledger, tenants, "
+            "TRUNCATE task_leases, prompt_screenings, generation_jobs, usage_ledger, tenants, "
             "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
             "rescans, release_frames, claim_messages, claims, tracked_matches, licences, review_items, "
             "releases, checks, work_frames, "
