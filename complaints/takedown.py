@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 import compliance
 import index
-from clipgate import db, queue
+from clipgate import db, leases, queue
 from clipgate.errors import BadInput, ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from complaints import audit, notify
@@ -27,7 +27,8 @@ from complaints.actors import Actor, system
 
 log = logging.getLogger(__name__)
 
-RUN_RESCAN = "clipgate.rescan"  # the queue's name for run_rescan
+RUN_RESCAN = "clipgate.rescan"  # the queue's name for run_rescan_task
+LEASE_KIND = "rescan"  # task_leases.kind of a rescan
 RESCAN_TASK = system("rescan")
 
 
@@ -125,12 +126,67 @@ def start_rescans(rescan_ids: list[str], settings: Settings) -> None:
     queued is marked failed with the reason, so the claim page says so."""
     for rescan_id in rescan_ids:
         try:
-            queue.submit(RUN_RESCAN, [rescan_id], settings, run_rescan)
+            queue.submit(RUN_RESCAN, [rescan_id], settings, run_rescan_task)
         except ClipgateError as e:
             log.error("rescan %s could not run: %s", rescan_id, e)
             _finish(rescan_id, "failed", str(e), settings)
         except Exception:  # in-process: run_rescan marked it failed; the decision stands
             log.exception("rescan %s failed", rescan_id)
+
+
+def run_rescan_task(rescan_id: str, settings: Settings | None = None, *,
+                    last_try: bool = True) -> dict[str, Any]:
+    """The task's body: run_rescan under a lease (clipgate.leases), so a worker killed mid-way
+    is noticed by recover_rescans; a rescan that lost task_max_attempts workers is failed with
+    the reason."""
+    settings = settings or get_settings()
+    with leases.held(settings, kind=LEASE_KIND, subject_id=rescan_id) as lease:
+        if lease is None:  # a spare message: another live worker is running it
+            return _current(rescan_id, settings)
+        if lease.exhausted(settings.task_max_attempts):
+            _finish(rescan_id, "failed", _lost_reason(lease.attempts - 1), settings,
+                    only_unfinished=True)
+            return _current(rescan_id, settings)
+        return run_rescan(rescan_id, settings, last_try=last_try)
+
+
+def _lost_reason(lost: int) -> str:
+    return (f"the rescan's worker was lost {lost} time(s) (killed or out of memory); "
+            "not retried again")
+
+
+def _current(rescan_id: str, settings: Settings) -> dict[str, Any]:
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT * FROM rescans WHERE id = %s", (rescan_id,)).fetchone()
+    return _public(row) if row else {}
+
+
+def recover_rescans(settings: Settings | None = None) -> dict[str, int]:
+    """The sweep: queued or running rescans that no live worker holds (the worker died, or the
+    message was lost) are sent again, or failed with the reason once they lost
+    task_max_attempts workers. Without a broker nothing is sent."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT r.id, coalesce(l.attempts, 0) AS attempts FROM rescans r "
+            "LEFT JOIN task_leases l ON l.kind = %s AND l.subject_id = r.id::text "
+            "WHERE r.state IN ('queued', 'running') AND coalesce(l.lease_until, "
+            "coalesce(r.started_at, r.created_at) + make_interval(secs => %s)) < now() "
+            "ORDER BY r.created_at", (LEASE_KIND, settings.task_lease_s)).fetchall()
+    counts = {"resent": 0, "failed": 0}
+    for r in rows:
+        rescan_id = str(r["id"])
+        if r["attempts"] >= settings.task_max_attempts:
+            _finish(rescan_id, "failed", _lost_reason(r["attempts"]), settings,
+                    only_unfinished=True)
+            counts["failed"] += 1
+        elif settings.broker_url:
+            with db.connection(settings) as conn:  # rolled back if the broker refuses it
+                leases.mark_sent(conn, kind=LEASE_KIND, subject_id=rescan_id,
+                                 wait_s=settings.task_lease_s)
+                queue.send(RUN_RESCAN, [rescan_id], settings)
+            counts["resent"] += 1
+    return counts
 
 
 def run_rescan(rescan_id: str, settings: Settings | None = None, *,
@@ -204,10 +260,15 @@ def _scan_one(rescan: dict[str, Any], claim: dict[str, Any], release: dict[str, 
                      "WHERE id = %s", (int(match is not None), rescan["id"]))
 
 
-def _finish(rescan_id: str, state: str, error: str | None, settings: Settings) -> None:
+def _finish(rescan_id: str, state: str, error: str | None, settings: Settings, *,
+            only_unfinished: bool = False) -> None:
+    unfinished = " AND state IN ('queued', 'running')" if only_unfinished else ""
     with db.connection(settings) as conn:
         row = conn.execute("UPDATE rescans SET state = %s, error = %s, finished_at = now() "
-                           "WHERE id = %s RETURNING *", (state, error, rescan_id)).fetchone()
+                           f"WHERE id = %s{unfinished} RETURNING *",
+                           (state, error, rescan_id)).fetchone()
+        if row and only_unfinished:
+            leases.forget(conn, kind=LEASE_KIND, subject_id=str(rescan_id))
         if row:
             audit.record(conn, RESCAN_TASK, f"rescan.{state}", subject_type="rescan",
                          subject_id=str(rescan_id), claim_id=row["claim_id"], reason=error,

@@ -15,6 +15,7 @@ from complaints import counter, notify, takedown, triage
 # Task names are kept from before the queue moved: queued messages and beat schedules name them.
 RESTORE_DUE = "clipgate.restore_due"
 RETRIAGE_STUCK = "clipgate.retriage_stuck"
+RECOVER_RESCANS = "clipgate.recover_rescans"
 
 
 def register(app: Celery) -> None:
@@ -24,14 +25,14 @@ def register(app: Celery) -> None:
     @app.task(name=triage.TRIAGE_CLAIM, shared=False, autoretry_for=(Unavailable,),
               retry_backoff=True, max_retries=5)
     def triage_claim(claim_id: str) -> dict[str, Any]:
-        return triage.triage_claim(claim_id)
+        return triage.run_triage(claim_id)
 
     @app.task(name=takedown.RUN_RESCAN, shared=False, bind=True, autoretry_for=(Unavailable,),
               retry_backoff=True, max_retries=5)
     def rescan(self: Any, rescan_id: str) -> dict[str, Any]:
         # Only the last try marks the rescan failed; earlier ones leave it for the retry.
-        return takedown.run_rescan(rescan_id,
-                                   last_try=self.request.retries >= self.max_retries)
+        return takedown.run_rescan_task(rescan_id,
+                                        last_try=self.request.retries >= self.max_retries)
 
     @app.task(name=notify.SEND_NOTIFICATIONS, shared=False, bind=True)
     def send_notifications(self: Any) -> dict[str, int]:
@@ -46,10 +47,17 @@ def register(app: Celery) -> None:
     def restore_due() -> int:
         return counter.restore_due(get_settings())
 
+    @app.task(name=RECOVER_RESCANS, shared=False)
+    def recover_rescans() -> dict[str, int]:
+        return takedown.recover_rescans(get_settings())
+
     @app.task(name=RETRIAGE_STUCK, shared=False)
     def retriage_stuck() -> int:
         return triage.retriage_stuck(get_settings())
 
     queue.add_periodic(app, "restore-due-counter-notices", RESTORE_DUE, 600.0)
     queue.add_periodic(app, "send-notifications", notify.SEND_NOTIFICATIONS, 300.0)
-    queue.add_periodic(app, "retriage-stuck-claims", RETRIAGE_STUCK, 600.0)
+    # The recovery sweeps: triage and rescans whose worker died, or whose message was lost.
+    queue.add_periodic(app, "retriage-stuck-claims", RETRIAGE_STUCK,
+                       get_settings().recover_sweep_s)
+    queue.add_periodic(app, "recover-rescans", RECOVER_RESCANS, get_settings().recover_sweep_s)

@@ -28,4 +28,5 @@ def register(app: Celery) -> None:
     def recover_generation() -> dict[str, int]:
         return worker.celery_recover(get_settings())
 
-    queue.add_periodic(app, "recover-generation-jobs", worker.RECOVER_GENERATION, 60.0)
+    queue.add_periodic(app, "recover-generation-jobs", worker.RECOVER_GENERATION,
+                       get_settings().recover_sweep_s)

@@ -205,6 +205,19 @@ def process_pending_work(work_id: str, settings: Settings | None = None) -> dict
     return work
 
 
+def fail_pending_work(work_id: str, reason: str, settings: Settings | None = None
+                      ) -> dict[str, Any]:
+    """Mark a work that is still pending failed with the reason (its workers kept dying)."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        work = store.get_work(conn, work_id=work_id, lock=True)
+        if work is None:
+            raise NotFound(f"no work with id {work_id}")
+        if work["status"] == "pending":
+            store.set_status(conn, work_id=work["id"], status="failed", error=reason)
+        return store.get_work(conn, work_id=work_id)
+
+
 def _mark_failed(work: dict[str, Any], reason: str, settings: Settings) -> dict[str, Any]:
     with db.connection(settings) as conn:
         store.set_status(conn, work_id=work["id"], status="failed", error=reason)

@@ -176,6 +176,17 @@ def list_works(conn: psycopg.Connection, *, include_removed: bool = False) -> li
     return conn.execute(f"SELECT {WORK_COLUMNS} FROM works {where} ORDER BY created_at").fetchall()
 
 
+def stale_pending(conn: psycopg.Connection, *, kind: str, lease_s: float) -> list[dict]:
+    """Pending works no live worker holds: their lease ran out (the worker died), or none was
+    ever taken within lease_s of acceptance (the message was lost). Rows: id, attempts."""
+    return conn.execute(
+        "SELECT w.id, coalesce(l.attempts, 0) AS attempts FROM works w "
+        "LEFT JOIN task_leases l ON l.kind = %s AND l.subject_id = w.id::text "
+        "WHERE w.status = 'pending' "
+        "AND coalesce(l.lease_until, w.created_at + make_interval(secs => %s)) < now() "
+        "ORDER BY w.created_at FOR UPDATE OF w SKIP LOCKED", (kind, lease_s)).fetchall()
+
+
 def set_status(
     conn: psycopg.Connection, *, work_id: uuid.UUID, status: str, error: str | None = None
 ) -> None:
