@@ -100,8 +100,11 @@ def pool(settings: Settings | None = None) -> ConnectionPool:
         migrate(url, wait=False)
     except psycopg.OperationalError as e:
         raise unreachable(e) from e
+    # check: a connection is tried (one round trip) before it is handed out, so those a database
+    # restart broke are replaced instead of failing the next requests one by one.
     new = ConnectionPool(
-        url, min_size=1, max_size=8, kwargs={"row_factory": dict_row}, open=True, timeout=10
+        url, min_size=1, max_size=8, kwargs={"row_factory": dict_row}, open=True, timeout=10,
+        check=ConnectionPool.check_connection,
     )
     with _lock:
         if url in _pools:
@@ -124,9 +127,16 @@ def connection(settings: Settings | None = None) -> Iterator[psycopg.Connection]
         yield conn
     except BaseException as e:
         cm.__exit__(type(e), e, e.__traceback__)
+        if isinstance(e, psycopg.OperationalError):
+            # The server went away mid-transaction (a restart, a failover): rolled back, so fail
+            # closed with 503 like an unreachable database, not with a 500.
+            raise unreachable(e) from e
         raise
     else:
-        cm.__exit__(None, None, None)
+        try:
+            cm.__exit__(None, None, None)  # commits
+        except psycopg.OperationalError as e:
+            raise unreachable(e) from e
 
 
 def close_pools() -> None:
