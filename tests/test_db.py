@@ -10,9 +10,9 @@ from clipgate.errors import Unavailable
 
 
 def test_a_connection_dropped_mid_transaction_is_unavailable(settings):
-    with pytest.raises(Unavailable, match="database unreachable"):  # a 503, not a 500
-        with db.connection(settings) as conn:
-            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    # a 503, not a 500
+    with pytest.raises(Unavailable, match="database unreachable"), db.connection(settings) as conn:
+        conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     with db.connection(settings) as conn:
         assert conn.execute("SELECT 1 AS one").fetchone()["one"] == 1
 
