@@ -165,6 +165,13 @@ class PrivatePostgres:
 def private_postgres() -> Iterator[PrivatePostgres]:
     if _pg_bin() is None:
         pytest.skip("no PostgreSQL server binaries (initdb, postgres) found")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root, and no `postgres` user to run a PostgreSQL server as")
     pg = PrivatePostgres()
     pg.start()
     yield pg

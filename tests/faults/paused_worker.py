@@ -3,7 +3,7 @@ the middle of a task, not before it or after it.
 
 CLIPGATE_TEST_PAUSE="module:attribute" names the function. When a task first calls it, this
 writes CLIPGATE_TEST_PAUSE_MARK (the pid of the process inside it) and sleeps a long time; the
-test then sends SIGKILL. The worker is otherwise the real one: the same CLI, Celery app, broker,
+test then sends SIGKILL. Once the mark exists, calls run straight through. The worker is otherwise the real one: the same CLI, Celery app, broker,
 database and pool processes (forked after the patch, so they carry it).
 
 Run as: python -m tests.faults.paused_worker worker --queues cpu
@@ -31,6 +31,8 @@ def install() -> None:
 
     @functools.wraps(real)
     def paused(*args: Any, **kwargs: Any) -> Any:
+        if mark.exists():  # paused once already (this process's killed predecessor): run
+            return real(*args, **kwargs)
         mark.write_text(str(os.getpid()))
         time.sleep(float(os.environ.get("CLIPGATE_TEST_PAUSE_S", "600")))
         return real(*args, **kwargs)

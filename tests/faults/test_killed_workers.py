@@ -21,6 +21,7 @@ from clipgate import apikeys, db
 from clipgate.app import create_app
 from complaints import assign_claim, decide_claim, file_claim, get_claim
 from generator import jobs, tenants
+from index import tasks as index_tasks
 from tests.complaints.conftest import (
     STATEMENT,
     actor_of,
@@ -64,6 +65,28 @@ def test_registration_survives_a_killed_worker(fault_settings, workers, tmp_path
     done = wait_for(lambda: (w := index.get_work(work_id, settings=s))["status"] != "pending"
                     and w, timeout=DONE_WITHIN_S, what="the registration to finish")
     assert done["status"] == "active" and done["frames"] >= 2, done
+
+
+def test_registration_survives_a_killed_pool_process(fault_settings, workers, tmp_path):
+    """Only the pool process dies (the OOM killer picks the biggest): Celery requeues the message
+    at once (reject_on_worker_lost), but the dead process's lease still holds, so the redelivery
+    runs nothing; the sweep sends it again once the lease runs out, and the same worker's new
+    pool process registers it."""
+    import os
+    import signal
+
+    s = fault_settings
+    video = write_video(tmp_path / "w.mp4", [pan(photo("coffee"), i, 24) for i in range(24)])
+    a = workers.start("a", pause="index.registry:fingerprint_file", beat=True)
+    work, task_id = index_tasks.add_work(video, owner="Studio", title="Coffee", policy="block",
+                                         settings=s)
+    assert task_id and work["status"] == "pending"
+    workers.wait_paused("a", a)
+    os.kill(int(workers.mark("a").read_text()), signal.SIGKILL)
+    done = wait_for(lambda: (w := index.get_work(str(work["id"]), settings=s))["status"]
+                    != "pending" and w, timeout=DONE_WITHIN_S, what="the registration to finish")
+    assert done["status"] == "active" and done["frames"] >= 2, done
+    assert a.poll() is None  # the same worker did it
 
 
 def test_rescan_survives_a_killed_worker(fault_settings, workers, tmp_path):
