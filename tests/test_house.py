@@ -18,7 +18,7 @@ ASSEMBLY = {"clipgate.app", "clipgate.cli", "clipgate.tasks"}
 
 # Who owns each table the migrations create. A new table must be given an owner here.
 OWNERS = {
-    "api_keys": "clipgate",
+    "api_keys": "clipgate", "task_leases": "clipgate",
     "works": "index", "work_frames": "index", "work_frame_features": "index",
     "work_frame_signals": "index", "index_signals": "index", "index_state": "index",
     "index_changes": "index",

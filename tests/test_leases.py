@@ -62,7 +62,7 @@ def test_a_registration_that_keeps_killing_its_worker_fails_with_the_reason(sett
     work_id = str(work["id"])
     _lost(settings, index_tasks.LEASE_KIND, work_id, settings.task_max_attempts)
     # The message comes back once more (Celery's reject_on_worker_lost): it does not run again.
-    result = index_tasks._register_work(work_id, settings)
+    result = index_tasks.submit_register(work_id, settings).result  # in-process: no broker
     assert result["status"] == "failed" and "worker was lost 3 time(s)" in result["error"]
 
 

@@ -159,7 +159,8 @@ def test_database_failure_after_signing_leaves_no_signed_file(settings, tmp_path
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(store, "insert_release", db_gone)
-    with pytest.raises(psycopg.OperationalError):
+    # The connection lost mid-transaction is the database being unreachable: a 503, not a 500.
+    with pytest.raises(Unavailable, match="database unreachable"):
         release_clip(_original(tmp_path), generator=IDENT, settings=settings)
     assert _stored(settings) == [] and _releases(settings) == 0
 

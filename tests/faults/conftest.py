@@ -121,10 +121,10 @@ class PrivatePostgres:
         if self.user:
             shutil.chown(self.dir, self.user)
             self.dir.chmod(0o700)
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+        self.run_as_owner([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                    "--auth=trust", "--no-sync", "-E", "UTF8"])
 
-    def _run(self, cmd: list[str]) -> None:
+    def run_as_owner(self, cmd: list[str]) -> None:
         subprocess.run(cmd, check=True, user=self.user, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, cwd=self.dir)
 
