@@ -52,14 +52,19 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
     """What the file is, without decoding all of it. Raises MediaError / TooLarge."""
     try:
         with Image.open(path) as im:
-            fmt = im.format
-            if fmt not in IMAGE_FORMATS:
-                raise MediaError(f"{path.name}: image format {fmt} is not accepted (images: JPEG, "
-                                 "PNG, WebP; videos: MP4, MOV, WebM, MKV)")
-            _check_pixels(path, im.width, im.height, max_frame_pixels)
-            return MediaInfo("image", IMAGE_FORMATS[fmt], im.width, im.height, 0.0, None)
+            fmt, width, height = im.format, im.width, im.height
     except (UnidentifiedImageError, Image.DecompressionBombError):
-        pass
+        fmt = None  # not an image (or one too big to even open): let PyAV try
+    except Exception as e:  # noqa: BLE001
+        # Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error... on damaged
+        # headers; whatever it is, the upload is a damaged image, not a server fault.
+        raise MediaError(f"{path.name}: image is damaged ({type(e).__name__}: {e})") from e
+    if fmt is not None:
+        if fmt not in IMAGE_FORMATS:
+            raise MediaError(f"{path.name}: image format {fmt} is not accepted (images: JPEG, "
+                             "PNG, WebP; videos: MP4, MOV, WebM, MKV)")
+        _check_pixels(path, width, height, max_frame_pixels)
+        return MediaInfo("image", IMAGE_FORMATS[fmt], width, height, 0.0, None)
     try:
         with av.open(str(path)) as container:
             mime = VIDEO_CONTAINERS.get(container.format.name)
@@ -152,8 +157,8 @@ def _load_image(path: Path) -> np.ndarray:
             im = im.convert("RGB")
             im.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE))
             return np.asarray(im)
-    except OSError as e:  # truncated or corrupt image data
-        raise MediaError(f"{path.name}: image is damaged ({e})") from e
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt data, whichever error Pillow picks
+        raise MediaError(f"{path.name}: image is damaged ({type(e).__name__}: {e})") from e
 
 
 def _sample_size(w: int, h: int, max_side: int = MAX_SAMPLE_SIDE) -> tuple[int, int]:

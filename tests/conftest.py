@@ -22,6 +22,14 @@ ADMIN_URL = os.environ.get("CLIPGATE_TEST_ADMIN_URL", "postgresql://postgres@127
 REDIS_URL = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("clipgate")
+    group.addoption("--long", action="store_true",
+                    help="run the long versions of the fuzz suites (1,200 media cases)")
+    group.addoption("--fuzz-cases", type=int, default=0, help="media fuzz cases (overrides --long)")
+    group.addoption("--fuzz-seed", type=int, default=20261202, help="the media fuzz suite's seed")
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A throwaway database on the machine's PostgreSQL, migrated once per test session."""
