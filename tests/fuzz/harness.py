@@ -127,99 +127,99 @@ class Fuzzer:
         self.generator = {"X-API-Key": generator_key}
         self.database_url, self.data_dir, self.cli_every = database_url, data_dir, cli_every
         self.report = Report()
-        self._tb = _Tracebacks()
+        self.logged = _Tracebacks()
 
     def run(self, all_cases: Iterator[Case]) -> Report:
         root = logging.getLogger()
-        root.addHandler(self._tb)
+        root.addHandler(self.logged)
         try:
             for case in all_cases:
                 self.report.cases += 1
-                self._one(case)
+                self.run_case(case)
         finally:
-            root.removeHandler(self._tb)
+            root.removeHandler(self.logged)
         return self.report
 
-    def _one(self, case: Case) -> None:
+    def run_case(self, case: Case) -> None:
         upload = {"file": (case.name, case.data, "application/octet-stream")}
         meta = {"owner": "Fuzz Owner", "title": f"fuzz {case.index}", "policy": "block"}
-        self._http(case, "api check", lambda: self.client.post(
+        self.run_http(case, "api check", lambda: self.client.post(
             "/v1/checks", files=upload, headers=self.generator))
-        self._http(case, "api works add", lambda: self.client.post(
+        self.run_http(case, "api works add", lambda: self.client.post(
             "/v1/works", files=upload, data=meta, headers=self.admin))
-        self._http(case, "api verify", lambda: self.client.post(
+        self.run_http(case, "api verify", lambda: self.client.post(
             "/v1/verify", files=upload, headers=self.generator))
         if case.index % self.cli_every == 0:
             path = self.tmp / case.name
             path.write_bytes(case.data)
             try:
-                self._cli(case, "cli works add", ("works", "add", path, "--owner", "Fuzz Owner",
+                self.run_cli(case, "cli works add", ("works", "add", path, "--owner", "Fuzz Owner",
                                                    "--title", f"fuzz cli {case.index}",
                                                    "--policy", "block"), ok={0})
-                self._cli(case, "cli verify", ("verify", path, "--json"), ok={0, 1})
+                self.run_cli(case, "cli verify", ("verify", path, "--json"), ok={0, 1})
             finally:
                 path.unlink(missing_ok=True)
 
-    def _call(self, case: Case, target: str, fn: Callable[[], object]) -> tuple[object, bool]:
+    def timed(self, case: Case, target: str, fn: Callable[[], object]) -> tuple[object, bool]:
         """Run fn under the hang deadline; (result or None, whether it may have written)."""
         self.report.calls[target] += 1
-        before, n_tb = self._state(), len(self._tb.records)
+        before, n_tb = self.state(), len(self.logged.records)
         t0 = time.perf_counter()
         try:
             with _deadline(HANG_S):
                 result = fn()
         except _Hang as e:
-            self._fail(case, target, str(e))
+            self.fail(case, target, str(e))
             return None, False
         except Exception as e:  # noqa: BLE001 - the point is to catch whatever escapes
-            self._fail(case, target, f"raised {type(e).__name__}: {e}")
+            self.fail(case, target, f"raised {type(e).__name__}: {e}")
             return None, False
         finally:
             self.report.slowest_s = max(self.report.slowest_s, time.perf_counter() - t0)
-        if len(self._tb.records) > n_tb:
-            rec = self._tb.records[-1]
-            self._fail(case, target, f"logged {logging.getLevelName(rec.levelno)}: "
+        if len(self.logged.records) > n_tb:
+            rec = self.logged.records[-1]
+            self.fail(case, target, f"logged {logging.getLevelName(rec.levelno)}: "
                                      f"{rec.getMessage()[:200]}")
-        self._before = before
+        self.before = before
         return result, True
 
-    def _http(self, case: Case, target: str, fn: Callable[[], object]) -> None:
-        r, ran = self._call(case, target, fn)
+    def run_http(self, case: Case, target: str, fn: Callable[[], object]) -> None:
+        r, ran = self.timed(case, target, fn)
         if not ran:
             return
         self.report.answers[(target, r.status_code)] += 1
         if r.status_code >= 500:
-            self._fail(case, target, f"HTTP {r.status_code}: {r.text[:200]}")
+            self.fail(case, target, f"HTTP {r.status_code}: {r.text[:200]}")
         elif r.status_code >= 400:
             detail = r.json().get("detail") if r.headers.get("content-type", "").startswith(
                 "application/json") else None
             if not detail:
-                self._fail(case, target, f"HTTP {r.status_code} without a message: {r.text[:200]}")
-            self._unchanged(case, target)
+                self.fail(case, target, f"HTTP {r.status_code} without a message: {r.text[:200]}")
+            self.check_unchanged(case, target)
 
-    def _cli(self, case: Case, target: str, args: tuple, ok: set[int]) -> None:
-        r, ran = self._call(case, target, lambda: self.cli(*args))
+    def run_cli(self, case: Case, target: str, args: tuple, ok: set[int]) -> None:
+        r, ran = self.timed(case, target, lambda: self.cli(*args))
         if not ran:
             return
         self.report.answers[(target, r.exit_code)] += 1
         crashed = r.exception is not None and not isinstance(r.exception, SystemExit)
         if crashed or "Traceback" in r.output:
-            self._fail(case, target, f"exit {r.exit_code}, {type(r.exception).__name__}: "
+            self.fail(case, target, f"exit {r.exit_code}, {type(r.exception).__name__}: "
                                      f"{r.exception}")
         elif r.exit_code not in ok | {2}:
-            self._fail(case, target, f"exit {r.exit_code}: {r.output[-200:]}")
+            self.fail(case, target, f"exit {r.exit_code}: {r.output[-200:]}")
         elif r.exit_code == 2:
             if not r.output.strip():
-                self._fail(case, target, "exit 2 without a message")
-            self._unchanged(case, target)
+                self.fail(case, target, "exit 2 without a message")
+            self.check_unchanged(case, target)
 
-    def _unchanged(self, case: Case, target: str) -> None:
-        after = self._state()
-        if after != self._before:
-            diff = sorted(set(after.items()) ^ set(self._before.items()))[:6]
-            self._fail(case, target, f"refused, yet the database or data directory changed: {diff}")
+    def check_unchanged(self, case: Case, target: str) -> None:
+        after = self.state()
+        if after != self.before:
+            diff = sorted(set(after.items()) ^ set(self.before.items()))[:6]
+            self.fail(case, target, f"refused, yet the database or data directory changed: {diff}")
 
-    def _state(self) -> dict[str, object]:
+    def state(self) -> dict[str, object]:
         """Row counts of every table, and every file under the data directory with its size."""
         with psycopg.connect(self.database_url) as conn:
             tables = [r[0] for r in conn.execute(
@@ -231,5 +231,5 @@ class Fuzzer:
                 state[f"file {p.relative_to(self.data_dir)}"] = p.stat().st_size
         return state
 
-    def _fail(self, case: Case, target: str, problem: str) -> None:
+    def fail(self, case: Case, target: str, problem: str) -> None:
         self.report.failures.append(Failure(case, target, problem))
