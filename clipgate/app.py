@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -22,6 +22,7 @@ import index
 from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api import errors as api_errors
+from clipgate.api.guard import text_guard
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
         description="Copyright-compliance gate for AI video generators: register protected "
         "works, gate generated clips (release / block / review), C2PA-sign what is released.",
         lifespan=lifespan,
+        # Control characters and over-long text are refused before any route runs.
+        dependencies=[Depends(text_guard)],
     )
     app.state.settings = settings
     app.state.bootstrap_pending = False

@@ -16,7 +16,7 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from clipgate import db
+from clipgate import db, text
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings, get_settings
 from complaints import actors, audit  # the audit log belongs to the claims workflow
@@ -51,7 +51,10 @@ def validate_password(password: str) -> None:
 
 
 def _validate(email: str, name: str, role: str, webhook_url: str | None,
-              settings: Settings | None = None) -> None:
+              settings: Settings | None = None, organisation: str | None = None) -> None:
+    text.one_line(email, "email", 320)
+    text.one_line(name, "name", text.NAME_MAX)
+    text.one_line(organisation or "", "organisation", text.NAME_MAX)
     if not _EMAIL.match(email) or len(email) > 320:
         raise BadInput(f"{email!r} does not look like an email address (name@example.com)")
     if not name or not name.strip():
@@ -65,6 +68,7 @@ def _validate(email: str, name: str, role: str, webhook_url: str | None,
 
 
 def _validate_webhook(url: str, settings: Settings | None = None) -> None:
+    text.one_line(url, "the webhook address", 2000)
     if not re.match(r"^https?://[^\s/]+", url) or len(url) > 2000:
         raise BadInput("the webhook address must start with http:// or https://")
     check_webhook_url(url, settings or get_settings(), must_resolve=False)
@@ -96,7 +100,7 @@ def create_account(
     name = (name or "").strip()
     organisation = (organisation or "").strip() or None
     webhook_url = (webhook_url or "").strip() or None
-    _validate(email, name, role, webhook_url, settings)
+    _validate(email, name, role, webhook_url, settings, organisation)
     validate_password(password)
     digest = _hasher.hash(password)
     try:

@@ -185,7 +185,7 @@ def review_route(review_id: str, settings: SettingsDep, _key: ReviewerKeyDep) ->
 class ReviewDecision(BaseModel):
     revision: int = Field(description="The held clip's revision your view was drawn at")
     decision: str = Field(description="release (sign it) or block")
-    reason: str = Field(description="Why, in words (kept in the audit log)")
+    reason: Note = Field(description="Why, in words (kept in the audit log)")
     block_works: bool = Field(False, description="With block: also set the policy of the works "
                                                  "that held it to block")
 
