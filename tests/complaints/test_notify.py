@@ -135,3 +135,51 @@ def test_webhooks_to_private_addresses_are_refused_by_default(settings, webhook,
     # A public address is accepted when set (it need not resolve yet).
     ok = accounts.set_webhook(str(acc["id"]), "https://hooks.example.org/x", settings=strict)
     assert ok["webhook_url"] == "https://hooks.example.org/x"
+
+
+def test_a_rebinding_name_is_posted_to_the_address_that_was_checked(settings, webhook,
+                                                                     monkeypatch):
+    """DNS rebinding: the name answers a (stand-in) public address to the check and an internal
+    one to every later lookup. The notice goes to the checked address, pinned in the transport;
+    the internal server never hears of it."""
+    import socket
+
+    from complaints import webhook_url
+
+    strict = settings.model_copy(update={"webhook_allow_private": False})
+    port = webhook.server_port
+    internal: list[str] = []
+
+    class Internal(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            internal.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    # The same port on another loopback address stands for the operator's internal service.
+    inside = ThreadingHTTPServer(("127.0.0.2", port), Internal)
+    threading.Thread(target=inside.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])  # the first answer; every later one is 127.0.0.2
+
+    def rebinding(host, port_, *args, **kwargs):
+        if host == "hooks.rebind.test":
+            ip = next(answers, "127.0.0.2")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port_))]
+        return real(host, port_, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    # 127.0.0.1 stands for a public address here; 127.0.0.2 stays internal.
+    monkeypatch.setattr(webhook_url, "_public", lambda ip: str(ip) == "127.0.0.1")
+    try:
+        acc = make_account(strict)
+        hook = _outbox(strict, acc, "webhook", f"http://hooks.rebind.test:{port}/hook")
+        assert notify.send_due(strict) == {"sent": 1, "failed": 0, "retry": 0}
+    finally:
+        inside.shutdown()
+        inside.server_close()
+    assert internal == []
+    assert len(webhook.received) == 1 and _row(strict, hook)["state"] == "sent"
