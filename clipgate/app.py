@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import compliance
 import index
@@ -101,11 +102,19 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.include_router(complaints_router)
     # The pages for people: claim portal (/portal), review queue (/review), accounts (/admin).
     complaints_web.install(app, settings)
+    # Added last, so it runs first: every part sees the client a trusted proxy names.
+    if settings.trusted_proxies.strip():
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
                       summary="Readiness: 200 when every part works, 503 otherwise")
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
                       summary="Liveness: 200 while the process answers")
     return app
+
+
+# How every server of this app runs uvicorn: its own proxy-header handling (which believes
+# X-Forwarded-For from loopback by default) is off; the app believes only CLIPGATE_TRUSTED_PROXIES.
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
 
 
 def health(settings: SettingsDep, response: Response) -> dict[str, Any]:

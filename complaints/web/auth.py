@@ -172,10 +172,12 @@ CheckedForm = Annotated[FormData, Depends(checked_form)]
 # --- the sign-in rate limit -------------------------------------------------------------------
 
 class SignInLimiter:
-    """Failed sign-ins per (email, client address) in a moving window; past the limit the form
-    answers 429 until the window has passed. Redis holds the counts when the broker is Redis (all
-    API processes share them), process memory otherwise. A fourfold limit per address alone stops
-    one address from walking through many emails."""
+    """Failed sign-ins in a moving window, keyed on the account first: past
+    signin_max_failures for one email (from any address, so rotating addresses does not help)
+    the form answers 429 until the window has passed. A looser limit per client address
+    (signin_max_failures_per_address) stops one address from walking through many emails without
+    locking out everyone behind a shared NAT. Redis holds the counts when the broker is Redis
+    (all API processes share them), process memory otherwise."""
 
     def __init__(self, settings: Settings) -> None:
         url = settings.broker_url or ""
@@ -183,21 +185,21 @@ class SignInLimiter:
         self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
         window = settings.signin_window_s
         self.per_email = RateLimitItemPerSecond(settings.signin_max_failures, window,
-                                                namespace="clipgate-signin")
-        self.per_addr = RateLimitItemPerSecond(4 * settings.signin_max_failures, window,
+                                                namespace="clipgate-signin-account")
+        self.per_addr = RateLimitItemPerSecond(settings.signin_max_failures_per_address, window,
                                                namespace="clipgate-signin-addr")
         self.window_s = window
 
     def allowed(self, email: str, addr: str) -> bool:
-        return (self.limiter.test(self.per_email, email, addr)
+        return (self.limiter.test(self.per_email, email)
                 and self.limiter.test(self.per_addr, addr))
 
     def failed(self, email: str, addr: str) -> None:
-        self.limiter.hit(self.per_email, email, addr)
+        self.limiter.hit(self.per_email, email)
         self.limiter.hit(self.per_addr, addr)
 
     def succeeded(self, email: str, addr: str) -> None:
-        self.limiter.clear(self.per_email, email, addr)
+        self.limiter.clear(self.per_email, email)
 
 
 def client_addr(request: Request) -> str:
