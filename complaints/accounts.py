@@ -6,8 +6,10 @@ has API keys only, never an account.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import secrets
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -221,11 +223,49 @@ def end_sessions(account_id: str, *, settings: Settings | None = None) -> dict[s
             f"UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = %s "
             f"RETURNING {_COLUMNS}", (key,),
         ).fetchone()
+        conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (key,))
         if row is not None:
             _audit(conn, row, "account.end_sessions", None)
     if row is None:
         raise NotFound(f"no account with id {account_id}")
     return row
+
+
+# --- server-side sessions of the web pages ------------------------------------------------------
+
+def _sid_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(account_id: Any, max_age_s: int, *, settings: Settings | None = None) -> str:
+    """A new session of this account; returns its id for the cookie (only its hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    with db.connection(settings) as conn:
+        # Expired sessions of anyone go as new ones come, so the table stays small.
+        conn.execute("DELETE FROM web_sessions WHERE expires_at < now()")
+        conn.execute("INSERT INTO web_sessions (id_sha256, account_id, expires_at) "
+                     "VALUES (%s, %s, now() + make_interval(secs => %s))",
+                     (_sid_hash(token), account_id, max_age_s))
+    return token
+
+
+def session_account(token: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The account of a live session (disabled ones too: the caller decides), or None when the
+    session ended, expired or never was."""
+    if not token or len(token) > 100:
+        return None
+    with db.connection(settings) as conn:
+        return conn.execute(
+            f"SELECT {', '.join('a.' + c for c in _COLUMNS.split(', '))} FROM web_sessions s "
+            "JOIN accounts a ON a.id = s.account_id WHERE s.id_sha256 = %s AND s.expires_at > now()",
+            (_sid_hash(token),)).fetchone()
+
+
+def end_session(token: str, *, settings: Settings | None = None) -> None:
+    """Sign out: this session's cookie stops working at once, wherever it was copied."""
+    if token:
+        with db.connection(settings) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE id_sha256 = %s", (_sid_hash(token),))
 
 
 def set_webhook(account_id: str, url: str | None, *, settings: Settings | None = None

@@ -70,7 +70,7 @@ async def signin(request: Request, form: CheckedForm) -> Response:
         return page(request, "signin.html", status=400, email=email, next=target,
                     error="That email and password do not match an active account.")
     limiter.succeeded(email, addr)
-    sign_in(request, account)
+    await run_in_threadpool(sign_in, request, account)
     return _see(target or HOME[account["role"]])
 
 
@@ -111,7 +111,7 @@ async def signout_everywhere(request: Request, form: CheckedForm, account: Optio
     if account is not None:
         await run_in_threadpool(accounts.end_sessions, str(account["id"]),
                                 settings=request.app.state.settings)
-    sign_out(request)
+    await run_in_threadpool(sign_out, request)
     return _see("/signin")
 
 

@@ -2,8 +2,9 @@
 rate limit, and the role checks every page makes.
 
 The session is Starlette's SessionMiddleware (an itsdangerous-signed, HttpOnly, SameSite=Lax
-cookie; Secure unless CLIPGATE_SESSION_HTTPS_ONLY=false). It holds the account id and the
-account's session epoch: bumping the epoch (sign out everywhere, disabling) ends every session.
+cookie; Secure unless CLIPGATE_SESSION_HTTPS_ONLY=false). It holds a server-side session id
+(a web_sessions row: signing out deletes it, so a copied cookie dies with it), the account id and
+the account's session epoch: bumping the epoch (sign out everywhere, disabling) ends every session.
 """
 
 from __future__ import annotations
@@ -87,13 +88,18 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 # --- who is signed in --------------------------------------------------------------------------
 
 def sign_in(request: Request, account: dict[str, Any]) -> None:
-    # A fresh session at sign-in (no fixation): a new CSRF token too.
+    """A fresh session at sign-in (no fixation), kept on the server; a new CSRF token too.
+    Blocking (a database write): call it from a thread."""
+    settings = _settings(request)
+    sid = accounts.start_session(account["id"], settings.session_max_age_s, settings=settings)
     request.session.clear()
-    request.session.update(aid=str(account["id"]), ep=account["session_epoch"],
+    request.session.update(sid=sid, aid=str(account["id"]), ep=account["session_epoch"],
                            csrf=secrets.token_urlsafe(32))
 
 
 def sign_out(request: Request) -> None:
+    """End this session on the server too. Blocking: call it from a thread."""
+    accounts.end_session(str(request.session.get("sid") or ""), settings=_settings(request))
     request.session.clear()
 
 
@@ -108,8 +114,10 @@ async def optional_account(request: Request) -> dict[str, Any] | None:
     account = None
     aid = request.session.get("aid")
     if aid:
-        account = await run_in_threadpool(accounts.get_account, aid, settings=_settings(request))
-        if (account is None or account["disabled_at"] is not None
+        account = await run_in_threadpool(accounts.session_account,
+                                          str(request.session.get("sid") or ""),
+                                          settings=_settings(request))
+        if (account is None or str(account["id"]) != aid or account["disabled_at"] is not None
                 or account["session_epoch"] != request.session.get("ep")):
             request.session.clear()
             account = None
