@@ -228,6 +228,10 @@ class Settings(BaseSettings):
     review_timeout_s: float = 3 * 24 * 3600
     review_sweep_s: float = 60.0
     review_record_reviewer_name: bool = False
+    # What a generator key's checks say about protected works: `deciding` names (id, title,
+    # owner) only the works that decided the verdict; `all` every matched work; `none` no work.
+    # Nearest misses are never named to it. Admin and reviewer keys see everything.
+    check_disclosure: Literal["deciding", "all", "none"] = "deciding"
     # Email to claimants; no host means email is off (notices stay in the outbox, logged).
     smtp_host: str | None = None
     smtp_port: int = 25
