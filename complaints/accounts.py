@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 from clipgate import db, text
 from clipgate.errors import BadInput, Conflict, NotFound
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 ROLES = ("rights_holder", "reviewer", "admin")
 MIN_PASSWORD_LEN = 12
 MAX_PASSWORD_LEN = 1024  # hashing a megabyte "password" is a cheap way to burn our CPU
+# zxcvbn's score (0-4) a password needs: 3 is "safely unguessable" to an offline attack that
+# meets a slow hash (Argon2id). Below that are the passwords on its lists of common and breached
+# ones (and their variants: l33t, reversed, with digits added), keyboard runs and repeats.
+MIN_PASSWORD_SCORE = 3
+_ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters tell enough
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLUMNS = ("id, email, name, organisation, role, webhook_url, session_epoch, created_at, "
             "disabled_at")
@@ -42,14 +48,21 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def validate_password(password: str) -> None:
-    """Raise BadInput, in plain words, when a password is too weak or unusable."""
+def validate_password(password: str, user_inputs: tuple[str, ...] = ()) -> None:
+    """Raise BadInput, in plain words, when a password is too weak or unusable: too short, or
+    easy to guess by zxcvbn's measure (its lists of common and breached passwords, words, names,
+    keyboard patterns; user_inputs are the person's own email and name, guessed first too)."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
         raise BadInput(f"the password must be at least {MIN_PASSWORD_LEN} characters long")
     if len(password) > MAX_PASSWORD_LEN:
         raise BadInput(f"the password must be at most {MAX_PASSWORD_LEN} characters long")
     if not password.strip():
         raise BadInput("the password cannot be only spaces")
+    found = zxcvbn(password[:_ZXCVBN_MAX], user_inputs=[u for u in user_inputs if u])
+    if found["score"] < MIN_PASSWORD_SCORE:
+        why = found["feedback"].get("warning") or "It is easy to guess."
+        raise BadInput(f"that password is too easy to guess: {why.rstrip('.')}. Try a few "
+                       "unrelated words together, or a password manager's suggestion")
 
 
 def _validate(email: str, name: str, role: str, webhook_url: str | None,
@@ -103,7 +116,7 @@ def create_account(
     organisation = (organisation or "").strip() or None
     webhook_url = (webhook_url or "").strip() or None
     _validate(email, name, role, webhook_url, settings, organisation)
-    validate_password(password)
+    validate_password(password, (email, email.split("@")[0], name))
     digest = _hasher.hash(password)
     try:
         with db.connection(settings) as conn:
