@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     signin_max_failures: int = 5
     signin_max_failures_per_address: int = 50
     signin_window_s: int = 15 * 60
+    # Sign-ups (tries) per client address within the same window, then 429.
+    signup_max_per_address: int = 10
 
     generator_backend: str = "procedural"
 

@@ -196,7 +196,13 @@ class SignInLimiter:
                                                 namespace="clipgate-signin-account")
         self.per_addr = RateLimitItemPerSecond(settings.signin_max_failures_per_address, window,
                                                namespace="clipgate-signin-addr")
+        self.signups = RateLimitItemPerSecond(settings.signup_max_per_address, window,
+                                              namespace="clipgate-signup-addr")
         self.window_s = window
+
+    def signup_allowed(self, addr: str) -> bool:
+        """Counts this try: True while the address is within its sign-ups for the window."""
+        return self.limiter.hit(self.signups, addr)
 
     def allowed(self, email: str, addr: str) -> bool:
         return (self.limiter.test(self.per_email, email)
