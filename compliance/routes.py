@@ -29,6 +29,7 @@ from clipgate.api import (
     uploaded,
 )
 from clipgate.errors import Conflict, NotFound, Unavailable
+from clipgate.text import Note
 from compliance.disclosure import for_role
 from compliance.gate import check_clip
 from compliance.held import get_check, get_review, list_reviews
