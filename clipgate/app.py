@@ -24,6 +24,7 @@ from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api import errors as api_errors
 from clipgate.api.guard import text_guard
+from clipgate.api.headers import SecurityHeaders
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.include_router(complaints_router)
     # The pages for people: claim portal (/portal), review queue (/review), accounts (/admin).
     complaints_web.install(app, settings)
+    # Outside the pages' own middleware, so every answer has them (clipgate.api.headers).
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     # Added last, so it runs first: every part sees the client a trusted proxy names.
     if settings.trusted_proxies.strip():
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     # list of addresses or networks ("10.0.0.5,172.16.0.0/12"; "*" for any). Empty: none, so a
     # client cannot pick the address the sign-in limit counts against.
     trusted_proxies: str = ""
+    # Strict-Transport-Security's max-age on every answer; 0 (the default): not sent. Set it
+    # (e.g. 31536000) only when the service is reached over https alone.
+    hsts_max_age_s: int = 0
 
     # Web pages (claim portal, review queue): the session cookie's signing secret (None: one is
     # made once in data_dir/session_secret), whether the cookie is sent over https only (turn off
