@@ -24,6 +24,7 @@ from clipgate.api import (
     GeneratorKeyDep,
     ReviewerKeyDep,
     SettingsDep,
+    public_url,
     require_roles,
     upload_name,
     uploaded,
@@ -105,7 +106,7 @@ def release_route(
 
 
 def _url(request: Request, name: str, release_id: str) -> str:
-    return str(request.url_for(name, release_id=release_id))
+    return public_url(request, name, release_id=release_id)
 
 
 @router.get("/releases/{release_id}", summary="A release record (active or revoked)")

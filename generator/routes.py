@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep
+from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep, public_url
 from clipgate.errors import NotFound
 from clipgate.settings import Settings
 from clipgate.text import Ident, Name, Note
@@ -111,7 +111,7 @@ async def create_generation(
         await run_in_threadpool(_dispatch, str(job["id"]), settings, background)
     else:
         response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = str(request.url_for("get_generation", job_id=str(job["id"])))
+    response.headers["Location"] = public_url(request, "get_generation", job_id=str(job["id"]))
     return jobs.public_job(await run_in_threadpool(jobs.get_job, str(job["id"]),
                                                    settings=settings))
 

@@ -36,6 +36,13 @@ def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+
+def public_url(request: Request, name: str, **params: str) -> str:
+    """The absolute URL of the route `name` on CLIPGATE_PUBLIC_BASE_URL, never on the request's
+    Host header, which the client chooses (a link or Location could point anywhere)."""
+    base = get_app_settings(request).public_base_url.rstrip("/")
+    return base + str(request.app.url_path_for(name, **params))
+
 _key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key (`clipgate keys create`)."
 )
