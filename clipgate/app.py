@@ -22,10 +22,11 @@ import compliance
 import index
 from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
+from clipgate.api.deps import SentKeyDep, check_sent_key
 from clipgate.api import errors as api_errors
 from clipgate.api.guard import text_guard
 from clipgate.api.headers import SecurityHeaders
-from clipgate.errors import ClipgateError
+from clipgate.errors import ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
 from complaints import web as complaints_web
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     if settings.trusted_proxies.strip():
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
-                      summary="Readiness: 200 when every part works, 503 otherwise")
+                      summary="Readiness: 200 when every part works, 503 otherwise; each "
+                              "part's details for an admin key")
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
                       summary="Liveness: 200 while the process answers")
     return app
@@ -120,7 +122,17 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
 UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
 
 
-def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
+def health(settings: SettingsDep, response: Response, key: SentKeyDep) -> dict[str, Any]:
+    """Everyone learns whether the service is ready (200 or 503, for load balancers); an admin
+    key also gets each part's details (the signer's subject, the index's size, versions), which
+    are the operator's business."""
+    status: dict[str, Any] = {}
+    admin = False
+    if key is not None:
+        try:
+            admin = check_sent_key(key, settings)["role"] == "admin"
+        except Unavailable as e:  # the keys' database is down: say why there are no details
+            status["detail"] = f"cannot check the API key, so no details: {e}"
     parts = {
         "database": db.ping(settings),
         "broker": queue.broker_health(settings),
@@ -131,7 +143,10 @@ def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
     }
     ok = all(p.get("ok") for p in parts.values())
     response.status_code = 200 if ok else 503
-    return {"status": "ok" if ok else "degraded", "version": __version__, **parts}
+    status = {"status": "ok" if ok else "degraded", **status}
+    if not admin:
+        return status
+    return {**status, "version": __version__, **parts}
 
 
 def live() -> dict[str, str]:

@@ -86,6 +86,27 @@ async def _bootstrap_if_pending(request: Request, settings: Settings) -> None:
 ApiKeyDep = Annotated[dict[str, Any], Depends(api_key)]
 
 
+async def sent_api_key(
+    header: Annotated[str | None, Security(_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str | None:
+    """The API key the caller sent, unchecked (None: none): for routes that answer everyone, and
+    say more to a key they check themselves."""
+    return (header or "").strip() or (bearer.credentials.strip() if bearer else "") or None
+
+
+SentKeyDep = Annotated[str | None, Depends(sent_api_key)]
+
+
+def check_sent_key(key: str, settings: Settings) -> dict[str, Any]:
+    """The record of a key that was sent: 401 when it is not valid; Unavailable when the
+    database that holds the keys is down."""
+    record = apikeys.verify_key(key, settings)
+    if record is None:
+        raise _unauthorized("invalid API key", error="invalid_token")
+    return record
+
+
 def require_roles(*roles: str) -> Callable[..., Any]:
     """A dependency that admits only keys with one of these roles (403 for other roles)."""
 
