@@ -33,8 +33,9 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_webhook_url(url: str, settings: Settings, *, must_resolve: bool) -> str | None:
     """Raise UnsafeWebhook (a BadInput) for an address clipgate must not post to; otherwise the
-    IP address that was checked (None when nothing was resolved: CLIPGATE_WEBHOOK_ALLOW_PRIVATE,
-    or a name that does not resolve yet). must_resolve: a host name that does not resolve is
+    IP address that was checked, to connect to (None when the name does not resolve yet, or
+    does not resolve at all with CLIPGATE_WEBHOOK_ALLOW_PRIVATE, which skips the address check
+    but still pins the address resolved). must_resolve: a host name that does not resolve is
     refused too (at send time); when the address is set, a name that does not resolve yet is
     allowed and checked again on sending."""
     try:
@@ -45,16 +46,14 @@ def check_webhook_url(url: str, settings: Settings, *, must_resolve: bool) -> st
     if parts.scheme not in ("http", "https") or not host or len(url) > MAX_LEN:
         raise UnsafeWebhook("the webhook address must start with http:// or https:// and name "
                             "a host")
-    if settings.webhook_allow_private:
-        return None
     try:
         infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
                                    proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        if must_resolve:
+        if must_resolve and not settings.webhook_allow_private:
             raise UnsafeWebhook(f"the webhook host {host} does not resolve") from None
         return None
-    for info in infos:
+    for info in infos if not settings.webhook_allow_private else ():
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if not _public(ip):
             raise UnsafeWebhook(f"the webhook host {host} is a private, local or reserved "

@@ -27,7 +27,7 @@ def _json_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
         yield where, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield f"{where} key", str(k)
+            yield (f"a key in {where}" if where else "a key"), str(k)
             yield from _json_strings(v, f"{where}.{k}" if where else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -65,4 +65,5 @@ async def text_guard(request: Request) -> None:
         except ValueError:
             return  # the route's own parsing answers 422 with where it broke
         for where, value in _json_strings(body, ""):
-            _check(f"JSON field {where!r}" if where else "the JSON body", value)
+            _check(f"JSON field {where!r}" if where and not where.startswith("a key")
+                   else f"{where or 'the JSON body'} of the JSON body", value)
