@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from clipgate import db
+from clipgate import db, text
 from clipgate.errors import BadInput, NotFound
 from clipgate.settings import Settings, get_settings
 
@@ -54,6 +54,7 @@ def hash_key(key: str) -> str:
 def _validate(name: str, role: str, account_id: str | None) -> None:
     if not name or not name.strip():
         raise BadInput("an API key needs a name")
+    text.one_line(name, "the key's name", text.NAME_MAX)
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if role in ACCOUNT_ROLES and not account_id:

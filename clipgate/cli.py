@@ -72,7 +72,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default from CLIPGATE_PORT.")] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
-    from clipgate.app import create_app  # the web app: only for this command
+    from clipgate.app import UVICORN_OPTIONS, create_app  # the web app: only for this command
 
     settings = _setup("INFO")
     db.migrate(db.database_url(settings))
@@ -88,7 +88,7 @@ def serve(
     # Without a broker this process is the only worker: it resumes the jobs a previous run left.
     uvicorn.run(create_app(settings, resume_jobs=True, sweep_reviews=True),
                 host=host or settings.host,
-                port=port or settings.port)
+                port=port or settings.port, **UVICORN_OPTIONS)
 
 
 @app.command()

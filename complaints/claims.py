@@ -226,7 +226,8 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
         rows = conn.execute(sql, (*args, int(limit))).fetchall()
     works = index.works_by_id({r["work_id"] for r in rows}, settings=settings)
     return [summary({**r, "work_title": works[str(r["work_id"])]["title"],
-                     "work_owner": works[str(r["work_id"])]["owner"]},
+                     "work_owner": works[str(r["work_id"])]["owner"],
+                     "work_account_id": works[str(r["work_id"])]["account_id"]},
                     staff=actor.role != "rights_holder") for r in rows]
 
 

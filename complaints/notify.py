@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from clipgate import db, queue
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
-from complaints.webhook_url import UnsafeWebhook, check_webhook_url
+from complaints.webhook_url import UnsafeWebhook, check_webhook_url, pinned_transport
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +142,19 @@ def _email_text(note: dict[str, Any], settings: Settings) -> str:
 
 
 def _post_webhook(note: dict[str, Any], settings: Settings) -> None:
-    # Checked again here: a name can resolve elsewhere now than when it was set.
-    check_webhook_url(note["target"], settings, must_resolve=True)
+    # Checked again here: a name can resolve elsewhere now than when it was set. The post goes to
+    # the address checked, never to a second lookup's answer (DNS rebinding).
+    ip = check_webhook_url(note["target"], settings, must_resolve=True)
     claim = note["body"].get("claim") or {}
     url = (f"{settings.public_base_url.rstrip('/')}/portal/claims/{claim['id']}"
            if claim.get("id") else None)
     payload = {"id": note["id"], "subject": note["subject"], "url": url,
                "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **note["body"]}
-    resp = httpx.post(note["target"], json=payload, timeout=settings.notify_timeout_s,
-                      headers={"User-Agent": "clipgate-notify",
-                               "X-Clipgate-Event": note["body"].get("event", "")})
+    with httpx.Client(transport=pinned_transport(ip), trust_env=False,
+                      timeout=settings.notify_timeout_s) as client:
+        resp = client.post(note["target"], json=payload,
+                           headers={"User-Agent": "clipgate-notify",
+                                    "X-Clipgate-Event": note["body"].get("event", "")})
     if resp.status_code >= 300:
         raise RuntimeError(f"webhook answered HTTP {resp.status_code}")
 

@@ -54,7 +54,7 @@ def reset_database(database_url: str) -> None:
             "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
             "rescans, release_frames, claim_messages, claims, tracked_matches, licences, review_items, "
             "releases, checks, work_frames, "
-            "works, api_keys, accounts CASCADE"
+            "works, api_keys, web_sessions, accounts CASCADE"
         )
         conn.execute("SET session_replication_role = DEFAULT")
         conn.execute("DELETE FROM index_signals")

@@ -28,6 +28,7 @@ OWNERS = {
     "accounts": "complaints", "claims": "complaints", "claim_messages": "complaints",
     "audit_log": "complaints", "counter_notices": "complaints", "notifications": "complaints",
     "rescans": "complaints", "retraining_flags": "complaints", "takedowns": "complaints",
+    "web_sessions": "complaints",
     "generation_jobs": "generator", "prompt_screenings": "generator", "tenants": "generator",
     "tiers": "generator", "usage_ledger": "generator",
 }
