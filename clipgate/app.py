@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -22,6 +23,7 @@ import index
 from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api import errors as api_errors
+from clipgate.api import ops as api_ops
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -91,6 +93,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.state.settings = settings
     app.state.bootstrap_pending = False
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
+    # Outermost: every log line of a request, and the tasks it queues, carry its X-Request-ID.
+    app.add_middleware(CorrelationIdMiddleware)
     api_errors.install(app)
     app.include_router(works_router)
     app.include_router(compliance_router)
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     complaints_web.install(app, settings)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
                       summary="Readiness: 200 when every part works, 503 otherwise")
+    api_ops.install(app, settings)  # /metrics
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
                       summary="Liveness: 200 while the process answers")
     return app

@@ -20,7 +20,7 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db, queue
+from clipgate import db, metrics, queue
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from complaints.webhook_url import UnsafeWebhook, check_webhook_url
@@ -28,6 +28,9 @@ from complaints.webhook_url import UnsafeWebhook, check_webhook_url
 log = logging.getLogger(__name__)
 
 SEND_NOTIFICATIONS = "clipgate.send_notifications"  # the queue's name for a pass over the outbox
+NOTICE_FAILURES = metrics.counter(
+    "clipgate_notice_failures", "Failed attempts to send a claimant's notice, by channel (email, "
+    "webhook) and outcome (retry: tried again later; failed: given up)", ["channel", "outcome"])
 
 
 def enqueue(conn: psycopg.Connection, claim: dict[str, Any], *, event: str, subject: str,
@@ -105,7 +108,9 @@ def _attempt(conn: psycopg.Connection, note: dict[str, Any], settings: Settings)
                      (attempts, _describe(e)[:1000], "failed" if final else "pending", note["id"]))
         log.warning("notice %s (%s to %s) attempt %d failed: %s", note["id"], note["channel"],
                     note["target"], attempts, _describe(e))
-        return "failed" if final else "retry"
+        outcome = "failed" if final else "retry"
+        NOTICE_FAILURES.labels(channel=note["channel"], outcome=outcome).inc()
+        return outcome
     conn.execute("UPDATE notifications SET attempts = attempts + 1, state = 'sent', "
                  "sent_at = now(), last_error = NULL WHERE id = %s", (note["id"],))
     return "sent"
