@@ -22,9 +22,8 @@ from pythonjsonlogger.json import JsonFormatter
 TASK_HEADER = "clipgate_request_id"  # the message header a queued task carries the id in
 
 _TEXT = "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s]: %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s"
-_JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger",
-               "correlation_id": "request_id"}
+_JSON_FIELDS = "%(levelname)s %(name)s %(correlation_id)s %(message)s"
+_JSON_NAMES = {"levelname": "level", "name": "logger", "correlation_id": "request_id"}
 
 # API keys (cg_ and 43 URL-safe characters), and the values of fields named like secrets, in
 # key=value, "key": "value" and header forms (Cookie, Authorization, X-API-Key).
@@ -83,7 +82,8 @@ def _formatter(fmt: str) -> logging.Formatter:
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     if fmt == "json":
-        return _JsonFormatter(_JSON_FIELDS, rename_fields=_JSON_NAMES, timestamp=False)
+        # "time": ISO 8601 in UTC, with milliseconds.
+        return _JsonFormatter(_JSON_FIELDS, rename_fields=_JSON_NAMES, timestamp="time")
     if fmt == "text":
         return _TextFormatter(_TEXT)
     raise ValueError(f"CLIPGATE_LOG_FORMAT={fmt!r}: expected auto, json or text")

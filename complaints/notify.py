@@ -11,6 +11,7 @@ task schedules its own next pass; without one, each decision makes a pass, and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import smtplib
 from email.message import EmailMessage
@@ -23,6 +24,7 @@ from psycopg.types.json import Jsonb
 from clipgate import db, metrics, queue
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
+from complaints import webhook_signing
 from complaints.webhook_url import UnsafeWebhook, check_webhook_url
 
 log = logging.getLogger(__name__)
@@ -154,9 +156,13 @@ def _post_webhook(note: dict[str, Any], settings: Settings) -> None:
            if claim.get("id") else None)
     payload = {"id": note["id"], "subject": note["subject"], "url": url,
                "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **note["body"]}
-    resp = httpx.post(note["target"], json=payload, timeout=settings.notify_timeout_s,
-                      headers={"User-Agent": "clipgate-notify",
-                               "X-Clipgate-Event": note["body"].get("event", "")})
+    # Signed (Standard Webhooks) over the exact text sent, with the account's own secret.
+    body = json.dumps(payload)
+    signed = webhook_signing.signed_headers(
+        webhook_signing.secret_for(str(note["account_id"]), settings=settings), note["id"], body)
+    resp = httpx.post(note["target"], content=body.encode(), timeout=settings.notify_timeout_s,
+                      headers={"User-Agent": "clipgate-notify", "Content-Type": "application/json",
+                               "X-Clipgate-Event": note["body"].get("event", ""), **signed})
     if resp.status_code >= 300:
         raise RuntimeError(f"webhook answered HTTP {resp.status_code}")
 
