@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -24,6 +25,7 @@ from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api.deps import SentKeyDep, check_sent_key
 from clipgate.api import errors as api_errors
+from clipgate.api import ops as api_ops
 from clipgate.api.guard import text_guard
 from clipgate.api.headers import SecurityHeaders
 from clipgate.errors import ClipgateError, Unavailable
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.state.settings = settings
     app.state.bootstrap_pending = False
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
+    # Outermost: every log line of a request, and the tasks it queues, carry its X-Request-ID.
+    app.add_middleware(CorrelationIdMiddleware)
     api_errors.install(app)
     app.include_router(works_router)
     app.include_router(compliance_router)
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
                       summary="Readiness: 200 when every part works, 503 otherwise; each "
                               "part's details for an admin key")
+    api_ops.install(app, settings)  # /metrics
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
                       summary="Liveness: 200 while the process answers")
     return app

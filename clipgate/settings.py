@@ -282,10 +282,22 @@ class Settings(BaseSettings):
     screening_clip_min_similarity: float = 0.85  # CLIP text cosine; counted only with real weights
 
     log_level: str = "INFO"
+    # Logs: "json" (one object a line, with the request id, for a log collector), "text" (a
+    # developer's terminal), or "auto": text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Prometheus metrics. /metrics on the API answers admin keys only, unless metrics_open (a
+    # scraper on a private network, with the port not published). A worker serves its own on
+    # worker_metrics_port (0: none) at worker_metrics_host, without a key: keep it internal.
+    metrics_open: bool = False
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+    # The first operator (admin) key, stored hashed at start-up like api_key (the generator's):
+    # a deployment that sets keys itself needs one of each.
+    admin_key: str | None = None
 
     @field_validator(
         "database_url", "broker_url", "result_backend", "clip_checkpoint", "signing_cert_chain",
-        "signing_key", "trust_anchors", "tsa_url", "api_key", "session_secret", "smtp_host",
+        "signing_key", "trust_anchors", "tsa_url", "api_key", "admin_key", "session_secret", "smtp_host",
         "smtp_username", "smtp_password", "diffusers_model_dir", "sscd_model_path",
         "sscd_background_dir", mode="before",
     )

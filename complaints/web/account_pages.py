@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clipgate.errors import BadInput, Conflict
-from complaints import accounts
+from complaints import accounts, webhook_signing
 from complaints.web.auth import (
     AnyAccount,
     CheckedForm,
@@ -129,9 +129,25 @@ async def signout_everywhere(request: Request, form: CheckedForm, account: Optio
     return _see("/signin")
 
 
+def _account_page(request: Request, actor: Any, status: int = 200, **context: Any) -> Response:
+    # A rights holder's page shows the secret their webhook notices are signed with.
+    if actor.role == "rights_holder":
+        context["webhook_secret"] = webhook_signing.secret_for(
+            actor.account_id, settings=request.app.state.settings)
+    return page(request, "account.html", status=status, **context)
+
+
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, actor: AnyAccount) -> Response:
-    return page(request, "account.html")
+    return _account_page(request, actor)
+
+
+@router.post("/account/webhook-secret")
+def rotate_webhook_secret(request: Request, actor: AnyAccount, form: CheckedForm) -> Response:
+    """Replace the signing secret (when the old one may have leaked)."""
+    webhook_signing.rotate_secret(actor.account_id, settings=request.app.state.settings)
+    flash(request, "A new signing secret is in place: notices are signed with it from now on.")
+    return _see("/account")
 
 
 @router.post("/account/webhook", response_class=HTMLResponse)
@@ -141,7 +157,7 @@ def set_webhook(request: Request, actor: AnyAccount, form: CheckedForm) -> Respo
     try:
         updated = accounts.set_webhook(actor.account_id, url, settings=request.app.state.settings)
     except BadInput as e:
-        return page(request, "account.html", status=e.status, error=sentence(e), webhook=url)
+        return _account_page(request, actor, status=e.status, error=sentence(e), webhook=url)
     flash(request, "Saved: decisions will also be posted to " + updated["webhook_url"]
           if updated["webhook_url"] else "Saved: decisions are sent by email only.")
     return _see("/account")
