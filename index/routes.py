@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
-from clipgate.api import AdminKeyDep, SettingsDep, upload_name, uploaded
+from clipgate.api import AdminKeyDep, SettingsDep, public_url, upload_name, uploaded
 from clipgate.errors import NotFound
 from index.registry import (
     get_work,
@@ -80,7 +80,7 @@ def add_work(
                                        description=description, settings=settings)
     if task_id is not None:
         response.status_code = status.HTTP_202_ACCEPTED
-    response.headers["Location"] = str(request.url_for("get_work_route", work_id=str(work["id"])))
+    response.headers["Location"] = public_url(request, "get_work_route", work_id=str(work["id"]))
     out = public_work(work)
     if task_id is not None:
         out["task_id"] = task_id

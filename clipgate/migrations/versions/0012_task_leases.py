@@ -7,14 +7,14 @@ machine): the domain's recovery sweep sends the work again, or fails it with the
 has lost too many workers. `attempts` counts the takes that did not end cleanly, the current one
 included. holder NULL with a lease_until: a message is on its way, look again after that.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
