@@ -111,10 +111,12 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @app.command()
     @handles_errors
     def verify(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Report a file's C2PA manifest, its validation state and its release record.
+        """Report a file's C2PA manifest, its validation state and its release record. A file
+        without a valid manifest is traced to its release by its watermark, then its frames.
 
         Exit code 0 only when the file is Trusted, is byte for byte the released file, and its
-        release is active; 1 otherwise; 2 for bad input."""
+        release is active; 1 otherwise (a recovered copy too: its bytes are not signed); 2 for
+        bad input."""
         settings = setup()
         report = verify_clip(path, settings=settings)
         if as_json:
@@ -133,14 +135,20 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         for err in report["validation_errors"]:
             typer.echo(f"  validation: {err.get('code')} {err.get('explanation', '')}")
         rel = report["release"]
+        recovery = report["recovery"]
+        if recovery:
+            typer.secho(f"  recovered by {recovery['by']} (confidence {recovery['confidence']:.2f})"
+                        + (f": {recovery['frames_matched']} of {recovery['frames']} frames match"
+                           if recovery["frames"] else ""), fg=typer.colors.YELLOW)
         if rel:
             typer.echo(f"  release {rel['release_id']}: {rel['status'].upper()}"
                        + (f" ({rel['revoked_reason']})" if rel["revoked_reason"] else ""))
-            if not report["file_matches_release"]:
+            if not report["file_matches_release"] and not recovery:
                 typer.secho("  this file is NOT the released file: its content differs",
                             fg=typer.colors.RED)
         else:
             typer.echo("  no clipgate release record")
+        typer.secho(f"  {report['verdict']}", bold=True)
         raise typer.Exit(0 if report["verified"] else 1)
 
     @releases_app.command("show")

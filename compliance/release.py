@@ -20,13 +20,20 @@ import psycopg
 
 import index
 from clipgate import db, prompts
-from clipgate.errors import BadInput, NotFound, Unavailable
+from clipgate.errors import BadInput, NotFound, TooLarge, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import held, store
+from compliance import held, store, watermark
 from compliance.gate import CheckResult, check_clip
 from compliance.licences import Licensee
-from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
+from compliance.released import Recovered, recover
+from compliance.signing import (
+    COMPLIANCE_LABEL,
+    ClipSigner,
+    SigningError,
+    soft_binding,
+    video_mime,
+)
 from compliance.verify import read_manifest
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ class ReleaseOutcome:
     check: CheckResult
     release: dict[str, Any] | None  # the release record; None when the verdict stopped it
     review: dict[str, Any] | None = None  # the held clip, when the verdict was review
+    mark: watermark.Marked | None = None  # the watermark in the checked (and released) frames
 
     @property
     def released(self) -> bool:
@@ -101,20 +109,32 @@ def release_clip(
     clip_signer = signer(settings)  # fail before checking if the signer is broken
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    # Check and sign one private copy, so the bytes signed are the bytes checked even if the
-    # caller's file changes meanwhile.
+    info = index.probe(path, max_frame_pixels=settings.max_frame_pixels)  # BadInput: not media
+    if info.duration_s > settings.max_duration_s:  # before the slow watermarking
+        raise TooLarge(f"{name}: {info.duration_s:.0f} s is longer than the limit of "
+                       f"{settings.max_duration_s:.0f} s (CLIPGATE_MAX_DURATION_S)")
+    # Watermark, check and sign one private copy: the gate checks the very pixels that are
+    # released, and the bytes signed are the bytes checked even if the caller's file changes.
     staging = settings.release_dir / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
     staged_input = copy_atomic(path, staging / f"in-{uuid.uuid4()}{path.suffix.lower()}")
+    marked = staging / f"wm-{uuid.uuid4()}{path.suffix.lower()}"
     try:
+        t0 = time.perf_counter()
+        mark = watermark.watermark_video(staged_input, marked, watermark.new_key())
+        marked_s = time.perf_counter() - t0
         for _ in range(_MAX_TRIES):
-            outcome = _release_once(staged_input, mime, name, generator, source, clip_signer,
-                                    settings, licensee)
+            outcome = _release_once(marked, mime, name, generator, source, clip_signer,
+                                    settings, licensee, mark)
             if outcome is not None:
+                outcome.check.timings["watermark"] = round(marked_s, 4)
+                outcome.mark = mark
                 return outcome
         raise Unavailable("the index kept changing while this clip was being released; "
                           "nothing was released, try again")
     finally:
         staged_input.unlink(missing_ok=True)
+        marked.unlink(missing_ok=True)
 
 
 _MAX_TRIES = 3
@@ -122,7 +142,8 @@ _MAX_TRIES = 3
 
 def _release_once(
     path: Path, mime: str, name: str, identity: dict[str, Any], source: str,
-    clip_signer: ClipSigner, settings: Settings, licensee: Licensee | None = None,
+    clip_signer: ClipSigner, settings: Settings, licensee: Licensee | None,
+    mark: watermark.Marked,
 ) -> ReleaseOutcome | None:
     """One check + sign + record. None when the index changed between the check and the record,
     or a licence that released it was revoked or ran out meanwhile: the verdict may be stale, so
@@ -132,7 +153,7 @@ def _release_once(
     if result.verdict == "review":
         # A person decides: the clip waits, privately, in the review queue.
         item = held.hold_clip(path, result, generator=identity, source=source,
-                              settings=settings)
+                              settings=settings, watermark_key=mark.key)
         return ReleaseOutcome(result, None, held.public_review(item, settings))
     if result.verdict != "release":
         return ReleaseOutcome(result, None)
@@ -158,8 +179,9 @@ def _release_once(
     }
     t0 = time.perf_counter()
     try:
-        signed = clip_signer.sign(path, staged, generator=identity, compliance=compliance,
-                                  title=name)
+        signed = clip_signer.sign(
+            path, staged, generator=identity, compliance=compliance, title=name,
+            soft_bindings=[soft_binding(watermark.ALGORITHM, watermark.value(mark.key))])
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
@@ -185,6 +207,8 @@ def _release_once(
                 "path": str(dst),
                 "generator": identity,
                 "manifest_label": signed.get("manifest_label"),
+                "manifest": signed.get("manifest"),
+                "watermark_key": mark.key,
             })
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
@@ -313,8 +337,12 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
     return done
 
 
-def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Manifest, validation state against clipgate's trust anchor, and the release record."""
+def verify_clip(path: Path, *, settings: Settings | None = None,
+                recover_by: tuple[str, ...] = ("watermark", "fingerprint")) -> dict[str, Any]:
+    """Manifest, validation state against clipgate's trust anchor, and the release record. A file
+    with no manifest, one that does not validate, or one that names no release is traced by its
+    pixels (watermark, then fingerprint: `recovered_by`); `verified` stays False for it, as these
+    bytes were not signed."""
     settings = settings or get_settings()
     path = Path(path)
     if not path.is_file():
@@ -336,20 +364,59 @@ def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, An
         if release is None and compliance.get("release_id"):
             release = store.get_release(conn, release_id=compliance["release_id"])
             matched_by = "manifest" if release else None
+    recovered = None
+    if recover_by and (report.state not in ("Trusted", "Valid") or release is None):
+        recovered = recover(path, settings, by=recover_by, trust_anchor_pem=anchor)
+        if recovered is not None and release is None:
+            release, matched_by = recovered.release, recovered.by
     matches = release["file_sha256"] == digest if release else None
+    verified = report.state == "Trusted" and bool(matches) and release["status"] == "active"
     return {
         "file": path.name,
         "sha256": digest,
         "state": report.state,
+        "verdict": _verdict(report.state, release, verified, recovered),
         # False: the manifest names a release, but this file's bytes are not the released file's.
         "file_matches_release": matches,
-        "verified": report.state == "Trusted" and bool(matches) and release["status"] == "active",
+        "verified": verified,
         "validation_errors": report.validation_errors,
         "manifest": report.manifest,
         "assertions": report.assertions,
         "release": public_release(release) if release else None,
         "release_matched_by": matched_by,
+        # A copy traced by its pixels: how, how sure, which release (and its status), and the
+        # manifest that release was signed with.
+        "recovered_by": recovered.by if recovered else None,
+        "recovery": _public_recovery(recovered) if recovered else None,
     }
+
+
+def _public_recovery(recovered: Recovered) -> dict[str, Any]:
+    return {"by": recovered.by, "confidence": recovered.confidence,
+            "release": public_release(recovered.release),
+            "frames_matched": recovered.frames_matched, "frames": recovered.frames,
+            "manifest": recovered.manifest}
+
+
+def _verdict(state: str, release: dict[str, Any] | None, verified: bool,
+             recovered: Recovered | None) -> str:
+    """One sentence for people: what this file is."""
+    if verified:
+        return f"release {release['id']}: this file is the signed release, and it is active"
+    if recovered is not None:
+        rel = recovered.release
+        status = "REVOKED" if rel["status"] == "revoked" else "active"
+        return (f"a copy of release {rel['id']} ({status}), recovered by {recovered.by}; "
+                "these bytes are not the signed release")
+    if release is not None:
+        if release["status"] == "revoked":
+            return f"release {release['id']}, which was REVOKED"
+        return (f"names release {release['id']} ({state}), but these bytes are not the "
+                "released file")
+    if state in ("Trusted", "Valid"):
+        return f"a {state.lower()} manifest that names no clipgate release"
+    return ("not recovered: no valid clipgate manifest, and no released clip matches its "
+            "watermark or frames")
 
 
 def public_release(release: dict[str, Any]) -> dict[str, Any]:
