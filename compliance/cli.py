@@ -132,6 +132,11 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         gen = report["assertions"].get("org.clipgate.generator")
         if gen:
             typer.echo(f"  generator: {gen.get('model')} {gen.get('version')}")
+        stamp = report["timestamp"]
+        if stamp:
+            trust = ("trusted" if stamp["trusted"] else "valid, TSA not trusted") \
+                if stamp["validated"] else "DOES NOT VALIDATE"
+            typer.echo(f"  timestamp (RFC 3161): {stamp['time']} ({trust})")
         for err in report["validation_errors"]:
             typer.echo(f"  validation: {err.get('code')} {err.get('explanation', '')}")
         rel = report["release"]

@@ -57,7 +57,7 @@ class ReleaseOutcome:
 def signer(settings: Settings | None = None) -> ClipSigner:
     """The process's signer; the first call creates the development CA if none is configured."""
     settings = settings or get_settings()
-    key = str(settings.keys_dir)
+    key = f"{settings.keys_dir}|{settings.tsa_url}|{settings.tsa_trust_anchors}"
     with _signers_lock:
         if key not in _signers:
             try:
@@ -351,7 +351,7 @@ def verify_clip(path: Path, *, settings: Settings | None = None,
         raise BadInput(f"{path}: the file is empty")
     # Same rule as the gate: what is not a readable image or video is bad input, not "Invalid".
     index.probe(path, max_frame_pixels=settings.max_frame_pixels)
-    anchor = signer(settings).credentials.trust_anchor_pem
+    anchor = signer(settings).trust_anchors_pem
     try:
         report = read_manifest(path, anchor)
     except ValueError as e:
@@ -380,6 +380,7 @@ def verify_clip(path: Path, *, settings: Settings | None = None,
         "file_matches_release": matches,
         "verified": verified,
         "validation_errors": report.validation_errors,
+        "timestamp": report.timestamp,
         "manifest": report.manifest,
         "assertions": report.assertions,
         "release": public_release(release) if release else None,

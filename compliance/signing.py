@@ -120,16 +120,31 @@ def _tiny_png() -> bytes:
 class ClipSigner:
     """Signs clips with one set of credentials (dev CA or configured)."""
 
-    def __init__(self, credentials: Credentials, tsa_url: str | None = None):
+    def __init__(self, credentials: Credentials, tsa_url: str | None = None,
+                 tsa_anchors_pem: bytes | None = None):
         self.credentials = credentials
         self.tsa_url = tsa_url
+        self.tsa_anchors_pem = tsa_anchors_pem
         self._lock = threading.Lock()
         self._self_test: tuple[float, str | None] | None = None  # (monotonic time, error)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ClipSigner":
         """A signer for the configured credentials (dev CA when none are configured)."""
-        return cls(load_credentials(settings), tsa_url=settings.tsa_url)
+        anchors = settings.tsa_trust_anchors
+        try:
+            tsa_pem = Path(anchors).read_bytes() if anchors is not None else None
+        except OSError as exc:
+            raise ValueError(f"CLIPGATE_TSA_TRUST_ANCHORS={anchors}: cannot read it ({exc})") from exc
+        if tsa_pem is not None and b"-----BEGIN CERTIFICATE-----" not in tsa_pem:
+            raise ValueError(f"CLIPGATE_TSA_TRUST_ANCHORS={anchors}: no PEM certificate in it")
+        return cls(load_credentials(settings), tsa_url=settings.tsa_url, tsa_anchors_pem=tsa_pem)
+
+    @property
+    def trust_anchors_pem(self) -> bytes:
+        """What verification trusts: the signing credentials' anchors and the TSA's."""
+        extra = self.tsa_anchors_pem or b""
+        return self.credentials.trust_anchor_pem + (b"\n" + extra if extra else b"")
 
     def _signer(self) -> c2pa.Signer:
         # A fresh native Signer per call: c2pa resources made before a fork are closed in the
@@ -179,10 +194,13 @@ class ClipSigner:
 
     def _check_signed(self, path: Path, mime: str) -> dict:
         """Read the signed file back before publishing it; return its active manifest."""
-        report = read_manifest(path, self.credentials.trust_anchor_pem, mime=mime)
+        report = read_manifest(path, self.trust_anchors_pem, mime=mime)
         if report.state not in ("Trusted", "Valid") or report.manifest is None:
             codes = ", ".join(e.get("code", "?") for e in report.validation_errors) or "none"
             raise SigningError(f"the signed output reads {report.state} (failures: {codes})")
+        # A TSA is configured: a release without a timestamp that validates is not released.
+        if self.tsa_url and not (report.timestamp or {}).get("validated"):
+            raise SigningError(f"the timestamp from {self.tsa_url} is missing or does not validate")
         return report.manifest
 
     def _run_self_test(self) -> str | None:
