@@ -62,15 +62,18 @@ def _released_index(settings: Settings) -> index.FrameIndex:
         return current
 
 
-def find_release(fp: index.Fingerprint, settings: Settings) -> FoundRelease | None:
+def find_release(fp: index.Fingerprint, settings: Settings, *,
+                 regions: bool = True) -> FoundRelease | None:
     """The release whose frames best match the query fingerprint fp, or None. A frame matches a
     release when any signal's hit counts by the gate's rules; the release must match at least
-    half the copy's informative frames (and two, when it has two)."""
+    half the copy's informative frames (and two, when it has two). regions: also search crops
+    of frames nothing matched whole (a copy inset small; slow: ~19 crops a frame)."""
     informative = np.asarray(fp.detail) >= index.MIN_HASH_QUALITY
     if not informative.any():
         return None
     released = _released_index(settings)
-    found = index.match_index(released, fp, settings, features=None)
+    found = index.match_index(released, fp, settings, features=None,
+                              disabled=() if regions else ("regions",))
     rules = index.rules(settings)
     frames: dict[str, set[int]] = {}
     evidence: dict[str, float] = {}
@@ -127,7 +130,10 @@ def recover(path: Path, settings: Settings, *, by: tuple[str, ...] = ("watermark
                                  _manifest(release, settings, trust_anchor_pem))
     if "fingerprint" in by:
         lookup = _lookup_settings(settings)
-        found = find_release(index.fingerprint_file(path, lookup, query=True), lookup)
+        # Whole frames only: the copies verify meets (re-encoded, scaled, cropped a little,
+        # mirrored, captioned) match whole, and crops would cost seconds a clip.
+        found = find_release(index.fingerprint_file(path, lookup, query=True), lookup,
+                             regions=False)
         if found is not None:
             with db.connection(settings) as conn:
                 release = store.get_release(conn, release_id=found.release_id)

@@ -1,11 +1,20 @@
 """An invisible watermark in every frame of a released clip: a random key to its release, with a
 Reed-Solomon code, so a copy whose manifest was stripped names its release by its pixels.
 
-The embedding is invisible-watermark's DWT-DCT-SVD (`imwatermark.dwtDctSvd`), in the U (chroma)
-plane only, at scale 104 and 8x8 blocks: measured on generated 640x360 frames, that costs about
-38.7 dB of PSNR and still reads back from 8 frames after an H.264 re-encode at CRF 35, where the
-library's defaults (scale 36, 4x4 blocks) and its luma or max-DCT variants did not (see
-docs/provenance.md). Every frame carries the whole payload, so any excerpt of a few frames does.
+The scheme is invisible-watermark's DWT-DCT-SVD (`imwatermark.dwtDctSvd`): the U (chroma) plane's
+Haar approximation is cut into 8x8 blocks, and each block's largest singular value is quantised
+to an odd or even half step of SCALE for its bit. Measured on generated 640x360 frames (see
+docs/provenance.md), scale 104 with 8x8 blocks costs about 38.5 dB of PSNR and still reads back
+after an H.264 re-encode at CRF 28, where the library's defaults (scale 36, 4x4 blocks), its luma
+variant and its max-DCT method did not survive CRF 23.
+
+The library loops over blocks in Python (about 130 ms a 640x360 frame to embed, 70 ms to read on
+this machine): too slow for a lookup under a second. So the same arithmetic runs here on all
+blocks at once with numpy; tests check that the library's own decoder reads what this embeds,
+bit for bit the same scores as ours. (The DCT of the library drops out: it is orthonormal, so a
+block and its DCT have the same singular values.) One deliberate difference: the library puts the
+horizontal and vertical detail back swapped (`idwt2((ca, (v, h, d)))`), which costs PSNR for
+nothing; here they go back where they came from.
 
 Payload: KEY_BYTES of key + ECC_BYTES of Reed-Solomon parity (reedsolo), 72 bits, XORed with a
 fixed pseudo-random mask so the bits an unmarked picture yields (all zeros for a flat one) are no
@@ -25,7 +34,6 @@ import cv2
 import numpy as np
 import pywt
 import reedsolo
-from imwatermark.dwtDctSvd import EmbedDwtDctSvd
 
 from clipgate.errors import BadInput
 
@@ -35,7 +43,6 @@ ECC_BYTES = 4
 BITS = 8 * (KEY_BYTES + ECC_BYTES)
 SCALE = 104  # the quantisation step of each block's largest singular value: strength vs PSNR
 BLOCK = 8
-_SCALES = [0, SCALE, 0]  # Y, U, V: only U (the library reads and writes Y and U at most)
 # Whitening: fixed, so every process embeds and reads the same bits.
 _MASK = np.random.default_rng(0x636C6970).integers(0, 2, BITS).astype(np.uint8)
 _RS = reedsolo.RSCodec(ECC_BYTES)
@@ -96,27 +103,57 @@ def decode_bits(scores: np.ndarray) -> tuple[int, int] | None:
     return (key, len(errata)) if key else None
 
 
-def _embedder(bits: list[int] | np.ndarray) -> EmbedDwtDctSvd:
-    return EmbedDwtDctSvd(list(bits), wmLen=BITS, scales=_SCALES, block=BLOCK)
+def _blocks(approx: np.ndarray) -> np.ndarray:
+    """(n, BLOCK, BLOCK) copies of approx's whole blocks, row by row (the library's order)."""
+    nr, nc = approx.shape[0] // BLOCK, approx.shape[1] // BLOCK
+    return (approx[: nr * BLOCK, : nc * BLOCK].reshape(nr, BLOCK, nc, BLOCK)
+            .transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK).copy())
+
+
+def _put_blocks(approx: np.ndarray, blocks: np.ndarray) -> None:
+    nr, nc = approx.shape[0] // BLOCK, approx.shape[1] // BLOCK
+    approx[: nr * BLOCK, : nc * BLOCK] = (blocks.reshape(nr, nc, BLOCK, BLOCK)
+                                          .transpose(0, 2, 1, 3).reshape(nr * BLOCK, nc * BLOCK))
+
+
+def _approx(bgr: np.ndarray) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """(U plane's Haar approximation, its details, the YUV frame) of a BGR frame."""
+    rows, cols = bgr.shape[:2]
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
+    approx, details = pywt.dwt2(yuv[: rows // 4 * 4, : cols // 4 * 4, 1].astype(np.float64), "haar")
+    return approx, details, yuv
 
 
 def embed_frame(bgr: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """bgr (h, w, 3) uint8 with the payload bits in it. Frames under 16 px a side are left as
+    """bgr (h, w, 3) uint8 with the payload bits in it. Frames under 32 px a side are left as
     they are (no whole block fits)."""
-    if min(bgr.shape[:2]) < 4 * BLOCK:
+    rows, cols = bgr.shape[:2]
+    if min(rows, cols) < 4 * BLOCK:
         return bgr
-    return _embedder(bits).encode(bgr)
+    approx, details, yuv = _approx(bgr)
+    blocks = _blocks(approx)
+    u, s, vt = np.linalg.svd(blocks)
+    wanted = np.resize(np.asarray(bits, np.float64), len(blocks))  # bit k % BITS for block k
+    top = (s[:, 0] // SCALE + 0.25 + 0.5 * wanted) * SCALE
+    # Only the largest singular value moves: add its change along its own singular vectors.
+    blocks += (top - s[:, 0])[:, None, None] * (u[:, :, :1] @ vt[:, :1, :])
+    _put_blocks(approx, blocks)
+    plane = pywt.idwt2((approx, details), "haar")
+    yuv[: rows // 4 * 4, : cols // 4 * 4, 1] = np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
 
 
 def frame_scores(bgr: np.ndarray) -> np.ndarray | None:
     """(BITS,) soft bits, each the share of its blocks that read 1; None for a frame too small."""
-    rows, cols = bgr.shape[:2]
-    if min(rows, cols) < 4 * BLOCK:
+    if min(bgr.shape[:2]) < 4 * BLOCK:
         return None
-    u = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)[: rows // 4 * 4, : cols // 4 * 4, 1]
-    approx, _ = pywt.dwt2(u, "haar")
-    scores = _embedder([]).decode_frame(approx, SCALE, [[] for _ in range(BITS)])
-    return np.array([np.mean(s) if s else 0.5 for s in scores], np.float32)
+    approx, _, _ = _approx(bgr)
+    top = np.linalg.svd(_blocks(approx), compute_uv=False)[:, 0]
+    ones = (top % SCALE > 0.5 * SCALE).astype(np.float64)
+    which = np.arange(len(ones)) % BITS
+    counts = np.bincount(which, minlength=BITS)
+    sums = np.bincount(which, weights=ones, minlength=BITS)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.5).astype(np.float32)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

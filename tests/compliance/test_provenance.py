@@ -3,8 +3,11 @@ copy without a valid manifest (by watermark, then by fingerprint)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+import pywt
+from imwatermark.dwtDctSvd import EmbedDwtDctSvd
 
 import compliance.release as release_module
 from bench.provenance import TRANSFORMS
@@ -40,6 +43,24 @@ def test_payload_survives_byte_errors_and_noise_decodes_to_nothing():
     rng = np.random.default_rng(0)
     assert sum(watermark.decode_bits(rng.random(watermark.BITS)) is not None
                for _ in range(300)) <= 2
+
+
+def test_the_library_reads_what_clipgate_embeds_with_the_same_scores():
+    """compliance.watermark vectorises invisible-watermark's DWT-DCT-SVD: the library's own
+    decoder must read the same block scores from a frame marked here."""
+    key = watermark.new_key()
+    bgr = np.ascontiguousarray(photo("chelsea")[:, :, ::-1])
+    marked = watermark.embed_frame(bgr, watermark.payload_bits(key))
+    lib = EmbedDwtDctSvd([], wmLen=watermark.BITS, scales=[0, watermark.SCALE, 0],
+                         block=watermark.BLOCK)
+    u = cv2.cvtColor(marked, cv2.COLOR_BGR2YUV)[:360, :640, 1]
+    approx, _ = pywt.dwt2(u, "haar")
+    theirs = np.array([np.mean(s) for s in lib.decode_frame(approx, watermark.SCALE,
+                                                             [[] for _ in range(watermark.BITS)])])
+    ours = watermark.frame_scores(marked)
+    assert np.abs(theirs - ours).max() < 0.02  # a block on a rounding edge may differ
+    assert watermark.decode_bits(theirs) == (key, 0)
+    assert 38.0 <= watermark._psnr(bgr, marked) < 60.0
 
 
 def test_watermark_is_invisible_and_reads_back(tmp_path):
