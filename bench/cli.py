@@ -21,8 +21,8 @@ from bench.demo import run_demo
 from bench.perf import run_perf
 from bench.protect import run_protect
 from bench.provenance import TRANSFORMS, provenance_table, run_provenance
-from bench.scale import run_scale
 from bench.quality.run import run_quality, table
+from bench.scale import run_scale
 from clipgate.settings import Settings
 
 

@@ -13,7 +13,13 @@ import compliance.release as release_module
 from bench.provenance import TRANSFORMS
 from clipgate import db
 from clipgate.errors import BadInput
-from compliance import generator_identity, release_clip, revoke_release, verify_clip, watermark
+from compliance import (
+    generator_identity,
+    release_clip,
+    revoke_release,
+    verify_clip,
+    watermark,
+)
 from compliance.signing import SOFT_BINDING_LABEL
 from tests.media import noise_frame, pan, photo, write_video
 
