@@ -15,7 +15,6 @@ COPY generator ./generator
 # faiss-gpu and faiss-cpu provide the same module: the GPU image swaps one for the other.
 ARG FAISS=faiss-cpu
 RUN pip install --no-cache-dir torch==2.14.1 torchvision==0.29.1 \
- && pip install --no-cache-dir --no-deps invisible-watermark==0.2.0 \
  && pip install --no-cache-dir . \
  && if [ "$FAISS" != "faiss-cpu" ]; then pip uninstall -y faiss-cpu && pip install --no-cache-dir "$FAISS"; fi
 

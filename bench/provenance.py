@@ -21,9 +21,7 @@ import numpy as np
 
 import compliance
 from clipgate.settings import Settings
-from compliance.released import recover
-from generator.base import GenerationRequest
-from generator.procedural import ProceduralGenerator
+from generator import GenerationRequest, get_generator
 
 WIDTH, HEIGHT, FPS = 640, 360, 12
 COPY_CRF = 23  # the re-encode of every transformed copy but the CRF ones
@@ -39,11 +37,12 @@ def prompt_for(i: int) -> str:
     return " ".join(rng.choice(_WORDS, 3, replace=False)) + f" scene {i}"
 
 
-def generate(i: int, out: Path, *, seconds: float, seed_base: int = 0) -> Path:
-    """Clip i: seconds long, 640x360 at 12 fps."""
+def generate(i: int, out: Path, *, seconds: float, settings: Settings,
+             seed_base: int = 0) -> Path:
+    """Clip i: seconds long, 640x360 at 12 fps, from the procedural generator."""
     request = GenerationRequest(prompt_for(i + seed_base), seconds=seconds, width=WIDTH,
                                 height=HEIGHT, fps=FPS, seed=seed_base + i)
-    ProceduralGenerator().generate(request, out)
+    get_generator("procedural", settings).generate(request, out)
     return out
 
 
@@ -142,7 +141,7 @@ TRANSFORMS: dict[str, Callable[[Path, Path], Path]] = {
 def _lookup(path: Path, settings: Settings, by: str) -> tuple[str | None, float]:
     """(release id recovered or None, seconds) by one method alone."""
     t0 = time.perf_counter()
-    found = recover(path, settings, by=(by,))
+    found = compliance.recover(path, settings, by=(by,))
     return (str(found.release["id"]) if found else None), time.perf_counter() - t0
 
 
@@ -179,7 +178,7 @@ def run_provenance(
         work = Path(tmp)
         released: list[tuple[str, Path]] = []
         for i in range(clips):
-            src = generate(i, work / f"clip{i}.mp4", seconds=seconds)
+            src = generate(i, work / f"clip{i}.mp4", seconds=seconds, settings=settings)
             t0 = time.perf_counter()
             outcome = compliance.release_clip(src, source="bench", settings=settings,
                                               generator=compliance.generator_identity(
@@ -192,7 +191,7 @@ def run_provenance(
                                    "the bench needs an index of no works")
             released.append((str(outcome.release["id"]), Path(outcome.release["path"])))
             progress("releasing", i + 1, clips)
-        psnr = _release_psnr(work, released[: min(5, len(released))], seconds)
+        psnr = _release_psnr(work, released[: min(5, len(released))], seconds, settings)
         psnr["watermark_db_mean"] = (round(statistics.mean(m.psnr_db for m in marks), 2)
                                      if marks else None)
         psnr["watermark_db_min"] = min((m.psnr_db for m in marks), default=None)
@@ -212,7 +211,8 @@ def run_provenance(
                 rows.append(row)
                 progress("looking up copies", len(rows), total)
         for j in range(negatives):
-            clip = generate(j, work / "negative.mp4", seconds=seconds, seed_base=100_000)
+            clip = generate(j, work / "negative.mp4", seconds=seconds, settings=settings,
+                            seed_base=100_000)
             row = {"clip": j, "truth": None}
             for method in ("watermark", "fingerprint"):
                 row[method], row[f"{method}_s"] = _lookup(clip, settings, method)
@@ -243,12 +243,13 @@ def run_provenance(
     }
 
 
-def _release_psnr(work: Path, released: list[tuple[str, Path]], seconds: float) -> dict[str, Any]:
+def _release_psnr(work: Path, released: list[tuple[str, Path]], seconds: float,
+                  settings: Settings) -> dict[str, Any]:
     """PSNR of released files against the clips they came from (frame by frame): what the
     watermark and its re-encode cost."""
     values = []
     for i, (_, signed) in enumerate(released):
-        src = generate(i, work / "again.mp4", seconds=seconds)
+        src = generate(i, work / "again.mp4", seconds=seconds, settings=settings)
         with av.open(str(src)) as a, av.open(str(signed)) as b:
             for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
                 x, y = fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24")

@@ -20,7 +20,7 @@ from compliance.licences import (
     tracked_counts,
 )
 from compliance.policy import VERDICTS, decide
-from compliance.released import FoundRelease, find_release
+from compliance.released import FoundRelease, Recovered, find_release, recover
 from compliance.release import (
     ReleaseOutcome,
     backfill_release_frames,
@@ -53,6 +53,7 @@ __all__ = [
     "FoundRelease",
     "Licensee",
     "MatchOutcome",
+    "Recovered",
     "ReleaseOutcome",
     "backfill_release_frames",
     "Segment",
@@ -74,6 +75,7 @@ __all__ = [
     "match_fingerprint",
     "on_review_decided",
     "public_release",
+    "recover",
     "release_clip",
     "release_for_job",
     "releases_matching",

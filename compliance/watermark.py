@@ -156,7 +156,8 @@ def frame_scores(bgr: np.ndarray) -> np.ndarray | None:
     return np.where(counts > 0, sums / np.maximum(counts, 1), 0.5).astype(np.float32)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of b against a (uint8 images of one size), in dB."""
     mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
     return 99.0 if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
 
@@ -189,7 +190,7 @@ def watermark_video(src: Path, dst: Path, key: int, *, crf: int = RELEASE_CRF) -
                     t0 = time.perf_counter()
                     marked = embed_frame(bgr, bits)
                     spent += time.perf_counter() - t0
-                    psnrs.append(_psnr(bgr, marked))
+                    psnrs.append(psnr(bgr, marked))
                     new = av.VideoFrame.from_ndarray(marked, format="bgr24")
                     new.pts, new.time_base = frame.pts, frame.time_base
                     for p in vout.encode(new):

@@ -66,7 +66,7 @@ def test_the_library_reads_what_clipgate_embeds_with_the_same_scores():
     ours = watermark.frame_scores(marked)
     assert np.abs(theirs - ours).max() < 0.02  # a block on a rounding edge may differ
     assert watermark.decode_bits(theirs) == (key, 0)
-    assert 38.0 <= watermark._psnr(bgr, marked) < 60.0
+    assert 38.0 <= watermark.psnr(bgr, marked) < 60.0
 
 
 def test_watermark_is_invisible_and_reads_back(tmp_path):
