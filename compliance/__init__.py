@@ -26,6 +26,7 @@ from compliance.licences import (
     tracked_counts,
 )
 from compliance.policy import VERDICTS, decide
+from compliance.provenance import verify_clip
 from compliance.release import (
     ReleaseOutcome,
     backfill_release_frames,
@@ -39,7 +40,6 @@ from compliance.release import (
     revoke_release,
     signer,
     sweep_staging,
-    verify_clip,
 )
 from compliance.released import FoundRelease, Recovered, find_release, recover
 from compliance.review import (

@@ -14,6 +14,7 @@ import typer
 from clipgate.files import copy_atomic
 from compliance import review_cli
 from compliance.gate import check_clip
+from compliance.provenance import verify_clip
 from compliance.release import (
     backfill_release_frames,
     generator_identity,
@@ -21,7 +22,6 @@ from compliance.release import (
     public_release,
     release_clip,
     revoke_release,
-    verify_clip,
 )
 
 

@@ -31,12 +31,12 @@ from clipgate.api import (
 from clipgate.errors import Conflict, NotFound, Unavailable
 from compliance.gate import check_clip
 from compliance.held import get_check, get_review, list_reviews
+from compliance.provenance import verify_clip
 from compliance.release import (
     generator_identity,
     get_release,
     public_release,
     release_clip,
-    verify_clip,
 )
 from compliance.review import Reviewer, decide_review
 
