@@ -1,4 +1,4 @@
-"""The bench's commands of `clipgate`: `demo`, `bench perf`, `bench quality`, `bench protect` and `bench scale`. clipgate.cli
+"""The bench's commands of `clipgate`: `demo`, `bench perf`, `bench quality`, `bench protect`, `bench scale` and `bench provenance`. clipgate.cli
 installs them (with its error handling and settings), so this module never imports the kernel's
 CLI."""
 
@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +20,9 @@ from rich.table import Table
 from bench.demo import run_demo
 from bench.perf import run_perf
 from bench.protect import run_protect
-from bench.scale import run_scale
+from bench.provenance import TRANSFORMS, provenance_table, run_provenance
 from bench.quality.run import run_quality, table
+from bench.scale import run_scale
 from clipgate.settings import Settings
 
 
@@ -46,7 +49,7 @@ def _bench_settings(settings: Settings, data_dir: Path, **update: Any) -> Settin
 
 
 def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., Any]) -> None:
-    """Add `demo` and `bench perf|quality|protect|scale` to app."""
+    """Add `demo` and `bench perf|quality|protect|scale|provenance` to app."""
     bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
     app.add_typer(bench_app, name="bench")
 
@@ -170,6 +173,49 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         _json(run_scale(settings.model_copy(update=update), frames=sizes, backend=backend,
                         clips=clips, max_rss_gb=max_rss_gb, nprobes=nprobes,
                         progress=console.print))
+
+    @bench_app.command("provenance")
+    @handles_errors
+    def bench_provenance(
+        clips: Annotated[int, typer.Option(help="Clips released, each copied every way.")] = 50,
+        negatives: Annotated[int, typer.Option(help="Clips never released, looked up.")] = 200,
+        seconds: Annotated[float, typer.Option(help="Length of each generated clip.")] = 10.0,
+        transforms: Annotated[str, typer.Option(
+            help=f"Comma-separated, from {', '.join(TRANSFORMS)}.")] = ",".join(TRANSFORMS),
+        data_dir: Annotated[Path | None, typer.Option(
+            help="Bench data; default: a new folder per run (earlier runs' releases would match "
+                 "this run's clips).")] = None,
+    ) -> None:
+        """Recovery of copies without their manifest: release --clips generated clips, copy each
+        (stripped, re-encoded, scaled, cropped, retimed, cut, mirrored, captioned), look each
+        copy up by watermark, by fingerprint and both, and --negatives never-released clips.
+        JSON on stdout, a table on stderr."""
+        settings = setup()
+        logging.getLogger("index.registry").setLevel(logging.WARNING)
+        names = tuple(t.strip() for t in transforms.split(",") if t.strip())
+        unknown = sorted(set(names) - set(TRANSFORMS))
+        if clips < 1 or negatives < 0 or seconds < 3 or unknown or not names:
+            raise typer.BadParameter(
+                f"--clips >= 1, --negatives >= 0, --seconds >= 3, --transforms from "
+                f"{', '.join(TRANSFORMS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        base = settings.data_dir / "bench-provenance"
+        base.mkdir(parents=True, exist_ok=True)
+        run_dir = data_dir or Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        bench_settings = _bench_settings(settings, run_dir)
+        with Progress(transient=True, console=Console(stderr=True)) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            result = run_provenance(bench_settings, clips=clips, negatives=negatives,
+                                    seconds=seconds, transforms=names, progress=progress)
+        shutil.rmtree(bench_settings.release_dir, ignore_errors=True)  # the signed clips
+        result["data_dir"] = str(run_dir)
+        _json(result)
+        typer.echo(provenance_table(result), err=True)
 
     @bench_app.command("quality")
     @handles_errors

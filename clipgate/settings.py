@@ -193,7 +193,11 @@ class Settings(BaseSettings):
     signing_key: Path | None = None
     signing_alg: Literal["es256", "ps256", "ed25519"] = "es256"
     trust_anchors: Path | None = None
+    # An RFC 3161 time-stamping authority: release manifests then carry its timestamp, so a
+    # credential outlives its signing certificate. tsa_trust_anchors: PEM of the TSA's root(s),
+    # so verify says the timestamp is trusted and not merely valid.
     tsa_url: str | None = None
+    tsa_trust_anchors: Path | None = None
 
     # API
     host: str = "127.0.0.1"
@@ -304,7 +308,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "broker_url", "result_backend", "clip_checkpoint", "signing_cert_chain",
-        "signing_key", "trust_anchors", "tsa_url", "api_key", "admin_key", "session_secret", "smtp_host",
+        "signing_key", "trust_anchors", "tsa_url", "tsa_trust_anchors", "api_key", "admin_key",
+        "session_secret", "smtp_host",
         "smtp_username", "smtp_password", "diffusers_model_dir", "sscd_model_path",
         "sscd_background_dir", mode="before",
     )

@@ -1,7 +1,13 @@
 """Compliance: the gate (check), the decision, C2PA signing of releases, and verification."""
 
 from compliance.alignment import Segment, WorkMatch
-from compliance.gate import CheckResult, MatchOutcome, check_clip, match_file, match_fingerprint
+from compliance.gate import (
+    CheckResult,
+    MatchOutcome,
+    check_clip,
+    match_file,
+    match_fingerprint,
+)
 from compliance.held import (
     REVIEW_SORTS,
     REVIEW_STATES,
@@ -20,7 +26,7 @@ from compliance.licences import (
     tracked_counts,
 )
 from compliance.policy import VERDICTS, decide
-from compliance.released import FoundRelease, find_release
+from compliance.provenance import verify_clip
 from compliance.release import (
     ReleaseOutcome,
     backfill_release_frames,
@@ -34,8 +40,8 @@ from compliance.release import (
     revoke_release,
     signer,
     sweep_staging,
-    verify_clip,
 )
+from compliance.released import FoundRelease, Recovered, find_release, recover
 from compliance.review import (
     Reviewer,
     decide_review,
@@ -47,16 +53,17 @@ from compliance.review import (
 __all__ = [
     "REVIEW_SORTS",
     "REVIEW_STATES",
-    "Reviewer",
     "VERDICTS",
     "CheckResult",
     "FoundRelease",
     "Licensee",
     "MatchOutcome",
+    "Recovered",
     "ReleaseOutcome",
-    "backfill_release_frames",
+    "Reviewer",
     "Segment",
     "WorkMatch",
+    "backfill_release_frames",
     "check_clip",
     "create_licence",
     "decide",
@@ -66,14 +73,15 @@ __all__ = [
     "generator_identity",
     "get_check",
     "get_licence",
-    "get_review",
     "get_release",
+    "get_review",
     "list_licences",
     "list_reviews",
     "match_file",
     "match_fingerprint",
     "on_review_decided",
     "public_release",
+    "recover",
     "release_clip",
     "release_for_job",
     "releases_matching",

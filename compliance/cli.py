@@ -14,6 +14,7 @@ import typer
 from clipgate.files import copy_atomic
 from compliance import review_cli
 from compliance.gate import check_clip
+from compliance.provenance import verify_clip
 from compliance.release import (
     backfill_release_frames,
     generator_identity,
@@ -21,7 +22,6 @@ from compliance.release import (
     public_release,
     release_clip,
     revoke_release,
-    verify_clip,
 )
 
 
@@ -111,10 +111,12 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @app.command()
     @handles_errors
     def verify(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Report a file's C2PA manifest, its validation state and its release record.
+        """Report a file's C2PA manifest, its validation state and its release record. A file
+        without a valid manifest is traced to its release by its watermark, then its frames.
 
         Exit code 0 only when the file is Trusted, is byte for byte the released file, and its
-        release is active; 1 otherwise; 2 for bad input."""
+        release is active; 1 otherwise (a recovered copy too: its bytes are not signed); 2 for
+        bad input."""
         settings = setup()
         report = verify_clip(path, settings=settings)
         if as_json:
@@ -130,17 +132,28 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         gen = report["assertions"].get("org.clipgate.generator")
         if gen:
             typer.echo(f"  generator: {gen.get('model')} {gen.get('version')}")
+        stamp = report["timestamp"]
+        if stamp:
+            trust = ("trusted" if stamp["trusted"] else "valid, TSA not trusted") \
+                if stamp["validated"] else "DOES NOT VALIDATE"
+            typer.echo(f"  timestamp (RFC 3161): {stamp['time']} ({trust})")
         for err in report["validation_errors"]:
             typer.echo(f"  validation: {err.get('code')} {err.get('explanation', '')}")
         rel = report["release"]
+        recovery = report["recovery"]
+        if recovery:
+            typer.secho(f"  recovered by {recovery['by']} (confidence {recovery['confidence']:.2f})"
+                        + (f": {recovery['frames_matched']} of {recovery['frames']} frames match"
+                           if recovery["frames"] else ""), fg=typer.colors.YELLOW)
         if rel:
             typer.echo(f"  release {rel['release_id']}: {rel['status'].upper()}"
                        + (f" ({rel['revoked_reason']})" if rel["revoked_reason"] else ""))
-            if not report["file_matches_release"]:
+            if not report["file_matches_release"] and not recovery:
                 typer.secho("  this file is NOT the released file: its content differs",
                             fg=typer.colors.RED)
         else:
             typer.echo("  no clipgate release record")
+        typer.secho(f"  {report['verdict']}", bold=True)
         raise typer.Exit(0 if report["verified"] else 1)
 
     @releases_app.command("show")

@@ -43,9 +43,10 @@ def held_by(result: CheckResult) -> dict[str, Any]:
 
 
 def hold_clip(path: Path, result: CheckResult, *, generator: dict[str, Any], source: str,
-              settings: Settings) -> dict[str, Any]:
+              settings: Settings, watermark_key: int | None = None) -> dict[str, Any]:
     """Keep a private copy of a clip the gate held for review, and its review item. A
-    generation job retried after its clip was held gets the item its first attempt made."""
+    generation job retried after its clip was held gets the item its first attempt made.
+    watermark_key: the key already in the clip's frames, kept for its release."""
     if result.verdict != "review":
         raise ValueError(f"only a clip held for review is kept for review, not {result.verdict}")
     item_id = uuid.uuid4()
@@ -56,7 +57,8 @@ def hold_clip(path: Path, result: CheckResult, *, generator: dict[str, Any], sou
                 "id": item_id, "check_id": uuid.UUID(result.check_id), "source": source,
                 "filename": result.filename, "path": str(copy),
                 "file_sha256": sha256_file(copy), "size_bytes": copy.stat().st_size,
-                "generator": generator, "held_by": held_by(result)})
+                "generator": generator, "held_by": held_by(result),
+                "watermark_key": watermark_key})
             if row is None:
                 row = store.review_where(conn, job_id=generator.get("job_id"))
     except BaseException:

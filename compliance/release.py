@@ -1,5 +1,5 @@
 """Release: gate a clip, and only on a `release` verdict sign it into the release store and record it.
-Verify: read any file's manifest and find the release it belongs to.
+(Verify, which reads any file's manifest and finds the release it belongs to, is provenance.py.)
 
 Fail closed: a clip reaches the release store only signed, only after a `release` verdict, and
 only with its release row committed. Any failure on the way leaves no file behind.
@@ -22,14 +22,18 @@ import psycopg
 
 import index
 from clipgate import db, metrics, prompts
-from clipgate.errors import BadInput, NotFound, Unavailable
+from clipgate.errors import BadInput, NotFound, TooLarge, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import held, store
+from compliance import held, store, watermark
 from compliance.gate import CheckResult, check_clip
 from compliance.licences import Licensee
-from compliance.signing import COMPLIANCE_LABEL, ClipSigner, SigningError, video_mime
-from compliance.verify import read_manifest
+from compliance.signing import (
+    ClipSigner,
+    SigningError,
+    soft_binding,
+    video_mime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ class ReleaseOutcome:
     check: CheckResult
     release: dict[str, Any] | None  # the release record; None when the verdict stopped it
     review: dict[str, Any] | None = None  # the held clip, when the verdict was review
+    mark: watermark.Marked | None = None  # the watermark in the checked (and released) frames
 
     @property
     def released(self) -> bool:
@@ -51,7 +56,7 @@ class ReleaseOutcome:
 def signer(settings: Settings | None = None) -> ClipSigner:
     """The process's signer; the first call creates the development CA if none is configured."""
     settings = settings or get_settings()
-    key = str(settings.keys_dir)
+    key = f"{settings.keys_dir}|{settings.tsa_url}|{settings.tsa_trust_anchors}"
     with _signers_lock:
         if key not in _signers:
             try:
@@ -103,20 +108,32 @@ def release_clip(
     clip_signer = signer(settings)  # fail before checking if the signer is broken
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
-    # Check and sign one private copy, so the bytes signed are the bytes checked even if the
-    # caller's file changes meanwhile.
+    info = index.probe(path, max_frame_pixels=settings.max_frame_pixels)  # BadInput: not media
+    if info.duration_s > settings.max_duration_s:  # before the slow watermarking
+        raise TooLarge(f"{name}: {info.duration_s:.0f} s is longer than the limit of "
+                       f"{settings.max_duration_s:.0f} s (CLIPGATE_MAX_DURATION_S)")
+    # Watermark, check and sign one private copy: the gate checks the very pixels that are
+    # released, and the bytes signed are the bytes checked even if the caller's file changes.
     staging = settings.release_dir / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
     staged_input = copy_atomic(path, staging / f"in-{uuid.uuid4()}{path.suffix.lower()}")
+    marked = staging / f"wm-{uuid.uuid4()}{path.suffix.lower()}"
     try:
+        t0 = time.perf_counter()
+        mark = watermark.watermark_video(staged_input, marked, watermark.new_key())
+        marked_s = time.perf_counter() - t0
         for _ in range(_MAX_TRIES):
-            outcome = _release_once(staged_input, mime, name, generator, source, clip_signer,
-                                    settings, licensee)
+            outcome = _release_once(marked, mime, name, generator, source, clip_signer,
+                                    settings, licensee, mark)
             if outcome is not None:
+                outcome.check.timings["watermark"] = round(marked_s, 4)
+                outcome.mark = mark
                 return outcome
         raise Unavailable("the index kept changing while this clip was being released; "
                           "nothing was released, try again")
     finally:
         staged_input.unlink(missing_ok=True)
+        marked.unlink(missing_ok=True)
 
 
 _MAX_TRIES = 3
@@ -124,7 +141,8 @@ _MAX_TRIES = 3
 
 def _release_once(
     path: Path, mime: str, name: str, identity: dict[str, Any], source: str,
-    clip_signer: ClipSigner, settings: Settings, licensee: Licensee | None = None,
+    clip_signer: ClipSigner, settings: Settings, licensee: Licensee | None,
+    mark: watermark.Marked,
 ) -> ReleaseOutcome | None:
     """One check + sign + record. None when the index changed between the check and the record,
     or a licence that released it was revoked or ran out meanwhile: the verdict may be stale, so
@@ -134,7 +152,7 @@ def _release_once(
     if result.verdict == "review":
         # A person decides: the clip waits, privately, in the review queue.
         item = held.hold_clip(path, result, generator=identity, source=source,
-                              settings=settings)
+                              settings=settings, watermark_key=mark.key)
         return ReleaseOutcome(result, None, held.public_review(item, settings))
     if result.verdict != "release":
         return ReleaseOutcome(result, None)
@@ -160,8 +178,9 @@ def _release_once(
     }
     t0 = time.perf_counter()
     try:
-        signed = clip_signer.sign(path, staged, generator=identity, compliance=compliance,
-                                  title=name)
+        signed = clip_signer.sign(
+            path, staged, generator=identity, compliance=compliance, title=name,
+            soft_bindings=[soft_binding(watermark.ALGORITHM, watermark.value(mark.key))])
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
@@ -187,6 +206,8 @@ def _release_once(
                 "path": str(dst),
                 "generator": identity,
                 "manifest_label": signed.get("manifest_label"),
+                "manifest": signed.get("manifest"),
+                "watermark_key": mark.key,
             })
             fp = result.fingerprint
             if fp is not None:  # the released-clips index, committed with the release row
@@ -313,45 +334,6 @@ def backfill_release_frames(settings: Settings | None = None) -> int:
             store.insert_release_frames(conn, release_id=str(release["id"]), fp=fp)
         done += 1
     return done
-
-
-def verify_clip(path: Path, *, settings: Settings | None = None) -> dict[str, Any]:
-    """Manifest, validation state against clipgate's trust anchor, and the release record."""
-    settings = settings or get_settings()
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BadInput(f"{path}: the file is empty")
-    # Same rule as the gate: what is not a readable image or video is bad input, not "Invalid".
-    index.probe(path, max_frame_pixels=settings.max_frame_pixels)
-    anchor = signer(settings).credentials.trust_anchor_pem
-    try:
-        report = read_manifest(path, anchor)
-    except ValueError as e:
-        raise BadInput(str(e)) from e
-    digest = sha256_file(path)
-    compliance = report.assertions.get(COMPLIANCE_LABEL) or {}
-    with db.connection(settings) as conn:
-        release = store.release_by_file(conn, sha256=digest)
-        matched_by = "file_sha256" if release else None
-        if release is None and compliance.get("release_id"):
-            release = store.get_release(conn, release_id=compliance["release_id"])
-            matched_by = "manifest" if release else None
-    matches = release["file_sha256"] == digest if release else None
-    return {
-        "file": path.name,
-        "sha256": digest,
-        "state": report.state,
-        # False: the manifest names a release, but this file's bytes are not the released file's.
-        "file_matches_release": matches,
-        "verified": report.state == "Trusted" and bool(matches) and release["status"] == "active",
-        "validation_errors": report.validation_errors,
-        "manifest": report.manifest,
-        "assertions": report.assertions,
-        "release": public_release(release) if release else None,
-        "release_matched_by": matched_by,
-    }
 
 
 def public_release(release: dict[str, Any]) -> dict[str, Any]:

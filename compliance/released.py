@@ -1,6 +1,7 @@
-"""The released clips as an index of their own: which release is this copy whose manifest was
-stripped? The same FrameIndex, signals, rules and matcher as the gate (index.match_index), over
-the frames recorded at release time (release_frames) instead of the protected works.
+"""Which release is this copy whose manifest was stripped? By the watermark in its frames first
+(compliance.watermark), then by its pictures: the released clips as an index of their own, with
+the same FrameIndex, signals, rules and matcher as the gate (index.match_index), over the frames
+recorded at release time (release_frames) instead of the protected works.
 
 Release frames are only ever added, so each process keeps its index and adds the frames released
 since it last looked: a cheap query per lookup, never a rebuild.
@@ -11,13 +12,16 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import index
 from clipgate import db
 from clipgate.settings import Settings
-from compliance import store
+from compliance import store, watermark
+from compliance.verify import read_manifest
 
 # Share of the copy's informative frames (those with enough detail for a hash to count) that must
 # match one release's frames.
@@ -58,15 +62,18 @@ def _released_index(settings: Settings) -> index.FrameIndex:
         return current
 
 
-def find_release(fp: index.Fingerprint, settings: Settings) -> FoundRelease | None:
+def find_release(fp: index.Fingerprint, settings: Settings, *,
+                 regions: bool = True) -> FoundRelease | None:
     """The release whose frames best match the query fingerprint fp, or None. A frame matches a
     release when any signal's hit counts by the gate's rules; the release must match at least
-    half the copy's informative frames (and two, when it has two)."""
+    half the copy's informative frames (and two, when it has two). regions: also search crops
+    of frames nothing matched whole (a copy inset small; slow: ~19 crops a frame)."""
     informative = np.asarray(fp.detail) >= index.MIN_HASH_QUALITY
     if not informative.any():
         return None
     released = _released_index(settings)
-    found = index.match_index(released, fp, settings, features=None)
+    found = index.match_index(released, fp, settings, features=None,
+                              disabled=() if regions else ("regions",))
     rules = index.rules(settings)
     frames: dict[str, set[int]] = {}
     evidence: dict[str, float] = {}
@@ -84,3 +91,71 @@ def find_release(fp: index.Fingerprint, settings: Settings) -> FoundRelease | No
         return None
     count, conf, release_id = ranked[0]
     return FoundRelease(release_id, count, n, round(conf, 4))
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The release a copy without a valid manifest was traced to."""
+
+    release: dict[str, Any]  # the release record (store row)
+    by: str  # "watermark" | "fingerprint"
+    confidence: float  # 0..1; watermark: how far its bits lean; fingerprint: the best frame's evidence
+    manifest: dict[str, Any] | None  # the manifest it was signed with, as stored at release
+    frames_matched: int | None = None  # fingerprint: copy frames that match the release's
+    frames: int | None = None  # fingerprint: informative frames of the copy
+
+
+# The lookup samples fewer frames than the gate (which wants every shot): a copy is one release's
+# frames throughout, and a few agreeing frames name it; this keeps a 10 s clip under a second.
+LOOKUP_SAMPLE_FPS = 0.5
+
+
+def _lookup_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"sample_fps": min(settings.sample_fps, LOOKUP_SAMPLE_FPS)})
+
+
+def recover(path: Path, settings: Settings, *, by: tuple[str, ...] = ("watermark", "fingerprint"),
+            trust_anchor_pem: bytes | None = None) -> Recovered | None:
+    """Trace a copy to its release by its pixels: the watermark's key first, then the frames
+    against the released clips. None when neither names a release (a key that decodes to no
+    release is no error: the fingerprint is tried next). BadInput for what is not media."""
+    path = Path(path)
+    if "watermark" in by:
+        read = watermark.read_watermark(path)
+        if read is not None:
+            with db.connection(settings) as conn:
+                release = store.release_by_watermark(conn, key=read.key)
+            if release is not None:
+                return Recovered(release, "watermark", read.confidence,
+                                 _manifest(release, settings, trust_anchor_pem))
+    if "fingerprint" in by:
+        lookup = _lookup_settings(settings)
+        # Whole frames only: the copies verify meets (re-encoded, scaled, cropped a little,
+        # mirrored, captioned) match whole, and crops would cost seconds a clip.
+        found = find_release(index.fingerprint_file(path, lookup, query=True), lookup,
+                             regions=False)
+        if found is not None:
+            with db.connection(settings) as conn:
+                release = store.get_release(conn, release_id=found.release_id)
+            if release is not None:
+                return Recovered(release, "fingerprint", found.confidence,
+                                 _manifest(release, settings, trust_anchor_pem),
+                                 found.frames_matched, found.frames)
+    return None
+
+
+def _manifest(release: dict[str, Any], settings: Settings,
+              trust_anchor_pem: bytes | None) -> dict[str, Any] | None:
+    """The release's manifest as stored at release; for a release made before it was stored,
+    read from its signed file (None if that is gone)."""
+    with db.connection(settings) as conn:
+        stored = store.release_manifest(conn, release_id=str(release["id"]))
+    if stored is not None:
+        return stored
+    signed = Path(release["path"])
+    if not signed.is_file():
+        return None
+    try:
+        return read_manifest(signed, trust_anchor_pem).manifest
+    except ValueError:
+        return None

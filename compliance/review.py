@@ -29,9 +29,9 @@ from clipgate import db
 from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
 from clipgate.files import sha256_file
 from clipgate.settings import Settings, get_settings
-from compliance import held, store
+from compliance import held, store, watermark
 from compliance.release import signer
-from compliance.signing import SigningError
+from compliance.signing import SigningError, soft_binding
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,12 @@ def _release(review_id: str, revision: int | None, decision: dict[str, Any],
                   "gate_verdict": "review", "checked_at": check["created_at"].isoformat(),
                   "signals": check["signals"], "human_decision": human}
     try:
+        key = row.get("watermark_key")  # in the held copy's frames since before its check
+        bindings = ([soft_binding(watermark.ALGORITHM, watermark.value(key))]
+                    if key is not None else None)
         signed = signer(settings).sign(path, staged, generator=row["generator"],
-                                       compliance=compliance, title=row["filename"])
+                                       compliance=compliance, title=row["filename"],
+                                       soft_bindings=bindings)
     except (SigningError, ValueError) as e:
         staged.unlink(missing_ok=True)
         raise Unavailable(f"signing failed, nothing was released: {e}") from e
@@ -155,7 +159,8 @@ def _release(review_id: str, revision: int | None, decision: dict[str, Any],
                 "id": uuid.UUID(release_id), "check_id": row["check_id"],
                 "file_sha256": sha256_file(staged), "size_bytes": staged.stat().st_size,
                 "path": str(dst), "generator": row["generator"],
-                "manifest_label": signed.get("manifest_label")})
+                "manifest_label": signed.get("manifest_label"),
+                "manifest": signed.get("manifest"), "watermark_key": key})
             store.insert_release_frames(conn, release_id=release_id, fp=fp)
             item = _finish(conn, locked, "released", {**decision, "human_decision": human},
                            reviewer, settings, release_id=uuid.UUID(release_id))

@@ -34,12 +34,12 @@ from clipgate.text import Note
 from compliance.disclosure import for_role
 from compliance.gate import check_clip
 from compliance.held import get_check, get_review, list_reviews
+from compliance.provenance import verify_clip
 from compliance.release import (
     generator_identity,
     get_release,
     public_release,
     release_clip,
-    verify_clip,
 )
 from compliance.review import Reviewer, decide_review
 

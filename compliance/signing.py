@@ -24,6 +24,7 @@ TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trai
 GENERATOR_LABEL = "org.clipgate.generator"
 COMPLIANCE_LABEL = "org.clipgate.compliance"
 TRAINING_MINING_LABEL = "cawg.training-mining"
+SOFT_BINDING_LABEL = "c2pa.soft-binding"
 TRAINING_MINING_USES = (
     "cawg.ai_generative_training",
     "cawg.ai_training",
@@ -63,8 +64,16 @@ def video_mime(path: Path) -> str:
     return mime
 
 
-def build_manifest(generator: dict, compliance: dict, title: str | None) -> dict:
-    """The manifest definition that every clipgate clip carries."""
+def soft_binding(alg: str, value: str) -> dict:
+    """A c2pa.soft-binding assertion's data: a watermark (or fingerprint) algorithm and its value
+    for the whole asset (one block, no narrower scope)."""
+    return {"alg": alg, "blocks": [{"scope": {}, "value": value}], "pad": []}
+
+
+def build_manifest(generator: dict, compliance: dict, title: str | None,
+                   soft_bindings: list[dict] | None = None) -> dict:
+    """The manifest definition that every clipgate clip carries; soft_bindings: the data of each
+    c2pa.soft-binding assertion (soft_binding())."""
     agent = {"name": str(generator.get("model", "unknown"))}
     if generator.get("version") is not None:
         agent["version"] = str(generator["version"])
@@ -91,6 +100,8 @@ def build_manifest(generator: dict, compliance: dict, title: str | None) -> dict
             },
         ],
     }
+    for binding in soft_bindings or []:
+        manifest["assertions"].append({"label": SOFT_BINDING_LABEL, "data": binding})
     if title is not None:
         manifest["title"] = title
     return manifest
@@ -109,16 +120,31 @@ def _tiny_png() -> bytes:
 class ClipSigner:
     """Signs clips with one set of credentials (dev CA or configured)."""
 
-    def __init__(self, credentials: Credentials, tsa_url: str | None = None):
+    def __init__(self, credentials: Credentials, tsa_url: str | None = None,
+                 tsa_anchors_pem: bytes | None = None):
         self.credentials = credentials
         self.tsa_url = tsa_url
+        self.tsa_anchors_pem = tsa_anchors_pem
         self._lock = threading.Lock()
         self._self_test: tuple[float, str | None] | None = None  # (monotonic time, error)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ClipSigner":
         """A signer for the configured credentials (dev CA when none are configured)."""
-        return cls(load_credentials(settings), tsa_url=settings.tsa_url)
+        anchors = settings.tsa_trust_anchors
+        try:
+            tsa_pem = Path(anchors).read_bytes() if anchors is not None else None
+        except OSError as exc:
+            raise ValueError(f"CLIPGATE_TSA_TRUST_ANCHORS={anchors}: cannot read it ({exc})") from exc
+        if tsa_pem is not None and b"-----BEGIN CERTIFICATE-----" not in tsa_pem:
+            raise ValueError(f"CLIPGATE_TSA_TRUST_ANCHORS={anchors}: no PEM certificate in it")
+        return cls(load_credentials(settings), tsa_url=settings.tsa_url, tsa_anchors_pem=tsa_pem)
+
+    @property
+    def trust_anchors_pem(self) -> bytes:
+        """What verification trusts: the signing credentials' anchors and the TSA's."""
+        extra = self.tsa_anchors_pem or b""
+        return self.credentials.trust_anchor_pem + (b"\n" + extra if extra else b"")
 
     def _signer(self) -> c2pa.Signer:
         # A fresh native Signer per call: c2pa resources made before a fork are closed in the
@@ -137,11 +163,12 @@ class ClipSigner:
         return reason
 
     def sign(self, src: Path, dst: Path, *, generator: dict, compliance: dict,
-             title: str | None = None) -> dict:
-        """Write dst: src with a signed C2PA manifest. Returns manifest_label, alg and signer CN."""
+             title: str | None = None, soft_bindings: list[dict] | None = None) -> dict:
+        """Write dst: src with a signed C2PA manifest. Returns manifest_label, alg, signer CN and
+        the manifest as read back from dst (JSON)."""
         src, dst = Path(src), Path(dst)
         mime = video_mime(src)
-        manifest = build_manifest(generator, compliance, title)
+        manifest = build_manifest(generator, compliance, title, soft_bindings)
         tmp: Path | None = None
         try:
             # Temp file next to dst so os.replace is an atomic rename on the same filesystem.
@@ -152,7 +179,7 @@ class ClipSigner:
                     builder.sign(signer, mime, inp, out)
                 out.flush()
                 os.fsync(out.fileno())
-            label = self._check_signed(tmp, mime)
+            signed = self._check_signed(tmp, mime)
             os.replace(tmp, dst)
             tmp = None
         except Exception as exc:
@@ -162,15 +189,19 @@ class ClipSigner:
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
-        return {"manifest_label": label, "alg": self.credentials.alg, "signer": self.credentials.subject_cn}
+        return {"manifest_label": str(signed.get("label", "")), "alg": self.credentials.alg,
+                "signer": self.credentials.subject_cn, "manifest": signed}
 
-    def _check_signed(self, path: Path, mime: str) -> str:
-        """Read the signed file back before publishing it; return its active manifest label."""
-        report = read_manifest(path, self.credentials.trust_anchor_pem, mime=mime)
+    def _check_signed(self, path: Path, mime: str) -> dict:
+        """Read the signed file back before publishing it; return its active manifest."""
+        report = read_manifest(path, self.trust_anchors_pem, mime=mime)
         if report.state not in ("Trusted", "Valid") or report.manifest is None:
             codes = ", ".join(e.get("code", "?") for e in report.validation_errors) or "none"
             raise SigningError(f"the signed output reads {report.state} (failures: {codes})")
-        return str(report.manifest.get("label", ""))
+        # A TSA is configured: a release without a timestamp that validates is not released.
+        if self.tsa_url and not (report.timestamp or {}).get("validated"):
+            raise SigningError(f"the timestamp from {self.tsa_url} is missing or does not validate")
+        return report.manifest
 
     def _run_self_test(self) -> str | None:
         with self._lock:

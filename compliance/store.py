@@ -13,7 +13,7 @@ import index
 
 RELEASE_COLUMNS = (
     "id, check_id, created_at, file_sha256, size_bytes, path, generator, manifest_label, "
-    "status, revoked_at, revoked_reason, restored_at"
+    "status, revoked_at, revoked_reason, restored_at, watermark_key"
 )
 
 
@@ -80,6 +80,19 @@ def releases_matching(conn: psycopg.Connection, *, ids: list[Any] | None = None,
     sql = (f"SELECT {RELEASE_COLUMNS} FROM releases "
            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY created_at")
     return conn.execute(sql, args).fetchall()
+
+
+def release_by_watermark(conn: psycopg.Connection, *, key: int) -> dict[str, Any] | None:
+    """The release whose frames carry the watermark key, or None."""
+    return conn.execute(f"SELECT {RELEASE_COLUMNS} FROM releases WHERE watermark_key = %s",
+                        (key,)).fetchone()
+
+
+def release_manifest(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
+    """The manifest a release was signed with, as stored at release (None before it was kept)."""
+    row = conn.execute("SELECT manifest FROM releases WHERE id = %s",
+                       (parse_id(release_id),)).fetchone()
+    return row["manifest"] if row else None
 
 
 def release_by_file(conn: psycopg.Connection, *, sha256: str) -> dict[str, Any] | None:
@@ -164,7 +177,7 @@ CHECK_COLUMNS = (
 )
 REVIEW_COLUMNS = (
     "id, check_id, created_at, state, revision, source, filename, path, file_sha256, "
-    "size_bytes, generator, held_by, decided_at, decision, release_id, "
+    "size_bytes, generator, held_by, decided_at, decision, release_id, watermark_key, "
     "extract(epoch FROM now() - created_at) AS age_s"
 )
 REVIEW_SORTS = {"age": "created_at", "score": "(held_by->>'score')::float", "created": "created_at"}

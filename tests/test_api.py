@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.provenance import TRANSFORMS
 from clipgate import apikeys, db
 from clipgate.api import deps
 from clipgate.app import create_app
@@ -245,9 +246,23 @@ def test_release_download_and_verify(client, settings, tmp_path):
     assert report["release"]["release_id"] == release["release_id"]
     assert report["release"]["status"] == "active"
 
-    # The unsigned original has no manifest.
+    # A copy whose manifest was stripped is traced to its release by watermark, not verified.
+    downloaded = tmp_path / "downloaded.mp4"
+    downloaded.write_bytes(signed.content)
+    stripped = TRANSFORMS["stripped"](downloaded, tmp_path / "stripped.mp4")
+    r = client.post("/v1/verify", files=_upload(stripped))
+    assert r.status_code == 200, r.text
+    copy = r.json()
+    assert copy["state"] == "NoManifest" and copy["verified"] is False
+    assert copy["recovered_by"] == "watermark"
+    assert copy["recovery"]["release"]["release_id"] == release["release_id"]
+    assert copy["recovery"]["manifest"]["label"] == report["manifest"]["label"]
+    assert copy["verdict"].startswith(f"a copy of release {release['release_id']} (active)")
+
+    # The unsigned original has no manifest (its pictures are the release's, less the mark).
     r = client.post("/v1/verify", files=_upload(clip))
     assert r.status_code == 200 and r.json()["state"] == "NoManifest"
+    assert r.json()["verified"] is False
     assert client.get("/v1/releases/00000000-0000-0000-0000-000000000000/file").status_code == 404
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-
+from bench.provenance import TRANSFORMS
 from clipgate.settings import get_settings
 from tests.media import noise_frame, pan, photo, write_image, write_video
 
@@ -98,5 +99,10 @@ def test_releases_revoke_and_verify_says_so(cli, tmp_path):
     assert r.exit_code == 0, r.output
     r = cli("verify", signed)
     assert r.exit_code == 1 and "REVOKED" in r.output and "takedown request" in r.output
+    # A stripped copy is traced back, and still said to be revoked.
+    stripped = TRANSFORMS["stripped"](Path(signed), tmp_path / "stripped.mp4")
+    r = cli("verify", stripped)
+    assert r.exit_code == 1 and "recovered by watermark" in r.output
+    assert f"a copy of release {release_id} (REVOKED)" in r.output
     r = cli("releases", "revoke", "nope", "--reason", "x")
     assert r.exit_code == 2 and "not a valid release id" in r.output

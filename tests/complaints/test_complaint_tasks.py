@@ -98,7 +98,9 @@ def test_releases_made_before_the_index_can_be_indexed_later(settings, tmp_path)
 
     rel = release(settings, photo_clip(tmp_path / "old.mp4"))
     with db.connection(settings) as conn:
-        conn.execute("DELETE FROM release_frames")  # as if released before this index existed
+        # As if released before this index and the watermark existed.
+        conn.execute("DELETE FROM release_frames")
+        conn.execute("UPDATE releases SET watermark_key = NULL")
     stripped = strip_manifest(rel["path"], tmp_path / "stripped.mp4")
     with pytest.raises(NotFound, match="not one clipgate released"):
         identify_clip(stripped, settings=settings)

@@ -83,13 +83,14 @@ def test_claim_without_the_full_statement_is_refused_and_writes_nothing(
     assert _counts(settings) == before
 
 
-def test_stripped_copy_is_traced_to_its_release_by_fingerprint(settings, tmp_path, holder,
-                                                               copied_release):
+def test_stripped_copy_is_traced_to_its_release_by_verify_recovery(settings, tmp_path, holder,
+                                                                  copied_release):
     stripped = strip_manifest(copied_release["path"], tmp_path / "stripped.mp4")
     report = compliance.verify_clip(stripped, settings=settings)
-    assert report["release"] is None and report["state"] != "Trusted"  # the manifest is gone
+    assert report["state"] == "NoManifest" and not report["verified"]  # the manifest is gone
+    assert report["recovered_by"] == "watermark"  # its frames still name the release
     claim = _file(settings, holder, tmp_path, clip_path=stripped, clip_name="found-online.mp4")
-    assert claim["clip_identified_by"] == "fingerprint"
+    assert claim["clip_identified_by"] == "watermark"
     assert claim["release"]["release_id"] == str(copied_release["id"])
     assert claim["clip_upload"]["name"] == "found-online.mp4"
 

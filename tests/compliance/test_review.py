@@ -222,3 +222,36 @@ def test_cli_release_names_the_held_clip(settings, work, cli, tmp_path):
     body = json.loads(r.output)
     assert body["verdict"] == "review" and body["review"]["state"] == "pending"
     assert body["review"]["source"] == "cli"
+
+
+def test_a_held_clip_is_released_with_the_watermark_it_was_checked_with(settings, held, tmp_path):
+    """The held copy was watermarked before its check; a reviewer's release records that key and
+    its soft binding, and a stripped copy is traced back by it."""
+    from bench.provenance import TRANSFORMS
+    from compliance import watermark
+
+    row = get_review(held.review["review_id"], settings=settings)
+    key = watermark.read_watermark(_held_path(settings, row)).key
+    assert key == held.mark.key
+    item = decide_review(held.review["review_id"], outcome="release", reason="parody",
+                         reviewer=REVIEWER, revision=1, settings=settings)
+    signed = verify_clip(_release_path(settings, item["release_id"]), settings=settings)
+    assert signed["verified"]
+    assert signed["assertions"]["c2pa.soft-binding"]["blocks"][0]["value"] == watermark.value(key)
+    copy = TRANSFORMS["stripped"](_release_path(settings, item["release_id"]),
+                                  tmp_path / "stripped.mp4")
+    found = verify_clip(copy, settings=settings)
+    assert found["recovered_by"] == "watermark"
+    assert found["release"]["release_id"] == item["release_id"]
+
+
+def _held_path(settings, row):
+    with db.connection(settings) as conn:
+        return conn.execute("SELECT path FROM review_items WHERE id = %s",
+                            (row["review_id"],)).fetchone()["path"]
+
+
+def _release_path(settings, release_id):
+    with db.connection(settings) as conn:
+        return conn.execute("SELECT path FROM releases WHERE id = %s",
+                            (release_id,)).fetchone()["path"]
