@@ -13,7 +13,7 @@ from complaints.accounts import get_account as account
 from complaints.actors import SYSTEM, Actor, actor_for_account, actor_for_key
 from complaints.claims import claim_media, file_claim, get_claim, list_claims, service_levels
 from complaints.counter import escalate_counter_notice, file_counter_notice, restore_due
-from complaints.flags import export_flags, handle_flag, list_flags
+from complaints.flags import export_flags, flags_page, handle_flag, list_flags
 from complaints.workflow import STATES, answer_claim, assign_claim, decide_claim
 
 apikeys.use_accounts(account)  # keys of rights holders and reviewers act for their accounts
@@ -38,6 +38,7 @@ __all__ = [
     "get_claim",
     "handle_flag",
     "list_claims",
+    "flags_page",
     "list_flags",
     "restore_due",
     "service_levels",

@@ -15,11 +15,13 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from clipgate import apikeys, db
+from clipgate import apikeys, db, pages
 from clipgate.api import (
     AdminKeyDep,
     ClaimsKeyDep,
     CounterNoticeKeyDep,
+    CursorQuery,
+    LimitQuery,
     ReviewerKeyDep,
     RightsHolderKeyDep,
     SettingsDep,
@@ -86,7 +88,8 @@ def _save(upload: UploadFile | None, settings: Any, paths: list[Path]) -> Path |
     return path
 
 
-@router.get("/claims", summary="Claims: a rights holder's own, or the review queue")
+@router.get("/claims", summary="Claims: a rights holder's own, or the review queue; a page at "
+                               "a time")
 def list_claims_route(
     settings: SettingsDep,
     key: ClaimsKeyDep,
@@ -94,10 +97,12 @@ def list_claims_route(
     owner: Annotated[str | None, Query(description="me, none or an account id")] = None,
     sort: Literal["age", "priority", "score", "created"] = "age",
     order: Literal["asc", "desc"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
     return claims.list_claims(actor_for_key(key), state=state, owner=owner, sort=sort,
-                              order=order, limit=limit, settings=settings)
+                              order=order, cursor=cursor, limit=limit,
+                              settings=settings).to_dict()
 
 
 @router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds")
@@ -161,10 +166,14 @@ def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
                                  message=body.message, settings=settings)
 
 
-@router.get("/flags", summary="Retraining flags (open ones unless all=true)")
+@router.get("/flags", summary="Retraining flags (open ones unless all=true), oldest first, a "
+                              "page at a time")
 def flags_route(settings: SettingsDep, key: ReviewerKeyDep,
-                all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 (the query name)
-    return flags.list_flags(actor_for_key(key), open_only=not all, settings=settings)
+                all: bool = False,  # noqa: A002 (the query name)
+                cursor: CursorQuery = None,
+                limit: LimitQuery = pages.DEFAULT_LIMIT) -> dict[str, Any]:
+    return flags.flags_page(actor_for_key(key), open_only=not all, cursor=cursor, limit=limit,
+                            settings=settings).to_dict()
 
 
 @router.get("/flags/export", response_class=Response, responses={
@@ -245,9 +254,12 @@ def _audit_key(settings: Any, by: dict[str, Any], action: str, record: dict[str,
                              if record.get("account_id") else None})
 
 
-@router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves)")
-def list_keys_route(settings: SettingsDep, _key: AdminKeyDep) -> list[dict[str, Any]]:
-    return [apikeys.public_key(k) for k in apikeys.list_keys(settings)]
+@router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves), oldest "
+                                            "first, a page at a time")
+def list_keys_route(settings: SettingsDep, _key: AdminKeyDep, cursor: CursorQuery = None,
+                    limit: LimitQuery = pages.DEFAULT_LIMIT) -> dict[str, Any]:
+    return apikeys.keys_page(settings, cursor=cursor, limit=limit).map(
+        apikeys.public_key).to_dict()
 
 
 @router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key")

@@ -17,7 +17,7 @@ def _iso(value: Any) -> str | None:
 
 
 def summary(row: dict[str, Any], staff: bool = True) -> dict[str, Any]:
-    """One line of the queue (a row of claims.SUMMARY_SQL). A claimant (staff False) learns that
+    """One line of the queue (a row of claims.SUMMARY_COLUMNS). A claimant (staff False) learns that
     a claim was merged, never the id of the other claimant's claim it was merged with."""
     return {
         "id": str(row["id"]), "number": row["number"], "state": row["state"],

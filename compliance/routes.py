@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -20,8 +20,11 @@ from fastapi import (
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from clipgate import pages
 from clipgate.api import (
+    CursorQuery,
     GeneratorKeyDep,
+    LimitQuery,
     ReviewerKeyDep,
     SettingsDep,
     require_roles,
@@ -36,6 +39,7 @@ from compliance.release import (
     get_release,
     public_release,
     release_clip,
+    releases_page,
     verify_clip,
 )
 from compliance.review import Reviewer, decide_review
@@ -106,6 +110,21 @@ def _url(request: Request, name: str, release_id: str) -> str:
     return str(request.url_for(name, release_id=release_id))
 
 
+@router.get("/releases", summary="Releases, newest first, a page at a time")
+def releases_route(
+    request: Request,
+    settings: SettingsDep,
+    _key: GeneratorKeyDep,
+    status_: Annotated[Literal["active", "revoked"] | None, Query(alias="status")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    page = releases_page(status=status_, cursor=cursor, limit=limit, settings=settings)
+    for release in page.items:
+        release["download_url"] = _url(request, "release_file_route", release["release_id"])
+    return page.to_dict()
+
+
 @router.get("/releases/{release_id}", summary="A release record (active or revoked)")
 def release_route_get(
     request: Request, release_id: str, settings: SettingsDep, _key: GeneratorKeyDep
@@ -162,18 +181,20 @@ _REVIEW_ERRORS = {400: {"description": "Bad input, in words"},
                   503: {"description": "Signing or the database is down; nothing was released"}}
 
 
-@router.get("/reviews", summary="Clips held for review (pending first by age)")
+@router.get("/reviews", summary="Clips held for review (pending first by age), a page at a time")
 def reviews_route(
     settings: SettingsDep,
     _key: ReviewerKeyDep,
-    state: Annotated[str | None, Query(description="pending, released or blocked")] = None,
-    source: Annotated[str | None, Query(description="api, cli or generation")] = None,
-    sort: Annotated[str, Query(description="age, score or created")] = "age",
-    order: Annotated[str | None, Query(description="asc or desc")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    return list_reviews(state=state, source=source, sort=sort, order=order, limit=limit,
-                        settings=settings)
+    state: Annotated[Literal["pending", "released", "blocked"] | None, Query()] = None,
+    source: Annotated[Literal["api", "cli", "generation"] | None, Query()] = None,
+    sort: Annotated[Literal["age", "score", "created"], Query()] = "age",
+    order: Annotated[Literal["asc", "desc"] | None, Query(
+        description="Default: most pressing first")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    return list_reviews(state=state, source=source, sort=sort, order=order, cursor=cursor,
+                        limit=limit, settings=settings).to_dict()
 
 
 @router.get("/reviews/{review_id}", responses=_REVIEW_ERRORS,

@@ -12,13 +12,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
-from clipgate.api import AdminKeyDep, SettingsDep, upload_name, uploaded
+from clipgate import pages
+from clipgate.api import AdminKeyDep, CursorQuery, LimitQuery, SettingsDep, upload_name, uploaded
 from clipgate.errors import NotFound
 from index.registry import (
     get_work,
-    list_works,
     remove_work,
     validate_meta,
+    works_page,
 )
 from index import tasks
 
@@ -87,14 +88,17 @@ def add_work(
     return out
 
 
-@router.get("", summary="List protected works")
+@router.get("", summary="Protected works, oldest first, a page at a time")
 def list_works_route(
     settings: SettingsDep,
     _key: AdminKeyDep,
     include_removed: Annotated[bool, Query(description="Also list removed works.")] = False,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    works = list_works(include_removed=include_removed, settings=settings)
-    return {"works": [public_work(w) for w in works], "count": len(works)}
+    page = works_page(include_removed=include_removed, cursor=cursor, limit=limit,
+                      settings=settings)
+    return page.map(public_work).to_dict()
 
 
 @router.get("/{work_id}", summary="One protected work (status pending/active/removed/failed)")
