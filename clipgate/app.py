@@ -22,6 +22,7 @@ import index
 from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api import errors as api_errors
+from clipgate.api.models import HealthOut, LiveOut
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -99,8 +100,11 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     # The pages for people: claim portal (/portal), review queue (/review), accounts (/admin).
     complaints_web.install(app, settings)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
+                      response_model=HealthOut, responses={503: {
+                          "model": HealthOut, "description": "A part is down (which, and why)"}},
                       summary="Readiness: 200 when every part works, 503 otherwise")
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
+                      response_model=LiveOut,
                       summary="Liveness: 200 while the process answers")
     return app
 

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from clipgate import apikeys, db, pages
+from clipgate.api.models import AUTH_ERRORS, errors
 from clipgate.api import (
     AdminKeyDep,
     ClaimsKeyDep,
@@ -31,11 +32,24 @@ from clipgate.api import (
 )
 from complaints import audit, claims, counter, flags, workflow
 from complaints.actors import actor_for_key
+from complaints.schemas import (
+    ClaimOut,
+    ClaimPage,
+    CounterNoticeOut,
+    FlagOut,
+    FlagPage,
+    KeyOut,
+    KeyPage,
+    NewKeyOut,
+    ServiceLevelsOut,
+)
 
 router = APIRouter(prefix="/v1", tags=["complaints"])
 
-_ERRORS = {400: {"description": "Bad input, in words"}, 404: {"description": "No such claim"},
-           409: {"description": "Stale revision, wrong state, or filed before"}}
+_ERRORS = {**AUTH_ERRORS, **errors(400, 404, 409, e404="No such claim",
+                                   e409="Stale revision, wrong state, or filed before")}
+_READ = {**AUTH_ERRORS, **errors(404, e404="No such claim (or not one this key may see)")}
+_LIST = {**AUTH_ERRORS, **errors(400, e400="A bad cursor or filter, in words")}
 
 
 def _bool(value: str | None) -> bool:
@@ -43,7 +57,7 @@ def _bool(value: str | None) -> bool:
 
 
 @router.post("/claims", status_code=status.HTTP_201_CREATED, responses={
-    **_ERRORS, 413: {"description": "An upload is over the limit"}},
+    **_ERRORS, **errors(413)}, response_model=ClaimOut,
     summary="File a claim: this released clip copies my work")
 def file_claim_route(
     settings: SettingsDep,
@@ -89,7 +103,7 @@ def _save(upload: UploadFile | None, settings: Any, paths: list[Path]) -> Path |
 
 
 @router.get("/claims", summary="Claims: a rights holder's own, or the review queue; a page at "
-                               "a time")
+                               "a time", response_model=ClaimPage, responses=_LIST)
 def list_claims_route(
     settings: SettingsDep,
     key: ClaimsKeyDep,
@@ -105,18 +119,20 @@ def list_claims_route(
                               settings=settings).to_dict()
 
 
-@router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds")
+@router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds",
+            response_model=ServiceLevelsOut, responses=AUTH_ERRORS)
 def service_levels_route(settings: SettingsDep, key: ReviewerKeyDep) -> dict[str, Any]:
     return claims.service_levels(actor_for_key(key), settings=settings)
 
 
-@router.get("/claims/{claim_id}", responses=_ERRORS, summary="One claim, with evidence and history")
+@router.get("/claims/{claim_id}", responses=_READ, response_model=ClaimOut,
+            summary="One claim, with evidence and history")
 def get_claim_route(claim_id: str, settings: SettingsDep, key: ClaimsKeyDep) -> dict[str, Any]:
     return claims.get_claim(actor_for_key(key), claim_id, settings=settings)
 
 
 @router.get("/claims/{claim_id}/frames/{which}", responses={
-    200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    200: {"content": {"image/jpeg": {}}}, **AUTH_ERRORS, **errors(400, 404)},
     response_class=Response, summary="A frame of the clip or the work, as JPEG")
 def claim_frame_route(claim_id: str, which: Literal["clip", "work"], settings: SettingsDep,
                       key: ClaimsKeyDep, t: float | None = None) -> Response:
@@ -142,14 +158,15 @@ class Answer(Revision):
     message: str
 
 
-@router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim")
+@router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim",
+             response_model=ClaimOut)
 def assign_route(claim_id: str, body: Assign, settings: SettingsDep,
                  key: ReviewerKeyDep) -> dict[str, Any]:
     return workflow.assign_claim(actor_for_key(key), claim_id, revision=body.revision,
                                  assignee_id=body.assignee_id, settings=settings)
 
 
-@router.post("/claims/{claim_id}/decision", responses=_ERRORS,
+@router.post("/claims/{claim_id}/decision", responses=_ERRORS, response_model=ClaimOut,
              summary="Uphold (with actions), reject, or request information")
 def decide_route(claim_id: str, body: Decision, settings: SettingsDep,
                  key: ReviewerKeyDep) -> dict[str, Any]:
@@ -158,7 +175,7 @@ def decide_route(claim_id: str, body: Decision, settings: SettingsDep,
                                  settings=settings)
 
 
-@router.post("/claims/{claim_id}/answer", responses=_ERRORS,
+@router.post("/claims/{claim_id}/answer", responses=_ERRORS, response_model=ClaimOut,
              summary="Answer a request for more information")
 def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
                  key: RightsHolderKeyDep) -> dict[str, Any]:
@@ -167,7 +184,7 @@ def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
 
 
 @router.get("/flags", summary="Retraining flags (open ones unless all=true), oldest first, a "
-                              "page at a time")
+                              "page at a time", response_model=FlagPage, responses=_LIST)
 def flags_route(settings: SettingsDep, key: ReviewerKeyDep,
                 all: bool = False,  # noqa: A002 (the query name)
                 cursor: CursorQuery = None,
@@ -177,7 +194,7 @@ def flags_route(settings: SettingsDep, key: ReviewerKeyDep,
 
 
 @router.get("/flags/export", response_class=Response, responses={
-    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **AUTH_ERRORS},
     summary="Retraining flags as JSON lines or CSV")
 def flags_export_route(settings: SettingsDep, key: ReviewerKeyDep,
                        format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002
@@ -193,7 +210,8 @@ class Handled(BaseModel):
     note: str
 
 
-@router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled")
+@router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled",
+             response_model=FlagOut)
 def flag_handled_route(flag_id: str, body: Handled, settings: SettingsDep,
                        key: ReviewerKeyDep) -> dict[str, Any]:
     return flags.handle_flag(actor_for_key(key), flag_id, body.note, settings=settings)
@@ -207,6 +225,7 @@ class CounterNotice(BaseModel):
 
 
 @router.post("/counter-notices", status_code=status.HTTP_201_CREATED, responses=_ERRORS,
+             response_model=CounterNoticeOut,
              summary="The generator's user disputes an upheld takedown")
 def counter_notice_route(body: CounterNotice, settings: SettingsDep,
                          key: CounterNoticeKeyDep) -> dict[str, Any]:
@@ -220,6 +239,7 @@ class Escalation(BaseModel):
 
 
 @router.post("/counter-notices/{counter_id}/escalate", responses=_ERRORS,
+             response_model=CounterNoticeOut,
              summary="The claimant escalates: the clip stays down")
 def escalate_route(counter_id: str, body: Escalation, settings: SettingsDep,
                    key: ClaimsKeyDep) -> dict[str, Any]:
@@ -234,6 +254,7 @@ class NewKey(BaseModel):
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, tags=["keys"],
+             response_model=NewKeyOut, responses={**AUTH_ERRORS, **errors(400)},
              summary="Create an API key (shown once); rights-holder and reviewer keys name "
                      "their account")
 async def create_key_route(body: NewKey, settings: SettingsDep,
@@ -255,14 +276,16 @@ def _audit_key(settings: Any, by: dict[str, Any], action: str, record: dict[str,
 
 
 @router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves), oldest "
-                                            "first, a page at a time")
+                                            "first, a page at a time",
+            response_model=KeyPage, responses=_LIST)
 def list_keys_route(settings: SettingsDep, _key: AdminKeyDep, cursor: CursorQuery = None,
                     limit: LimitQuery = pages.DEFAULT_LIMIT) -> dict[str, Any]:
     return apikeys.keys_page(settings, cursor=cursor, limit=limit).map(
         apikeys.public_key).to_dict()
 
 
-@router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
+@router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key",
+               response_model=KeyOut, responses={**AUTH_ERRORS, **errors(404)})
 def revoke_key_route(key_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     record = apikeys.revoke_key(key_id, settings)
     _audit_key(settings, _key, "api_key.revoke", record)

@@ -37,6 +37,7 @@ from compliance.release import (
     sweep_staging,
     verify_clip,
 )
+from compliance.schemas import ReleaseOut
 from compliance.review import (
     Reviewer,
     decide_review,
@@ -46,6 +47,7 @@ from compliance.review import (
 )
 
 __all__ = [
+    "ReleaseOut",
     "REVIEW_SORTS",
     "REVIEW_STATES",
     "Reviewer",

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from clipgate import pages
+from clipgate.api.models import AUTH_ERRORS, errors
 from clipgate.api import (
     CursorQuery,
     GeneratorKeyDep,
@@ -43,6 +44,18 @@ from compliance.release import (
     verify_clip,
 )
 from compliance.review import Reviewer, decide_review
+from compliance.schemas import (
+    CheckOut,
+    CheckRecordOut,
+    ReleaseOut,
+    ReleaseOutcomeOut,
+    ReleasePage,
+    ReviewConflictOut,
+    ReviewDetailOut,
+    ReviewOut,
+    ReviewPage,
+    VerifyOut,
+)
 
 router = APIRouter(prefix="/v1", tags=["compliance"])
 # The gate's routes are for generator and admin keys (GeneratorKeyDep): a rights holder's or
@@ -51,12 +64,13 @@ router = APIRouter(prefix="/v1", tags=["compliance"])
 CheckReaderKeyDep = Annotated[dict[str, Any],
                               Depends(require_roles("generator", "admin", "reviewer"))]
 
-_BAD_MEDIA = {400: {"description": "Not media, damaged, truncated, no frames, or empty"},
-              413: {"description": "Over the upload, frame-size or duration limit"},
-              503: {"description": "A part the gate needs is down; nothing was released"}}
+_BAD_MEDIA = {**AUTH_ERRORS, **errors(
+    400, 413, 503, e400="Not media, damaged, truncated, no frames, or empty",
+    e503="A part the gate needs is down; nothing was released")}
 
 
-@router.post("/checks", summary="Gate a clip without releasing it", responses=_BAD_MEDIA)
+@router.post("/checks", summary="Gate a clip without releasing it", responses=_BAD_MEDIA,
+             response_model=CheckOut)
 def check_route(
     settings: SettingsDep,
     _key: GeneratorKeyDep,
@@ -71,7 +85,9 @@ def check_route(
     "/releases",
     status_code=status.HTTP_201_CREATED,
     summary="Gate a clip and, on a release verdict, sign it with C2PA content credentials",
-    responses={200: {"description": "Not released: the verdict was block or review"}, **_BAD_MEDIA},
+    responses={200: {"description": "Not released: the verdict was block or review",
+                      "model": ReleaseOutcomeOut}, **_BAD_MEDIA},
+    response_model=ReleaseOutcomeOut,
 )
 def release_route(
     request: Request,
@@ -110,7 +126,8 @@ def _url(request: Request, name: str, release_id: str) -> str:
     return str(request.url_for(name, release_id=release_id))
 
 
-@router.get("/releases", summary="Releases, newest first, a page at a time")
+@router.get("/releases", summary="Releases, newest first, a page at a time",
+            response_model=ReleasePage, responses={**AUTH_ERRORS, **errors(400)})
 def releases_route(
     request: Request,
     settings: SettingsDep,
@@ -125,7 +142,8 @@ def releases_route(
     return page.to_dict()
 
 
-@router.get("/releases/{release_id}", summary="A release record (active or revoked)")
+@router.get("/releases/{release_id}", summary="A release record (active or revoked)",
+            response_model=ReleaseOut, responses={**AUTH_ERRORS, **errors(404)})
 def release_route_get(
     request: Request, release_id: str, settings: SettingsDep, _key: GeneratorKeyDep
 ) -> dict[str, Any]:
@@ -139,8 +157,7 @@ def release_route_get(
     summary="Download the signed clip",
     response_class=FileResponse,
     responses={200: {"content": {"video/mp4": {}, "video/quicktime": {}}},
-               404: {"description": "No such release"},
-               410: {"description": "The release was revoked"}},
+               **AUTH_ERRORS, **errors(404, 410)},
 )
 def release_file_route(release_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> FileResponse:
     release = get_release(release_id, settings=settings)
@@ -155,7 +172,7 @@ def release_file_route(release_id: str, settings: SettingsDep, _key: GeneratorKe
 
 
 @router.post("/verify", summary="Read and validate a file's C2PA manifest and find its release",
-             responses=_BAD_MEDIA)
+             responses=_BAD_MEDIA, response_model=VerifyOut)
 def verify_route(
     settings: SettingsDep,
     _key: GeneratorKeyDep,
@@ -169,19 +186,22 @@ def verify_route(
 
 
 @router.get("/checks/{check_id}", summary="A recorded check: verdict, reasons, evidence",
-            responses={404: {"description": "No such check"}})
+            responses={**AUTH_ERRORS, **errors(404, e404="No such check")},
+            response_model=CheckRecordOut)
 def check_get_route(check_id: str, settings: SettingsDep,
                     _key: CheckReaderKeyDep) -> dict[str, Any]:
     return get_check(check_id, settings=settings)
 
 
-_REVIEW_ERRORS = {400: {"description": "Bad input, in words"},
-                  404: {"description": "No such held clip"},
-                  409: {"description": "Stale revision, or already decided (with its state)"},
-                  503: {"description": "Signing or the database is down; nothing was released"}}
+_REVIEW_ERRORS = {**AUTH_ERRORS, **errors(
+    400, 404, 503, e404="No such held clip",
+    e503="Signing or the database is down; nothing was released"),
+    409: {"model": ReviewConflictOut,
+          "description": "Stale revision, or already decided (with its state)"}}
 
 
-@router.get("/reviews", summary="Clips held for review (pending first by age), a page at a time")
+@router.get("/reviews", summary="Clips held for review (pending first by age), a page at a time",
+            response_model=ReviewPage, responses={**AUTH_ERRORS, **errors(400)})
 def reviews_route(
     settings: SettingsDep,
     _key: ReviewerKeyDep,
@@ -197,7 +217,8 @@ def reviews_route(
                         limit=limit, settings=settings).to_dict()
 
 
-@router.get("/reviews/{review_id}", responses=_REVIEW_ERRORS,
+@router.get("/reviews/{review_id}", responses={**AUTH_ERRORS, **errors(404)},
+            response_model=ReviewDetailOut,
             summary="A held clip with the check and evidence that held it")
 def review_route(review_id: str, settings: SettingsDep, _key: ReviewerKeyDep) -> dict[str, Any]:
     return get_review(review_id, settings=settings)
@@ -211,7 +232,7 @@ class ReviewDecision(BaseModel):
                                                  "that held it to block")
 
 
-@router.post("/reviews/{review_id}/decision", responses=_REVIEW_ERRORS,
+@router.post("/reviews/{review_id}/decision", responses=_REVIEW_ERRORS, response_model=ReviewOut,
              summary="Release (sign) or block a held clip")
 def review_decision_route(review_id: str, body: ReviewDecision, settings: SettingsDep,
                           key: ReviewerKeyDep) -> Any:

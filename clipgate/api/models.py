@@ -70,3 +70,14 @@ def errors(*codes: int, **words: str) -> dict[int | str, dict[str, Any]]:
 
 # Every route behind an API key may answer 401 (no key) and 403 (another role).
 AUTH_ERRORS = errors(401, 403)
+
+
+class HealthOut(Out):
+    """Readiness: each part (database, broker, index, signer, signals, clip) with `ok`."""
+
+    status: str = Field(description="ok, or degraded when a part is down")
+    version: str | None = None
+
+
+class LiveOut(BaseModel):
+    status: str
