@@ -164,7 +164,8 @@ def grant(name: str, body: GrantIn, settings: SettingsDep, _key: AdminKeyDep) ->
 
 
 @router.get("/usage", summary="GPU-seconds used and jobs per tenant (operator)",
-            response_model=UsageOut, responses=AUTH_ERRORS)
+            response_model=UsageOut,
+            responses={**AUTH_ERRORS, **errors(404, e404="Unknown tenant")})
 def usage(settings: SettingsDep, _key: AdminKeyDep,
           tenant: Annotated[str | None, Query(description="Only this tenant.")] = None
           ) -> dict[str, Any]:
