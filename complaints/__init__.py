@@ -8,7 +8,7 @@ holder asking for another's claim gets NotFound, never Forbidden.
 
 import compliance
 from clipgate import apikeys
-from complaints.audit import record_review_decision
+from complaints.audit import record_licence_change, record_review_decision
 from complaints.accounts import get_account as account
 from complaints.actors import SYSTEM, Actor, actor_for_account, actor_for_key
 from complaints.claims import claim_media, file_claim, get_claim, list_claims, service_levels
@@ -19,6 +19,7 @@ from complaints.workflow import STATES, answer_claim, assign_claim, decide_claim
 apikeys.use_accounts(account)  # keys of rights holders and reviewers act for their accounts
 # Decisions on held clips are audited with the claims', in the decision's transaction.
 compliance.on_review_decided(record_review_decision)
+compliance.on_licence_changed(record_licence_change)
 
 __all__ = [
     "STATES",

@@ -15,6 +15,8 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+import compliance
+import index
 from clipgate import apikeys, db, pages
 from clipgate.api.models import AUTH_ERRORS, errors
 from clipgate.api import (
@@ -42,6 +44,7 @@ from complaints.schemas import (
     KeyPage,
     NewKeyOut,
     ServiceLevelsOut,
+    TrackedOut,
 )
 
 router = APIRouter(prefix="/v1", tags=["complaints"])
@@ -245,6 +248,18 @@ def escalate_route(counter_id: str, body: Escalation, settings: SettingsDep,
                    key: ClaimsKeyDep) -> dict[str, Any]:
     return counter.escalate_counter_notice(actor_for_key(key), counter_id, body.reason,
                                            settings=settings)
+
+
+@router.get("/tracked", response_model=TrackedOut, responses=AUTH_ERRORS,
+            summary="Your works' tracked and licensed uses: released clips per work, model and "
+                    "tenant (rights holders)")
+def tracked_route(settings: SettingsDep, key: RightsHolderKeyDep) -> dict[str, Any]:
+    actor = actor_for_key(key)
+    titles = {str(w["id"]): w["title"] for w in index.list_works(settings=settings)
+              if str(w.get("account_id")) == actor.account_id}
+    uses = [{**u, "work_title": titles.get(u["work_id"])}
+            for u in compliance.tracked_counts(list(titles), settings=settings)]
+    return {"uses": uses, "clips": sum(u["clips"] for u in uses)}
 
 
 class NewKey(BaseModel):

@@ -96,6 +96,25 @@ class CounterNoticeOut(Out):
     state: str | None = None
 
 
+class TrackedUseOut(Out):
+    """Released clips that used one of your works under `track` or a licence, for one work,
+    rule (and licence), model and tenant."""
+
+    work_id: str
+    work_title: str | None = None
+    rule: str = Field(description="track (the work's policy) or licence")
+    licence_id: str | None = None
+    model: str | None = None
+    tenant: str | None = None
+    clips: int
+    last_at: str
+
+
+class TrackedOut(Out):
+    uses: list[TrackedUseOut]
+    clips: int = Field(description="All the clips counted above")
+
+
 class KeyOut(Out):
     """An API key's record (never the key itself)."""
 

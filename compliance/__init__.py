@@ -12,10 +12,12 @@ from compliance.held import (
     review_media,
 )
 from compliance.licences import (
+    LicenceChange,
     Licensee,
     create_licence,
     get_licence,
     list_licences,
+    on_licence_changed,
     revoke_licence,
     tracked_counts,
 )
@@ -47,6 +49,8 @@ from compliance.review import (
 )
 
 __all__ = [
+    "LicenceChange",
+    "on_licence_changed",
     "ReleaseOut",
     "REVIEW_SORTS",
     "REVIEW_STATES",

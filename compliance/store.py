@@ -278,12 +278,13 @@ def insert_licence(conn: psycopg.Connection, *, licence: dict[str, Any]) -> dict
         f"RETURNING {LICENCE_COLUMNS}", list(licence.values())).fetchone()
 
 
-def get_licence(conn: psycopg.Connection, *, licence_id: str) -> dict[str, Any] | None:
+def get_licence(conn: psycopg.Connection, *, licence_id: str,
+                lock: bool = False) -> dict[str, Any] | None:
     lid = parse_id(licence_id)
     if lid is None:
         return None
-    return conn.execute(f"SELECT {LICENCE_COLUMNS} FROM licences WHERE id = %s",
-                        (lid,)).fetchone()
+    return conn.execute(f"SELECT {LICENCE_COLUMNS} FROM licences WHERE id = %s"
+                        + (" FOR UPDATE" if lock else ""), (lid,)).fetchone()
 
 
 def list_licences(conn: psycopg.Connection, *, tenant_id: str | None = None,

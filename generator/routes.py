@@ -181,11 +181,11 @@ def usage(settings: SettingsDep, _key: AdminKeyDep,
                         422: {"description": "The window ends before it starts, or a field "
                                              "does not fit the schema",
                               "model": ValidationErrorOut}})
-def create_licence(body: LicenceIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+def create_licence(body: LicenceIn, settings: SettingsDep, key: AdminKeyDep) -> dict[str, Any]:
     return licences.grant_licence(
         tenant=body.tenant, work_id=body.work_id, owner=body.owner, model=body.model,
         valid_from=body.valid_from, valid_until=body.valid_until, note=body.note,
-        settings=settings)
+        by=f"api_key:{key['id']}", by_role=key["role"], settings=settings)
 
 
 @router.get("/licences", tags=["licences"], summary="Licences, newest first (operator)",
@@ -208,5 +208,6 @@ def get_licence(licence_id: str, settings: SettingsDep, _key: AdminKeyDep) -> di
              summary="End a licence now: the works' policies decide again (operator)",
              response_model=LicenceOut, responses={**AUTH_ERRORS, **errors(400, 404)})
 def revoke_licence(licence_id: str, body: RevokeIn, settings: SettingsDep,
-                   _key: AdminKeyDep) -> dict[str, Any]:
-    return compliance.revoke_licence(licence_id, reason=body.reason, settings=settings)
+                   key: AdminKeyDep) -> dict[str, Any]:
+    return compliance.revoke_licence(licence_id, reason=body.reason, by=f"api_key:{key['id']}",
+                                     by_role=key["role"], settings=settings)
