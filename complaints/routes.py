@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 import compliance
 import index
 from clipgate import apikeys, db, pages
-from clipgate.api.models import AUTH_ERRORS, errors
+from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
 from clipgate.api import (
     AdminKeyDep,
     ClaimsKeyDep,
@@ -47,7 +47,7 @@ from complaints.schemas import (
     TrackedOut,
 )
 
-router = APIRouter(prefix="/v1", tags=["complaints"])
+router = APIRouter(prefix="/v1", tags=["complaints"], route_class=ShapedRoute)
 
 _ERRORS = {**AUTH_ERRORS, **errors(400, 404, 409, e404="No such claim",
                                    e409="Stale revision, wrong state, or filed before")}

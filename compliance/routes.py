@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from clipgate import pages
-from clipgate.api.models import AUTH_ERRORS, errors
+from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
 from clipgate.api import (
     CursorQuery,
     GeneratorKeyDep,
@@ -57,7 +57,7 @@ from compliance.schemas import (
     VerifyOut,
 )
 
-router = APIRouter(prefix="/v1", tags=["compliance"])
+router = APIRouter(prefix="/v1", tags=["compliance"], route_class=ShapedRoute)
 # The gate's routes are for generator and admin keys (GeneratorKeyDep): a rights holder's or
 # reviewer's key sees a release only through the claims it may read. Held clips are the
 # reviewers' (and admins'); a check may be read back by whoever may make or review one.

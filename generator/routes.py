@@ -16,7 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep
-from clipgate.api.models import AUTH_ERRORS, ErrorOut, ValidationErrorOut, errors
+from clipgate.api.models import (
+    AUTH_ERRORS,
+    ErrorOut,
+    ShapedRoute,
+    ValidationErrorOut,
+    errors,
+)
 from clipgate.errors import NotFound
 from clipgate.settings import Settings
 import compliance
@@ -31,7 +37,7 @@ from generator.schemas import (
     UsageOut,
 )
 
-router = APIRouter(prefix="/v1", tags=["generation"])
+router = APIRouter(prefix="/v1", tags=["generation"], route_class=ShapedRoute)
 
 
 class GenerationIn(BaseModel):

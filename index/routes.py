@@ -15,7 +15,7 @@ from pydantic import Field
 
 from clipgate import pages
 from clipgate.api import AdminKeyDep, CursorQuery, LimitQuery, SettingsDep, upload_name, uploaded
-from clipgate.api.models import AUTH_ERRORS, Out, PageOut, errors
+from clipgate.api.models import AUTH_ERRORS, Out, PageOut, ShapedRoute, errors
 from clipgate.errors import NotFound
 from index.registry import (
     get_work,
@@ -25,7 +25,7 @@ from index.registry import (
 )
 from index import tasks
 
-router = APIRouter(prefix="/v1/works", tags=["works"])
+router = APIRouter(prefix="/v1/works", tags=["works"], route_class=ShapedRoute)
 
 
 class WorkOut(Out):
