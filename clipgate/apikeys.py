@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from clipgate import db, pages
+from clipgate import db, pages, text
 from clipgate.errors import BadInput, NotFound
 from clipgate.settings import Settings, get_settings
 
@@ -54,6 +54,7 @@ def hash_key(key: str) -> str:
 def _validate(name: str, role: str, account_id: str | None) -> None:
     if not name or not name.strip():
         raise BadInput("an API key needs a name")
+    text.one_line(name, "the key's name", text.NAME_MAX)
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if role in ACCOUNT_ROLES and not account_id:
@@ -159,23 +160,48 @@ def revoke_key(key_id: str, settings: Settings | None = None) -> dict[str, Any]:
 
 
 def ensure_bootstrap_key(settings: Settings | None = None) -> None:
-    """Make CLIPGATE_API_KEY a valid generator key (stored hashed), if it is set.
+    """Make CLIPGATE_API_KEY a valid generator key, and CLIPGATE_ADMIN_KEY a valid admin key
+    (each stored hashed), where they are set.
 
     A bootstrap key that was revoked stays revoked: the operator revoked it on purpose.
     """
     settings = settings or get_settings()
-    if not settings.api_key:
-        return
-    if len(settings.api_key) < _MIN_BOOTSTRAP_LEN:
-        log.warning("CLIPGATE_API_KEY is only %d characters: use a long random key "
-                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
-                    len(settings.api_key))
-    with db.connection(settings) as conn:
-        conn.execute(
-            "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ('bootstrap', 'generator', "
-            "%s, %s) ON CONFLICT (key_hash) DO NOTHING",
-            (settings.api_key[:8], hash_key(settings.api_key)),
-        )
+    wanted = [("bootstrap", "generator", "CLIPGATE_API_KEY", settings.api_key),
+              ("bootstrap-admin", "admin", "CLIPGATE_ADMIN_KEY", settings.admin_key)]
+    if settings.api_key and settings.api_key == settings.admin_key:
+        # One hash, one role: the generator key would silently be the operator's too.
+        log.error("CLIPGATE_ADMIN_KEY is the same as CLIPGATE_API_KEY; the admin key is not "
+                  "stored: give the operator a key of their own")
+        wanted.pop()
+    for name, role, env, key in wanted:
+        if not key:
+            continue
+        if len(key) < _MIN_BOOTSTRAP_LEN:
+            log.warning("%s is only %d characters: use a long random key "
+                        "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+                        env, len(key))
+        with db.connection(settings) as conn:
+            conn.execute(
+                "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key_hash) DO NOTHING",
+                (name, role, key[:8], hash_key(key)),
+            )
+
+
+def first_start_keys(settings: Settings | None = None) -> list[tuple[str, str]]:
+    """Make the keys a first start needs, and return them as (role, key) to be shown once:
+    a generator key when none is configured (CLIPGATE_API_KEY) and no key exists, and an admin
+    key when none is configured (CLIPGATE_ADMIN_KEY) and no admin key was ever made (one that
+    was revoked was revoked on purpose), so that a deployment that sets only the generator's key
+    still gets an operator."""
+    settings = settings or get_settings()
+    existing = list_keys(settings)
+    made = []
+    if not settings.api_key and not any(k["revoked_at"] is None for k in existing):
+        made.append(("generator", create_key("local-generator", "generator", settings)[1]))
+    if not settings.admin_key and not any(k["role"] == "admin" for k in existing):
+        made.append(("admin", create_key("local-operator", "admin", settings)[1]))
+    return made
 
 
 def public_key(record: dict[str, Any]) -> dict[str, Any]:

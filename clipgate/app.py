@@ -11,19 +11,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Response
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import compliance
 import index
 from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
+from clipgate.api.deps import SentKeyDep, check_sent_key
 from clipgate.api import errors as api_errors
+from clipgate.api import ops as api_ops
+from clipgate.api.guard import text_guard
+from clipgate.api.headers import SecurityHeaders
 from clipgate.api.models import HealthOut, LiveOut
-from clipgate.errors import ClipgateError
+from clipgate.errors import ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
 from complaints import web as complaints_web
@@ -88,10 +94,14 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
         description="Copyright-compliance gate for AI video generators: register protected "
         "works, gate generated clips (release / block / review), C2PA-sign what is released.",
         lifespan=lifespan,
+        # Control characters and over-long text are refused before any route runs.
+        dependencies=[Depends(text_guard)],
     )
     app.state.settings = settings
     app.state.bootstrap_pending = False
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
+    # Outermost: every log line of a request, and the tasks it queues, carry its X-Request-ID.
+    app.add_middleware(CorrelationIdMiddleware)
     api_errors.install(app)
     app.include_router(works_router)
     app.include_router(compliance_router)
@@ -99,17 +109,39 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     app.include_router(complaints_router)
     # The pages for people: claim portal (/portal), review queue (/review), accounts (/admin).
     complaints_web.install(app, settings)
+    # Outside the pages' own middleware, so every answer has them (clipgate.api.headers).
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    # Added last, so it runs first: every part sees the client a trusted proxy names.
+    if settings.trusted_proxies.strip():
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
                       response_model=HealthOut, responses={503: {
                           "model": HealthOut, "description": "A part is down (which, and why)"}},
-                      summary="Readiness: 200 when every part works, 503 otherwise")
+                      summary="Readiness: 200 when every part works, 503 otherwise; each "
+                              "part's details for an admin key")
+    api_ops.install(app, settings)  # /metrics
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
                       response_model=LiveOut,
                       summary="Liveness: 200 while the process answers")
     return app
 
 
-def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
+# How every server of this app runs uvicorn: its own proxy-header handling (which believes
+# X-Forwarded-For from loopback by default) is off; the app believes only CLIPGATE_TRUSTED_PROXIES.
+UVICORN_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
+
+
+def health(settings: SettingsDep, response: Response, key: SentKeyDep) -> dict[str, Any]:
+    """Everyone learns whether the service is ready (200 or 503, for load balancers); an admin
+    key also gets each part's details (the signer's subject, the index's size, versions), which
+    are the operator's business."""
+    status: dict[str, Any] = {}
+    admin = False
+    if key is not None:
+        try:
+            admin = check_sent_key(key, settings)["role"] == "admin"
+        except Unavailable as e:  # the keys' database is down: say why there are no details
+            status["detail"] = f"cannot check the API key, so no details: {e}"
     parts = {
         "database": db.ping(settings),
         "broker": queue.broker_health(settings),
@@ -120,7 +152,10 @@ def health(settings: SettingsDep, response: Response) -> dict[str, Any]:
     }
     ok = all(p.get("ok") for p in parts.values())
     response.status_code = 200 if ok else 503
-    return {"status": "ok" if ok else "degraded", "version": __version__, **parts}
+    status = {"status": "ok" if ok else "degraded", **status}
+    if not admin:
+        return status
+    return {**status, "version": __version__, **parts}
 
 
 def live() -> dict[str, str]:

@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from bench import cli as bench_cli
-from clipgate import apikeys, db, logs, pages
+from clipgate import apikeys, db, logs, metrics, pages
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import get_settings
 from complaints import cli as complaints_cli
@@ -62,7 +62,7 @@ def _setup(default_level: str = "WARNING") -> Any:
     """Settings, and logging at CLIPGATE_LOG_LEVEL if set, else at default_level: one-shot
     commands keep their output to what was asked; the server and workers log at INFO."""
     settings = get_settings()
-    logs.configure(os.environ.get("CLIPGATE_LOG_LEVEL") or default_level)
+    logs.configure(os.environ.get("CLIPGATE_LOG_LEVEL") or default_level, settings.log_format)
     return settings
 
 
@@ -72,23 +72,25 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default from CLIPGATE_PORT.")] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
-    from clipgate.app import create_app  # the web app: only for this command
+    from clipgate.app import UVICORN_OPTIONS, create_app  # the web app: only for this command
 
     settings = _setup("INFO")
     db.migrate(db.database_url(settings))
     sweep_staging(settings)  # waits (bounded) for the database to come up
-    if not settings.api_key and not apikeys.list_keys(settings, include_revoked=False):
-        _, gen = apikeys.create_key("local-generator", "generator", settings)
-        _, admin = apikeys.create_key("local-operator", "admin", settings)
-        typer.secho("No API key existed, so two were made. Send one as the X-API-Key header; "
-                    "they are not shown again (`clipgate keys create NAME` makes more):\n"
-                    f"  generator service (checks, releases, verify): {gen}\n"
-                    f"  operator (also manages protected works):      {admin}",
+    made = dict(apikeys.first_start_keys(settings))
+    if made:
+        lines = {"generator": "generator service (checks, releases, verify)",
+                 "admin": "operator (also manages protected works)  "}
+        typer.secho("No such API key existed, so one was made for each role below. Send it as "
+                    "the X-API-Key header; it is not shown again (`clipgate keys create NAME` "
+                    "makes more):\n" + "\n".join(f"  {lines[role]}: {key}"
+                                                  for role, key in made.items()),
                     fg=typer.colors.CYAN)
     # Without a broker this process is the only worker: it resumes the jobs a previous run left.
     uvicorn.run(create_app(settings, resume_jobs=True, sweep_reviews=True),
                 host=host or settings.host,
-                port=port or settings.port)
+                port=port or settings.port, **UVICORN_OPTIONS,
+                log_config=None)  # uvicorn's loggers go through clipgate's handler (JSON, ids)
 
 
 @app.command()
@@ -104,11 +106,32 @@ def worker(
     if not settings.broker_url:
         _fail("CLIPGATE_BROKER_URL is not set: without a broker tasks run in-process "
               "and no worker is needed", EXIT_BAD_INPUT)
+    if settings.worker_metrics_port:
+        try:
+            metrics.serve_worker(settings)
+        except (ValueError, OSError) as e:
+            _fail(f"worker metrics: {e}", EXIT_BAD_INPUT)
     # The worker's assembly configures its Celery app from the environment on import: only here.
     from clipgate.tasks import celery_app
 
     celery_app.worker_main(["worker", "-Q", queues, "-c", str(concurrency), "-l", "INFO",
                             *(["-B"] if beat else [])])
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery beat, which queues the periodic tasks (claims' notices and counter-notice
+    restores, held clips' timeouts, lost jobs' requeues); run exactly one (needs
+    CLIPGATE_BROKER_URL). Its schedule's state is kept in DATA_DIR/celerybeat-schedule."""
+    settings = _setup("INFO")
+    if not settings.broker_url:
+        _fail("CLIPGATE_BROKER_URL is not set: without a broker `clipgate serve` runs the "
+              "periodic work itself", EXIT_BAD_INPUT)
+    from clipgate.tasks import celery_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "-l", "INFO",
+                      "--schedule", str(settings.data_dir / "celerybeat-schedule")])
 
 
 @app.command()

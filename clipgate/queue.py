@@ -12,7 +12,7 @@ made here, before or after, gets them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import ChannelError
 
+from clipgate import logs, metrics
 from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 
@@ -61,9 +62,12 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
+        # The worker logs through clipgate's handler (JSON, request ids, secrets blanked).
+        worker_hijack_root_logger=False,
     )
     for register in _registrars:
         register(app)
+    logs.carry_request_ids()  # a task logs with the id of the request that queued it
     return app
 
 
@@ -160,3 +164,16 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def _depth_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """Messages waiting in each of the broker's queues (for /metrics; none without a broker,
+    where the domains' own gauges say what waits)."""
+    if not settings.broker_url:
+        return
+    for name in (CPU_QUEUE, GPU_QUEUE):
+        yield ("clipgate_queue_depth", "Tasks waiting in a queue of the broker", {"queue": name},
+               queue_depth(settings, name))
+
+
+metrics.gauge_source("queue", _depth_gauges)

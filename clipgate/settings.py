@@ -200,16 +200,27 @@ class Settings(BaseSettings):
     port: int = 8000
     # A bootstrap API key for the generator service (hashed into the database at start-up).
     api_key: str | None = None
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: a comma-separated
+    # list of addresses or networks ("10.0.0.5,172.16.0.0/12"; "*" for any). Empty: none, so a
+    # client cannot pick the address the sign-in limit counts against.
+    trusted_proxies: str = ""
+    # Strict-Transport-Security's max-age on every answer; 0 (the default): not sent. Set it
+    # (e.g. 31536000) only when the service is reached over https alone.
+    hsts_max_age_s: int = 0
 
     # Web pages (claim portal, review queue): the session cookie's signing secret (None: one is
     # made once in data_dir/session_secret), whether the cookie is sent over https only (turn off
     # only for plain http on a private network), and the sign-in limit: this many failures per
-    # email and address within the window, then 429 until it passes.
+    # account (from any address) within the window, then 429 until it passes; and a looser one
+    # per client address across accounts (many people can share one address behind a NAT).
     session_secret: str | None = None
     session_https_only: bool = True
     session_max_age_s: int = 8 * 3600
     signin_max_failures: int = 5
+    signin_max_failures_per_address: int = 50
     signin_window_s: int = 15 * 60
+    # Sign-ups (tries) per client address within the same window, then 429.
+    signup_max_per_address: int = 10
 
     generator_backend: str = "procedural"
 
@@ -222,6 +233,10 @@ class Settings(BaseSettings):
     review_timeout_s: float = 3 * 24 * 3600
     review_sweep_s: float = 60.0
     review_record_reviewer_name: bool = False
+    # What a generator key's checks say about protected works: `deciding` names (id, title,
+    # owner) only the works that decided the verdict; `all` every matched work; `none` no work.
+    # Nearest misses are never named to it. Admin and reviewer keys see everything.
+    check_disclosure: Literal["deciding", "all", "none"] = "deciding"
     # Email to claimants; no host means email is off (notices stay in the outbox, logged).
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -267,10 +282,22 @@ class Settings(BaseSettings):
     screening_clip_min_similarity: float = 0.85  # CLIP text cosine; counted only with real weights
 
     log_level: str = "INFO"
+    # Logs: "json" (one object a line, with the request id, for a log collector), "text" (a
+    # developer's terminal), or "auto": text when stderr is a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Prometheus metrics. /metrics on the API answers admin keys only, unless metrics_open (a
+    # scraper on a private network, with the port not published). A worker serves its own on
+    # worker_metrics_port (0: none) at worker_metrics_host, without a key: keep it internal.
+    metrics_open: bool = False
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+    # The first operator (admin) key, stored hashed at start-up like api_key (the generator's):
+    # a deployment that sets keys itself needs one of each.
+    admin_key: str | None = None
 
     @field_validator(
         "database_url", "broker_url", "result_backend", "clip_checkpoint", "signing_cert_chain",
-        "signing_key", "trust_anchors", "tsa_url", "api_key", "session_secret", "smtp_host",
+        "signing_key", "trust_anchors", "tsa_url", "api_key", "admin_key", "session_secret", "smtp_host",
         "smtp_username", "smtp_password", "diffusers_model_dir", "sscd_model_path",
         "sscd_background_dir", mode="before",
     )

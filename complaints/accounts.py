@@ -6,8 +6,10 @@ has API keys only, never an account.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import secrets
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,8 +17,9 @@ from urllib.parse import urlsplit
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
-from clipgate import db
+from clipgate import db, text
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings, get_settings
 from complaints import actors, audit  # the audit log belongs to the claims workflow
@@ -27,6 +30,11 @@ log = logging.getLogger(__name__)
 ROLES = ("rights_holder", "reviewer", "admin")
 MIN_PASSWORD_LEN = 12
 MAX_PASSWORD_LEN = 1024  # hashing a megabyte "password" is a cheap way to burn our CPU
+# zxcvbn's score (0-4) a password needs: 3 is "safely unguessable" to an offline attack that
+# meets a slow hash (Argon2id). Below that are the passwords on its lists of common and breached
+# ones (and their variants: l33t, reversed, with digits added), keyboard runs and repeats.
+MIN_PASSWORD_SCORE = 3
+_ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters tell enough
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLUMNS = ("id, email, name, organisation, role, webhook_url, session_epoch, created_at, "
             "disabled_at")
@@ -40,18 +48,28 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def validate_password(password: str) -> None:
-    """Raise BadInput, in plain words, when a password is too weak or unusable."""
+def validate_password(password: str, user_inputs: tuple[str, ...] = ()) -> None:
+    """Raise BadInput, in plain words, when a password is too weak or unusable: too short, or
+    easy to guess by zxcvbn's measure (its lists of common and breached passwords, words, names,
+    keyboard patterns; user_inputs are the person's own email and name, guessed first too)."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
         raise BadInput(f"the password must be at least {MIN_PASSWORD_LEN} characters long")
     if len(password) > MAX_PASSWORD_LEN:
         raise BadInput(f"the password must be at most {MAX_PASSWORD_LEN} characters long")
     if not password.strip():
         raise BadInput("the password cannot be only spaces")
+    found = zxcvbn(password[:_ZXCVBN_MAX], user_inputs=[u for u in user_inputs if u])
+    if found["score"] < MIN_PASSWORD_SCORE:
+        why = found["feedback"].get("warning") or "It is easy to guess."
+        raise BadInput(f"that password is too easy to guess: {why.rstrip('.')}. Try a few "
+                       "unrelated words together, or a password manager's suggestion")
 
 
 def _validate(email: str, name: str, role: str, webhook_url: str | None,
-              settings: Settings | None = None) -> None:
+              settings: Settings | None = None, organisation: str | None = None) -> None:
+    text.one_line(email, "email", 320)
+    text.one_line(name, "name", text.NAME_MAX)
+    text.one_line(organisation or "", "organisation", text.NAME_MAX)
     if not _EMAIL.match(email) or len(email) > 320:
         raise BadInput(f"{email!r} does not look like an email address (name@example.com)")
     if not name or not name.strip():
@@ -65,6 +83,7 @@ def _validate(email: str, name: str, role: str, webhook_url: str | None,
 
 
 def _validate_webhook(url: str, settings: Settings | None = None) -> None:
+    text.one_line(url, "the webhook address", 2000)
     if not re.match(r"^https?://[^\s/]+", url) or len(url) > 2000:
         raise BadInput("the webhook address must start with http:// or https://")
     check_webhook_url(url, settings or get_settings(), must_resolve=False)
@@ -96,8 +115,8 @@ def create_account(
     name = (name or "").strip()
     organisation = (organisation or "").strip() or None
     webhook_url = (webhook_url or "").strip() or None
-    _validate(email, name, role, webhook_url, settings)
-    validate_password(password)
+    _validate(email, name, role, webhook_url, settings, organisation)
+    validate_password(password, (email, email.split("@")[0], name))
     digest = _hasher.hash(password)
     try:
         with db.connection(settings) as conn:
@@ -217,11 +236,49 @@ def end_sessions(account_id: str, *, settings: Settings | None = None) -> dict[s
             f"UPDATE accounts SET session_epoch = session_epoch + 1 WHERE id = %s "
             f"RETURNING {_COLUMNS}", (key,),
         ).fetchone()
+        conn.execute("DELETE FROM web_sessions WHERE account_id = %s", (key,))
         if row is not None:
             _audit(conn, row, "account.end_sessions", None)
     if row is None:
         raise NotFound(f"no account with id {account_id}")
     return row
+
+
+# --- server-side sessions of the web pages ------------------------------------------------------
+
+def _sid_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(account_id: Any, max_age_s: int, *, settings: Settings | None = None) -> str:
+    """A new session of this account; returns its id for the cookie (only its hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    with db.connection(settings) as conn:
+        # Expired sessions of anyone go as new ones come, so the table stays small.
+        conn.execute("DELETE FROM web_sessions WHERE expires_at < now()")
+        conn.execute("INSERT INTO web_sessions (id_sha256, account_id, expires_at) "
+                     "VALUES (%s, %s, now() + make_interval(secs => %s))",
+                     (_sid_hash(token), account_id, max_age_s))
+    return token
+
+
+def session_account(token: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The account of a live session (disabled ones too: the caller decides), or None when the
+    session ended, expired or never was."""
+    if not token or len(token) > 100:
+        return None
+    with db.connection(settings) as conn:
+        return conn.execute(
+            f"SELECT {', '.join('a.' + c for c in _COLUMNS.split(', '))} FROM web_sessions s "
+            "JOIN accounts a ON a.id = s.account_id WHERE s.id_sha256 = %s AND s.expires_at > now()",
+            (_sid_hash(token),)).fetchone()
+
+
+def end_session(token: str, *, settings: Settings | None = None) -> None:
+    """Sign out: this session's cookie stops working at once, wherever it was copied."""
+    if token:
+        with db.connection(settings) as conn:
+            conn.execute("DELETE FROM web_sessions WHERE id_sha256 = %s", (_sid_hash(token),))
 
 
 def set_webhook(account_id: str, url: str | None, *, settings: Settings | None = None

@@ -2,6 +2,12 @@
 
 Rows are only ever inserted (a trigger refuses UPDATE, DELETE and TRUNCATE). Callers write them
 in the same transaction as the change they describe, so a change is never left unaudited.
+
+The rows form a hash chain (clipgate.hashchain): each stores the hash of the row before it
+(prev_hash) and its own hash over its fields and prev_hash (row_hash). Someone who edits a row
+with SQL, with the trigger off, breaks the chain there, and `clipgate audit verify` names the row.
+Writers take one transaction-scoped advisory lock before reading the chain's head, so two
+transactions can never both link to the same head: the chain is serial in id order.
 """
 
 from __future__ import annotations
@@ -12,9 +18,16 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db
+from clipgate import db, hashchain
 from clipgate.settings import Settings
 from complaints.actors import Actor
+
+
+# pg_advisory_xact_lock key that serialises the audit log's writers (held until commit).
+CHAIN_LOCK = 7265032
+# The columns a row's hash covers: every column but the hashes themselves.
+HASHED = ("id", "at", "actor", "actor_role", "action", "subject_type", "subject_id", "claim_id",
+          "from_state", "to_state", "reason", "detail")
 
 
 def record(
@@ -30,15 +43,40 @@ def record(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Append one row, inside the caller's transaction. Returns it."""
+    """Append one row, chained to the last, inside the caller's transaction. Returns it.
+
+    The chain's lock is held until the caller's transaction ends, so other audited writes wait
+    for it: call this once the change it describes is made, near the end of the transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+    head = conn.execute("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    # The id, time and detail as the database will store them (jsonb normalises the detail), so
+    # the hash computed now is the one `verify` recomputes from the stored row.
+    pre = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, "
+        "clock_timestamp() AS at, %s::jsonb AS detail", (Jsonb(detail or {}),)).fetchone()
+    fields = {"id": pre["id"], "at": pre["at"], "actor": actor.label, "actor_role": actor.role,
+              "action": action, "subject_type": subject_type, "subject_id": subject_id,
+              "claim_id": uuid.UUID(str(claim_id)) if claim_id else None,
+              "from_state": from_state, "to_state": to_state, "reason": reason,
+              "detail": pre["detail"]}
+    prev = bytes(head["row_hash"]) if head else hashchain.GENESIS
     return conn.execute(
-        "INSERT INTO audit_log (actor, actor_role, action, subject_type, subject_id, claim_id, "
-        "from_state, to_state, reason, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "RETURNING *",
-        (actor.label, actor.role, action, subject_type, subject_id,
-         uuid.UUID(str(claim_id)) if claim_id else None, from_state, to_state, reason,
-         Jsonb(detail or {})),
+        "INSERT INTO audit_log (id, at, actor, actor_role, action, subject_type, subject_id, "
+        "claim_id, from_state, to_state, reason, detail, prev_hash, row_hash) "
+        "OVERRIDING SYSTEM VALUE "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+        (*(fields[c] for c in HASHED[:-1]), Jsonb(fields["detail"]), prev,
+         hashchain.link(prev, fields)),
     ).fetchone()
+
+
+def verify_chain(settings: Settings | None = None) -> hashchain.Verdict:
+    """Recompute the chain from the first row and stop at the first broken link."""
+    with db.connection(settings) as conn, conn.cursor(name="audit_verify") as cur:
+        cur.itersize = 1000
+        cur.execute(f"SELECT {', '.join(HASHED)}, prev_hash, row_hash FROM audit_log ORDER BY id")
+        return hashchain.verify(
+            (r["id"], r["prev_hash"], r["row_hash"], {c: r[c] for c in HASHED}) for r in cur)
 
 
 def record_review_decision(conn: psycopg.Connection, item: dict[str, Any], reviewer: Any

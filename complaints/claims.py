@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 import compliance
 import index
-from clipgate import db, pages
+from clipgate import db, metrics, pages
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings, get_settings
 from complaints import audit, store, triage
@@ -230,7 +231,8 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
                                 where=where, args=args, cursor=cursor, limit=limit)
     works = index.works_by_id({r["work_id"] for r in page.items}, settings=settings)
     return page.map(lambda r: summary({**r, "work_title": works[str(r["work_id"])]["title"],
-                                       "work_owner": works[str(r["work_id"])]["owner"]},
+                                       "work_owner": works[str(r["work_id"])]["owner"],
+                                       "work_account_id": works[str(r["work_id"])]["account_id"]},
                                       staff=actor.role != "rights_holder"))
 
 
@@ -296,3 +298,26 @@ def service_levels(actor: Actor, *, settings: Settings | None = None) -> dict[st
             "longest_time_in_state_s": round(float(p["longest"]), 1) if p else None,
         }
     return {"states": out}
+
+
+# Claims a person still has to act on (triaged ones wait for a reviewer, info_requested for the
+# claimant; submitted ones for triage).
+OPEN_STATES = ("submitted", "triaged", "in_review", "info_requested")
+
+
+def _backlog_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """Open claims by state, and the oldest's age in its state (for /metrics)."""
+    with db.connection(settings) as conn:
+        rows = {r["state"]: r for r in conn.execute(
+            "SELECT state, count(*) AS n, EXTRACT(EPOCH FROM now() - min(state_since)) AS oldest_s "
+            "FROM claims WHERE state = ANY(%s) GROUP BY state", (list(OPEN_STATES),)).fetchall()}
+    for state in OPEN_STATES:
+        row = rows.get(state) or {"n": 0, "oldest_s": 0.0}
+        yield ("clipgate_review_backlog", "Items waiting for a person: held clips and open claims",
+               {"kind": f"claim_{state}"}, row["n"])
+        yield ("clipgate_review_backlog_oldest_seconds",
+               "How long the oldest waiting item has waited", {"kind": f"claim_{state}"},
+               float(row["oldest_s"] or 0.0))
+
+
+metrics.gauge_source("complaints.claims", _backlog_gauges)

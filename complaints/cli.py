@@ -14,7 +14,7 @@ import typer
 
 from clipgate import pages
 from clipgate.errors import BadInput
-from complaints import SYSTEM, accounts, actors, notify, triage
+from complaints import SYSTEM, accounts, actors, audit, notify, triage
 from complaints.counter import restore_due
 from complaints.flags import export_flags, flags_page, handle_flag
 
@@ -36,6 +36,8 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     app.add_typer(accounts_app, name="accounts")
     app.add_typer(flags_app, name="flags")
     app.add_typer(claims_app, name="claims")
+    audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
 
     @accounts_app.command("create")
     @handles_errors
@@ -153,3 +155,25 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         """Send the claimants' notices that are due (email and webhooks), retrying failed ones."""
         counts = notify.send_due(setup())
         typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+    @audit_app.command("verify")
+    @handles_errors
+    def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Check the audit log's hash chain from its first row; exit 1 at the first broken link
+        (a row edited, removed or inserted in the database behind the application's back)."""
+        result = audit.verify_chain(setup())
+        broken = result.broken
+        if as_json:
+            typer.echo(json.dumps({
+                "ok": broken is None, "rows_checked": result.rows, "head": result.head.hex(),
+                "broken": None if broken is None else {"row_id": broken.row_id,
+                                                       "reason": broken.reason}}))
+        elif broken is None:
+            typer.echo(f"audit log intact: {result.rows} row(s), head {result.head.hex()}")
+        else:
+            typer.secho(f"audit log broken at row {broken.row_id}: {broken.reason} "
+                        f"(the {result.rows - 1} row(s) before it are intact)",
+                        fg=typer.colors.RED, err=True)
+        if broken is not None:
+            raise typer.Exit(1)

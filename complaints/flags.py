@@ -107,5 +107,19 @@ def export_flags(fmt: str, *, open_only: bool = True, actor: Actor = SYSTEM,
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for f in flags:
-        writer.writerow({**f, "model_versions": json.dumps(f["model_versions"])})
+        row = {**f, "model_versions": json.dumps(f["model_versions"])}
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return out.getvalue()
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a
+# work's title would be a link, or worse, in the ML team's sheet).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """OWASP's CSV-injection rule: text that a spreadsheet would read as a formula gets a
+    leading apostrophe, so it shows as the text it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

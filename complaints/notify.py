@@ -11,6 +11,7 @@ task schedules its own next pass; without one, each decision makes a pass, and
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import smtplib
 from email.message import EmailMessage
@@ -20,14 +21,18 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db, queue
+from clipgate import db, metrics, queue
 from clipgate.errors import ClipgateError
 from clipgate.settings import Settings, get_settings
-from complaints.webhook_url import UnsafeWebhook, check_webhook_url
+from complaints import webhook_signing
+from complaints.webhook_url import UnsafeWebhook, check_webhook_url, pinned_transport
 
 log = logging.getLogger(__name__)
 
 SEND_NOTIFICATIONS = "clipgate.send_notifications"  # the queue's name for a pass over the outbox
+NOTICE_FAILURES = metrics.counter(
+    "clipgate_notice_failures", "Failed attempts to send a claimant's notice, by channel (email, "
+    "webhook) and outcome (retry: tried again later; failed: given up)", ["channel", "outcome"])
 
 
 def enqueue(conn: psycopg.Connection, claim: dict[str, Any], *, event: str, subject: str,
@@ -105,7 +110,9 @@ def _attempt(conn: psycopg.Connection, note: dict[str, Any], settings: Settings)
                      (attempts, _describe(e)[:1000], "failed" if final else "pending", note["id"]))
         log.warning("notice %s (%s to %s) attempt %d failed: %s", note["id"], note["channel"],
                     note["target"], attempts, _describe(e))
-        return "failed" if final else "retry"
+        outcome = "failed" if final else "retry"
+        NOTICE_FAILURES.labels(channel=note["channel"], outcome=outcome).inc()
+        return outcome
     conn.execute("UPDATE notifications SET attempts = attempts + 1, state = 'sent', "
                  "sent_at = now(), last_error = NULL WHERE id = %s", (note["id"],))
     return "sent"
@@ -142,16 +149,25 @@ def _email_text(note: dict[str, Any], settings: Settings) -> str:
 
 
 def _post_webhook(note: dict[str, Any], settings: Settings) -> None:
-    # Checked again here: a name can resolve elsewhere now than when it was set.
-    check_webhook_url(note["target"], settings, must_resolve=True)
+    # Checked again here: a name can resolve elsewhere now than when it was set. The post goes to
+    # the address checked, never to a second lookup's answer (DNS rebinding).
+    ip = check_webhook_url(note["target"], settings, must_resolve=True)
     claim = note["body"].get("claim") or {}
     url = (f"{settings.public_base_url.rstrip('/')}/portal/claims/{claim['id']}"
            if claim.get("id") else None)
     payload = {"id": note["id"], "subject": note["subject"], "url": url,
                "sent_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **note["body"]}
-    resp = httpx.post(note["target"], json=payload, timeout=settings.notify_timeout_s,
-                      headers={"User-Agent": "clipgate-notify",
-                               "X-Clipgate-Event": note["body"].get("event", "")})
+    # Signed (Standard Webhooks) over the exact text sent, with the account's own secret.
+    body = json.dumps(payload)
+    signed = webhook_signing.signed_headers(
+        webhook_signing.secret_for(str(note["account_id"]), settings=settings), note["id"], body)
+    # Posted to the address the check approved: the name is never looked up again.
+    with httpx.Client(transport=pinned_transport(ip), trust_env=False,
+                      timeout=settings.notify_timeout_s) as client:
+        resp = client.post(note["target"], content=body.encode(),
+                           headers={"User-Agent": "clipgate-notify",
+                                    "Content-Type": "application/json",
+                                    "X-Clipgate-Event": note["body"].get("event", ""), **signed})
     if resp.status_code >= 300:
         raise RuntimeError(f"webhook answered HTTP {resp.status_code}")
 

@@ -19,6 +19,7 @@ import compliance
 import index
 from clipgate import apikeys, db, pages
 from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
+from clipgate.text import Name, Note
 from clipgate.api import (
     AdminKeyDep,
     ClaimsKeyDep,
@@ -153,12 +154,12 @@ class Assign(Revision):
 
 class Decision(Revision):
     outcome: Literal["uphold", "reject", "request_info"]
-    reason: str
+    reason: Note
     actions: list[str] = Field(default_factory=list, description=", ".join(workflow.ACTIONS))
 
 
 class Answer(Revision):
-    message: str
+    message: Note
 
 
 @router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim",
@@ -210,7 +211,7 @@ def flags_export_route(settings: SettingsDep, key: ReviewerKeyDep,
 
 
 class Handled(BaseModel):
-    note: str
+    note: Note
 
 
 @router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled",
@@ -223,8 +224,8 @@ def flag_handled_route(flag_id: str, body: Handled, settings: SettingsDep,
 class CounterNotice(BaseModel):
     release_id: str
     claim_id: str | None = Field(None, description="Default: the claim that took it down")
-    statement: str
-    contact: str
+    statement: Note
+    contact: Note
 
 
 @router.post("/counter-notices", status_code=status.HTTP_201_CREATED, responses=_ERRORS,
@@ -238,7 +239,7 @@ def counter_notice_route(body: CounterNotice, settings: SettingsDep,
 
 
 class Escalation(BaseModel):
-    reason: str
+    reason: Note
 
 
 @router.post("/counter-notices/{counter_id}/escalate", responses=_ERRORS,
@@ -263,7 +264,7 @@ def tracked_route(settings: SettingsDep, key: RightsHolderKeyDep) -> dict[str, A
 
 
 class NewKey(BaseModel):
-    name: str
+    name: Name
     role: Literal["generator", "admin", "rights_holder", "reviewer"] = "generator"
     account_id: str | None = None
 

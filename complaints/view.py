@@ -16,16 +16,32 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# How a claimant sees a work another rights holder registered (the same file uploaded twice:
+# their claims merge at triage): never its title, owner, policy or id.
+_NOT_YOURS = {"id": None, "title": "The work you uploaded", "owner": None, "policy": None,
+              "status": None}
+
+
+def _work_for(work: dict[str, Any], staff: bool, account_id: Any) -> dict[str, Any]:
+    shown = {"id": str(work["id"]), "title": work["title"], "owner": work["owner"],
+             "policy": work.get("policy"), "kind": work.get("kind"), "status": work.get("status")}
+    if staff or str(work.get("account_id")) == str(account_id):
+        return shown
+    return {**shown, **_NOT_YOURS}
+
+
 def summary(row: dict[str, Any], staff: bool = True) -> dict[str, Any]:
     """One line of the queue (a row of claims.SUMMARY_COLUMNS). A claimant (staff False) learns that
-    a claim was merged, never the id of the other claimant's claim it was merged with."""
+    a claim was merged, never the id of the other claimant's claim it was merged with, nor
+    another owner's work."""
+    work = _work_for({"id": row["work_id"], "title": row["work_title"], "owner": row["work_owner"],
+                      "account_id": row.get("work_account_id")}, staff, row["claimant_id"])
     return {
         "id": str(row["id"]), "number": row["number"], "state": row["state"],
         "state_since": _iso(row["state_since"]), "age_s": round(float(row["age_s"]), 1),
         "revision": row["revision"], "priority": row["priority"], "score": row["score"],
         "release_id": str(row["release_id"]),
-        "work": {"id": str(row["work_id"]), "title": row["work_title"],
-                 "owner": row["work_owner"]},
+        "work": {k: work[k] for k in ("id", "title", "owner")},
         "claimant": {"id": str(row["claimant_id"]), "name": row["claimant_name"]},
         "assignee": ({"id": str(row["assignee_id"]), "name": row["assignee_name"]}
                      if row["assignee_id"] else None),
@@ -53,8 +69,7 @@ def claim_view(conn: psycopg.Connection, actor: Actor, claim: dict[str, Any]) ->
         "revision": claim["revision"], "priority": claim["priority"], "score": claim["score"],
         "release": compliance.public_release(release),
         "clip_identified_by": claim["clip_identified_by"], "clip_upload": claim["clip_upload"],
-        "work": {"id": str(work["id"]), "title": work["title"], "owner": work["owner"],
-                 "policy": work["policy"], "kind": work["kind"], "status": work["status"]},
+        "work": _work_for(work, staff, claim["claimant_id"]),
         "statement": claim["statement"], "remedies": claim["remedies"],
         "details": claim["details"], "evidence": claim["evidence"],
         "triage_error": claim["triage_error"],

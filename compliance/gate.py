@@ -18,6 +18,7 @@ from typing import Any
 import index
 from clipgate import db
 from clipgate.settings import Settings, get_settings
+from compliance import metrics as gate_metrics
 from compliance import store
 from compliance.alignment import WorkMatch, match_works
 from compliance.licences import Licensee, licences_for
@@ -195,5 +196,6 @@ def check_clip(
             "timings": timings,
         })
     timings["record"] = round(time.perf_counter() - t0, 4)
+    gate_metrics.record_check(result.verdict, result.decided_by, timings)
     log.info("check %s: %s (%d matches)", result.check_id, result.verdict, len(matches))
     return result

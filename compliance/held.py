@@ -12,13 +12,14 @@ import datetime as dt
 import io
 import logging
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 import index
-from clipgate import db, pages
+from clipgate import db, metrics, pages
 from clipgate.errors import BadInput, NotFound
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -192,3 +193,17 @@ def review_media(review_id: str, which: str, frame_t: float | None = None, *,
     out = io.BytesIO()
     Image.fromarray(rgb).save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def _backlog_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """Held clips waiting for a reviewer, and how long the oldest has waited (for /metrics)."""
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) "
+                           "AS oldest_s FROM review_items WHERE state = 'pending'").fetchone()
+    yield ("clipgate_review_backlog", "Items waiting for a person: held clips and open claims",
+           {"kind": "held_clip"}, row["n"])
+    yield ("clipgate_review_backlog_oldest_seconds", "How long the oldest waiting item has waited",
+           {"kind": "held_clip"}, float(row["oldest_s"] or 0.0))
+
+
+metrics.gauge_source("compliance.held", _backlog_gauges)

@@ -7,11 +7,13 @@ only with its release row committed. Any failure on the way leaves no file behin
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import psycopg
 
 import index
-from clipgate import db, pages, prompts
+from clipgate import db, metrics, pages, prompts
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -379,3 +381,15 @@ def public_release(release: dict[str, Any]) -> dict[str, Any]:
         "revoked_reason": release["revoked_reason"],
         "restored_at": release["restored_at"].isoformat() if release.get("restored_at") else None,
     }
+
+
+def _signer_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """Days until the signing certificate expires (for /metrics): an alert well before zero
+    keeps releases from failing closed on the day it does."""
+    left = signer(settings).credentials.leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    yield ("clipgate_signing_cert_days_to_expiry",
+           "Days until the signing certificate expires (negative once it has)", {},
+           left.total_seconds() / 86400)
+
+
+metrics.gauge_source("compliance.signer", _signer_gauges)

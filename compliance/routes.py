@@ -28,11 +28,14 @@ from clipgate.api import (
     LimitQuery,
     ReviewerKeyDep,
     SettingsDep,
+    public_url,
     require_roles,
     upload_name,
     uploaded,
 )
 from clipgate.errors import Conflict, NotFound, Unavailable
+from clipgate.text import Note
+from compliance.disclosure import for_role
 from compliance.gate import check_clip
 from compliance.held import get_check, get_review, list_reviews
 from compliance.release import (
@@ -78,7 +81,7 @@ def check_route(
 ) -> dict[str, Any]:
     with uploaded(file, settings) as path:
         result = check_clip(path, source="api", filename=upload_name(file), settings=settings)
-    return result.to_dict()
+    return for_role(result.to_dict(), _key["role"], settings)
 
 
 @router.post(
@@ -109,7 +112,7 @@ def release_route(
         except Unavailable as e:
             msg = str(e) if "nothing was released" in str(e) else f"nothing was released: {e}"
             raise Unavailable(msg) from e
-    check = outcome.check.to_dict()
+    check = for_role(outcome.check.to_dict(), _key["role"], settings)
     if not outcome.released:
         response.status_code = status.HTTP_200_OK
         # A review verdict holds the clip for a person: review names it (GET /v1/reviews/{id}).
@@ -123,7 +126,7 @@ def release_route(
 
 
 def _url(request: Request, name: str, release_id: str) -> str:
-    return str(request.url_for(name, release_id=release_id))
+    return public_url(request, name, release_id=release_id)
 
 
 @router.get("/releases", summary="Releases, newest first, a page at a time",
@@ -190,7 +193,7 @@ def verify_route(
             response_model=CheckRecordOut)
 def check_get_route(check_id: str, settings: SettingsDep,
                     _key: CheckReaderKeyDep) -> dict[str, Any]:
-    return get_check(check_id, settings=settings)
+    return for_role(get_check(check_id, settings=settings), _key["role"], settings)
 
 
 _REVIEW_ERRORS = {**AUTH_ERRORS, **errors(
@@ -227,7 +230,7 @@ def review_route(review_id: str, settings: SettingsDep, _key: ReviewerKeyDep) ->
 class ReviewDecision(BaseModel):
     revision: int = Field(description="The held clip's revision your view was drawn at")
     decision: str = Field(description="release (sign it) or block")
-    reason: str = Field(description="Why, in words (kept in the audit log)")
+    reason: Note = Field(description="Why, in words (kept in the audit log)")
     block_works: bool = Field(False, description="With block: also set the policy of the works "
                                                  "that held it to block")
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import compliance
-from clipgate import db
+from clipgate import db, metrics
 from clipgate.errors import NotFound
 from clipgate.settings import Settings, get_settings
 from generator import store
@@ -246,3 +246,19 @@ def public_job(job: dict[str, Any]) -> dict[str, Any]:
         out["release_url"] = f"/v1/releases/{release_id}"
         out["download_url"] = f"/v1/releases/{release_id}/file"
     return out
+
+
+def _job_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """Generation jobs not yet finished, by state: the in-process queue's depth (for /metrics;
+    with a broker the kernel also reports the broker's queues)."""
+    with db.connection(settings) as conn:
+        rows = {r["state"]: r["n"] for r in conn.execute(
+            "SELECT state, count(*) AS n FROM generation_jobs WHERE state = ANY(%s) "
+            "GROUP BY state", (list(_UNFINISHED),)).fetchall()}
+    for state in _UNFINISHED:
+        yield ("clipgate_generation_jobs", "Generation jobs not finished, by state",
+               {"state": state}, rows.get(state, 0))
+
+
+_UNFINISHED = ("queued", "screening", "generating", "gating", "in_review")
+metrics.gauge_source("generator.jobs", _job_gauges)

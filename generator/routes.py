@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep
+from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep, public_url
 from clipgate.api.models import (
     AUTH_ERRORS,
     ErrorOut,
@@ -25,6 +25,7 @@ from clipgate.api.models import (
 )
 from clipgate.errors import NotFound
 from clipgate.settings import Settings
+from clipgate.text import Ident, Name, Note
 import compliance
 from generator import admission, jobs, licences, tenants, worker
 from generator.schemas import (
@@ -42,9 +43,9 @@ router = APIRouter(prefix="/v1", tags=["generation"], route_class=ShapedRoute)
 
 class GenerationIn(BaseModel):
     prompt: str = Field(description="What to generate (screened against protected works first).")
-    tenant: str = Field(description="The tenant whose credits pay for it.")
-    user: str = Field(description="The end user who asked, as the tenant names them.")
-    idempotency_key: str | None = Field(
+    tenant: Ident = Field(description="The tenant whose credits pay for it.")
+    user: Ident = Field(description="The end user who asked, as the tenant names them.")
+    idempotency_key: Ident | None = Field(
         None, description="Same key and prompt returns the first job; or send Idempotency-Key.")
     seconds: float | None = None
     width: int | None = None
@@ -54,18 +55,18 @@ class GenerationIn(BaseModel):
 
 
 class TenantIn(BaseModel):
-    name: str
+    name: Name
     tier: str = "free"
     credits_gpu_s: float = 0.0
 
 
 class GrantIn(BaseModel):
     gpu_seconds: float
-    note: str = "grant"
+    note: Note = "grant"
 
 
 class LicenceIn(BaseModel):
-    tenant: str = Field(description="The tenant licensed (by name).")
+    tenant: Ident = Field(description="The tenant licensed (by name).")
     work_id: str | None = Field(None, description="The work licensed; or give owner.")
     owner: str | None = Field(None, description="License every work of this owner instead.")
     model: str | None = Field(None, description="Only clips made by this model (any if empty).")
@@ -73,11 +74,11 @@ class LicenceIn(BaseModel):
         None, description="Start of the window (ISO 8601; UTC if no zone; default now).")
     valid_until: dt.datetime | None = Field(
         None, description="End of the window (open-ended if empty); must be after the start.")
-    note: str | None = Field(None, description="The agreement it rests on, for people.")
+    note: Note | None = Field(None, description="The agreement it rests on, for people.")
 
 
 class RevokeIn(BaseModel):
-    reason: str
+    reason: Note
 
 
 def _job_id(job_id: str) -> str:
@@ -130,7 +131,7 @@ async def create_generation(
         await run_in_threadpool(_dispatch, str(job["id"]), settings, background)
     else:
         response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = str(request.url_for("get_generation", job_id=str(job["id"])))
+    response.headers["Location"] = public_url(request, "get_generation", job_id=str(job["id"]))
     return jobs.public_job(await run_in_threadpool(jobs.get_job, str(job["id"]),
                                                    settings=settings))
 

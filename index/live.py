@@ -21,13 +21,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from clipgate import db
+from clipgate import db, metrics
 from clipgate.errors import Unavailable
 from clipgate.settings import Settings, get_settings
 from index import signals, store
@@ -391,6 +391,23 @@ def health(settings: Settings | None = None) -> dict[str, Any]:
     except Exception as e:  # health reports, never raises
         return {"ok": False, "error": str(e), "vectors": backend}
 
+
+
+def _index_gauges(settings: Settings) -> Iterator[metrics.Sample]:
+    """This process's index: its version, works, and frames per signal (for /metrics)."""
+    h = health(settings)
+    if not h["ok"]:
+        raise Unavailable(f"index not usable: {h.get('error')}")
+    yield ("clipgate_index_version", "Version of the index this process searches", {}, h["version"])
+    yield ("clipgate_index_works", "Protected works in the index", {}, h["works"])
+    yield ("clipgate_index_frames", "Frames in the index, in all and per signal",
+           {"signal": "all"}, h["frames"])
+    for name, s in h["signals"].items():
+        yield ("clipgate_index_frames", "Frames in the index, in all and per signal",
+               {"signal": name}, s["frames"])
+
+
+metrics.gauge_source("index", _index_gauges)
 
 # -- the shared backend (Milvus): written by the process that makes a change -------------------
 def write_shared(settings: Settings, rows: FrameRows) -> None:

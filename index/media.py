@@ -26,6 +26,10 @@ IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 VIDEO_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2": "video/mp4", "matroska,webm": "video/webm"}
 # Sampled frames are scaled so their long side is at most this: every signal downsamples further.
 MAX_SAMPLE_SIDE = 640
+# The shortest side a sampled frame may have: pHash works on a 32x32 picture and ORB's patches
+# are 31 pixels wide, so a thinner frame says nothing (and a 1-pixel side broke OpenCV's resize).
+# With MAX_SAMPLE_SIDE this also caps the aspect ratio at 20:1.
+MIN_SAMPLE_SIDE = 32
 
 
 class MediaError(BadInput):
@@ -52,14 +56,19 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
     """What the file is, without decoding all of it. Raises MediaError / TooLarge."""
     try:
         with Image.open(path) as im:
-            fmt = im.format
-            if fmt not in IMAGE_FORMATS:
-                raise MediaError(f"{path.name}: image format {fmt} is not accepted (images: JPEG, "
-                                 "PNG, WebP; videos: MP4, MOV, WebM, MKV)")
-            _check_pixels(path, im.width, im.height, max_frame_pixels)
-            return MediaInfo("image", IMAGE_FORMATS[fmt], im.width, im.height, 0.0, None)
+            fmt, width, height = im.format, im.width, im.height
     except (UnidentifiedImageError, Image.DecompressionBombError):
-        pass
+        fmt = None  # not an image (or one too big to even open): let PyAV try
+    except Exception as e:  # noqa: BLE001
+        # Pillow's plugins raise OSError, SyntaxError, ValueError, struct.error... on damaged
+        # headers; whatever it is, the upload is a damaged image, not a server fault.
+        raise MediaError(f"{path.name}: image is damaged ({type(e).__name__}: {e})") from e
+    if fmt is not None:
+        if fmt not in IMAGE_FORMATS:
+            raise MediaError(f"{path.name}: image format {fmt} is not accepted (images: JPEG, "
+                             "PNG, WebP; videos: MP4, MOV, WebM, MKV)")
+        _check_pixels(path, width, height, max_frame_pixels)
+        return MediaInfo("image", IMAGE_FORMATS[fmt], width, height, 0.0, None)
     try:
         with av.open(str(path)) as container:
             mime = VIDEO_CONTAINERS.get(container.format.name)
@@ -152,8 +161,8 @@ def _load_image(path: Path) -> np.ndarray:
             im = im.convert("RGB")
             im.thumbnail((MAX_SAMPLE_SIDE, MAX_SAMPLE_SIDE))
             return np.asarray(im)
-    except OSError as e:  # truncated or corrupt image data
-        raise MediaError(f"{path.name}: image is damaged ({e})") from e
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt data, whichever error Pillow picks
+        raise MediaError(f"{path.name}: image is damaged ({type(e).__name__}: {e})") from e
 
 
 def _sample_size(w: int, h: int, max_side: int = MAX_SAMPLE_SIDE) -> tuple[int, int]:
@@ -165,6 +174,14 @@ def _sample_size(w: int, h: int, max_side: int = MAX_SAMPLE_SIDE) -> tuple[int, 
 def _check_pixels(path: Path, w: int, h: int, limit: int) -> None:
     if w <= 0 or h <= 0:
         raise MediaError(f"{path.name}: frame size {w}x{h} is invalid")
+    # Before any pixel is decoded: too thin a frame never reaches a signal (or OpenCV).
+    if min(w, h) < MIN_SAMPLE_SIDE:
+        raise MediaError(f"{path.name}: frames of {w}x{h} are too small to fingerprint; each "
+                         f"side must be at least {MIN_SAMPLE_SIDE} pixels")
+    if min(w, h) * MAX_SAMPLE_SIDE < MIN_SAMPLE_SIDE * max(w, h):
+        raise MediaError(f"{path.name}: frames of {w}x{h} are too thin to fingerprint; the long "
+                         f"side may be at most {MAX_SAMPLE_SIDE // MIN_SAMPLE_SIDE} times the "
+                         "short side")
     if w * h > limit:
         raise TooLarge(
             f"{path.name}: frames of {w}x{h} exceed the limit of {limit} pixels "

@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db, pages
+from clipgate import db, pages, text
 from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -48,6 +48,8 @@ def validate_meta(
         raise BadInput("owner is required")
     if not title or not title.strip():
         raise BadInput("title is required")
+    text.one_line(owner, "owner", text.NAME_MAX)
+    text.one_line(title, "title", text.TITLE_MAX)
     if policy not in POLICIES:
         raise BadInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     if len(aliases) > MAX_ALIASES:
@@ -55,6 +57,7 @@ def validate_meta(
     for a in aliases:
         if not isinstance(a, str) or not a.strip() or len(a) > MAX_ALIAS_LEN:
             raise BadInput(f"each alias must be 1 to {MAX_ALIAS_LEN} characters")
+        text.one_line(a, "alias", MAX_ALIAS_LEN)
     if description is not None and len(description) > MAX_DESCRIPTION_LEN:
         raise BadInput(f"description is over {MAX_DESCRIPTION_LEN} characters")
 

@@ -14,7 +14,15 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile,
 from pydantic import Field
 
 from clipgate import pages
-from clipgate.api import AdminKeyDep, CursorQuery, LimitQuery, SettingsDep, upload_name, uploaded
+from clipgate.api import (
+    AdminKeyDep,
+    CursorQuery,
+    LimitQuery,
+    SettingsDep,
+    public_url,
+    upload_name,
+    uploaded,
+)
 from clipgate.api.models import AUTH_ERRORS, Out, PageOut, ShapedRoute, errors
 from clipgate.errors import NotFound
 from index.registry import (
@@ -117,7 +125,7 @@ def add_work(
                                        description=description, settings=settings)
     if task_id is not None:
         response.status_code = status.HTTP_202_ACCEPTED
-    response.headers["Location"] = str(request.url_for("get_work_route", work_id=str(work["id"])))
+    response.headers["Location"] = public_url(request, "get_work_route", work_id=str(work["id"]))
     out = public_work(work)
     if task_id is not None:
         out["task_id"] = task_id

@@ -22,6 +22,14 @@ ADMIN_URL = os.environ.get("CLIPGATE_TEST_ADMIN_URL", "postgresql://postgres@127
 REDIS_URL = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("clipgate")
+    group.addoption("--long", action="store_true",
+                    help="run the long versions of the fuzz suites (1,200 media cases)")
+    group.addoption("--fuzz-cases", type=int, default=0, help="media fuzz cases (overrides --long)")
+    group.addoption("--fuzz-seed", type=int, default=20261202, help="the media fuzz suite's seed")
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A throwaway database on the machine's PostgreSQL, migrated once per test session."""
@@ -46,7 +54,7 @@ def reset_database(database_url: str) -> None:
             "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
             "rescans, release_frames, claim_messages, claims, tracked_matches, licences, review_items, "
             "releases, checks, work_frames, "
-            "works, api_keys, accounts CASCADE"
+            "works, api_keys, web_sessions, accounts CASCADE"
         )
         conn.execute("SET session_replication_role = DEFAULT")
         conn.execute("DELETE FROM index_signals")

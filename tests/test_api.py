@@ -341,7 +341,10 @@ def test_upload_over_the_size_limit_is_refused_and_cleaned_up(settings, key):
 
 
 def test_health_is_ok_when_every_part_is(client):
+    # Anyone learns that it is ready, and nothing else (issue 15: no signer subject, index size).
     r = client.get("/v1/health", headers={"X-API-Key": ""})
+    assert r.status_code == 200 and r.json() == {"status": "ok"}, r.text
+    r = client.get("/v1/health")  # the admin key: each part's details
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"
@@ -363,8 +366,9 @@ def test_database_down_health_is_503_and_nothing_is_released(broken_db, key, tmp
     app = create_app(broken_db)
     with TestClient(app, headers={"X-API-Key": key}) as c:
         r = c.get("/v1/health")
-        assert r.status_code == 503
-        assert r.json()["status"] == "degraded" and r.json()["database"]["ok"] is False
+        assert r.status_code == 503 and r.json()["status"] == "degraded"
+        # The key cannot be checked without the database: no details, and it says why.
+        assert "database" not in r.json() and "cannot check the API key" in r.json()["detail"]
         assert c.get("/v1/health/live").status_code == 200
 
         # The key cannot even be checked: refused, with the reason.
@@ -379,3 +383,15 @@ def test_database_down_health_is_503_and_nothing_is_released(broken_db, key, tmp
         assert "nothing was released" in detail and "database unreachable" in detail
     assert _files(broken_db.release_dir) == []
     assert _files(broken_db.uploads_dir) == []
+
+
+def test_health_details_are_for_admin_keys_only(settings, client, generator_key):
+    """Issue 15: anonymous health showed the signer's subject and the index size."""
+    anon = client.get("/v1/health", headers={"X-API-Key": ""})
+    gen = client.get("/v1/health", headers={"X-API-Key": generator_key})
+    for r in (anon, gen):
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+    r = client.get("/v1/health", headers={"X-API-Key": "cg_not-a-key"})
+    assert r.status_code == 401
+    admin = client.get("/v1/health").json()
+    assert admin["signer"]["ok"] is True and "index" in admin and "version" in admin

@@ -40,10 +40,15 @@ def test_docs_page_renders_in_headless_chromium(settings, browser_page):
         outside: list[str] = []
         page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{port}")
                 else outside.append(r.url))
+        # The docs run under the app's Content-Security-Policy: nothing of them is refused.
+        refused: list[str] = []
+        page.on("console", lambda m: refused.append(m.text)
+                if "Content Security Policy" in m.text else None)
         page.goto(f"http://127.0.0.1:{port}/docs")
         page.get_by_text("/v1/releases", exact=True).first.wait_for(timeout=15000)
         assert page.get_by_role("heading", name=re.compile("clipgate")).count() >= 1
         assert [u for u in outside if not u.startswith("data:")] == []
+        assert refused == []
     finally:
         server.should_exit = True
         thread.join(timeout=10)

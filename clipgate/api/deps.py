@@ -36,6 +36,13 @@ def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+
+def public_url(request: Request, name: str, **params: str) -> str:
+    """The absolute URL of the route `name` on CLIPGATE_PUBLIC_BASE_URL, never on the request's
+    Host header, which the client chooses (a link or Location could point anywhere)."""
+    base = get_app_settings(request).public_base_url.rstrip("/")
+    return base + str(request.app.url_path_for(name, **params))
+
 _key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key (`clipgate keys create`)."
 )
@@ -77,6 +84,27 @@ async def _bootstrap_if_pending(request: Request, settings: Settings) -> None:
 
 
 ApiKeyDep = Annotated[dict[str, Any], Depends(api_key)]
+
+
+async def sent_api_key(
+    header: Annotated[str | None, Security(_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str | None:
+    """The API key the caller sent, unchecked (None: none): for routes that answer everyone, and
+    say more to a key they check themselves."""
+    return (header or "").strip() or (bearer.credentials.strip() if bearer else "") or None
+
+
+SentKeyDep = Annotated[str | None, Depends(sent_api_key)]
+
+
+def check_sent_key(key: str, settings: Settings) -> dict[str, Any]:
+    """The record of a key that was sent: 401 when it is not valid; Unavailable when the
+    database that holds the keys is down."""
+    record = apikeys.verify_key(key, settings)
+    if record is None:
+        raise _unauthorized("invalid API key", error="invalid_token")
+    return record
 
 
 def require_roles(*roles: str) -> Callable[..., Any]:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clipgate.settings import Settings
 from complaints.web import account_pages, admin, held, portal, review
@@ -23,11 +23,6 @@ from complaints.web.render import page, templates
 # The pages' paths; the JSON API under /v1 keeps its own answers.
 PAGE_PREFIXES = ("/portal", "/review", "/admin", "/account", "/claims/", "/signin", "/signup",
                  "/signout")
-# Same-origin everything, no inline script or style, never framed (clickjacking).
-_CSP = ("default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-_HEADERS = [(b"content-security-policy", _CSP.encode()), (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 # Room for the form's other fields on top of the largest file we accept (as clipgate.app).
 _FORM_SLACK = 1 << 20
 
@@ -63,8 +58,9 @@ def _is_page(path: str) -> bool:
 
 
 class PageGuard:
-    """For the pages only: security headers on every answer, and an upload over the limit
-    refused with a page in words (by its Content-Length, before it is read) instead of JSON."""
+    """For the pages only: an upload over the limit refused with a page in words (by its
+    Content-Length, before it is read) instead of JSON. (Security headers are the app's, on every
+    answer: clipgate.api.headers.)"""
 
     def __init__(self, app: ASGIApp, file_limit: int) -> None:
         self.app = app
@@ -76,18 +72,13 @@ class PageGuard:
             await self.app(scope, receive, send)
             return
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
-            await send(message)
-
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
             html = templates.get_template("too_large.html").render(limit=_size(self.file_limit))
             response = HTMLResponse(html, status_code=413, headers={"Connection": "close"})
-            await response(scope, receive, with_headers)
+            await response(scope, receive, send)
             return
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, receive, send)
 
 
 def _size(n: int) -> str:

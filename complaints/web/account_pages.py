@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from clipgate.errors import BadInput
-from complaints import accounts
+from clipgate.errors import BadInput, Conflict
+from complaints import accounts, webhook_signing
 from complaints.web.auth import (
     AnyAccount,
     CheckedForm,
@@ -70,7 +70,7 @@ async def signin(request: Request, form: CheckedForm) -> Response:
         return page(request, "signin.html", status=400, email=email, next=target,
                     error="That email and password do not match an active account.")
     limiter.succeeded(email, addr)
-    sign_in(request, account)
+    await run_in_threadpool(sign_in, request, account)
     return _see(target or HOME[account["role"]])
 
 
@@ -79,23 +79,37 @@ def signup_form(request: Request) -> Response:
     return page(request, "signup.html", values={})
 
 
+# Said whether or not the email had an account: the form never tells which emails exist.
+SIGNED_UP = ("If this email had no account yet, your account is ready: sign in with it below. "
+             "If it had one, sign in with that account's password.")
+
+
 @router.post("/signup", response_class=HTMLResponse)
 def signup(request: Request, form: CheckedForm) -> Response:
-    """Anyone may open a rights-holder account; reviewers and admins are made by an admin."""
+    """Anyone may open a rights-holder account; reviewers and admins are made by an admin. The
+    answer is the same whether or not the email is taken (then nothing is changed), and each
+    address has CLIPGATE_SIGNUP_MAX_PER_ADDRESS tries per window."""
     values: dict[str, Any] = {k: str(form.get(k) or "") for k in ("email", "name", "organisation")}
+    limiter = request.app.state.signin_limiter
+    if not limiter.signup_allowed(client_addr(request)):
+        minutes = max(1, limiter.window_s // 60)
+        return page(request, "signup.html", status=429, values=values,
+                    error=f"Too many sign-ups from your address. Please wait {minutes} minutes "
+                          "and try again.")
     password = str(form.get("password") or "")
     if password != str(form.get("password2") or ""):
         return page(request, "signup.html", status=400, values=values,
                     error="The two passwords are not the same.")
     try:
-        account = accounts.create_account(values["email"], password, values["name"],
-                                          "rights_holder", values["organisation"] or None,
-                                          settings=request.app.state.settings)
-    except BadInput as e:  # Conflict included: the email is taken
+        accounts.create_account(values["email"], password, values["name"], "rights_holder",
+                                values["organisation"] or None,
+                                settings=request.app.state.settings)
+    except Conflict:
+        pass  # the email is taken: answered as if it were not (its password was hashed too)
+    except BadInput as e:
         return page(request, "signup.html", status=e.status, values=values, error=sentence(e))
-    sign_in(request, account)
-    flash(request, "Your account is ready. Register your works, then file a claim.")
-    return _see("/portal")
+    flash(request, SIGNED_UP)
+    return _see("/signin")
 
 
 @router.post("/signout")
@@ -111,13 +125,29 @@ async def signout_everywhere(request: Request, form: CheckedForm, account: Optio
     if account is not None:
         await run_in_threadpool(accounts.end_sessions, str(account["id"]),
                                 settings=request.app.state.settings)
-    sign_out(request)
+    await run_in_threadpool(sign_out, request)
     return _see("/signin")
+
+
+def _account_page(request: Request, actor: Any, status: int = 200, **context: Any) -> Response:
+    # A rights holder's page shows the secret their webhook notices are signed with.
+    if actor.role == "rights_holder":
+        context["webhook_secret"] = webhook_signing.secret_for(
+            actor.account_id, settings=request.app.state.settings)
+    return page(request, "account.html", status=status, **context)
 
 
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, actor: AnyAccount) -> Response:
-    return page(request, "account.html")
+    return _account_page(request, actor)
+
+
+@router.post("/account/webhook-secret")
+def rotate_webhook_secret(request: Request, actor: AnyAccount, form: CheckedForm) -> Response:
+    """Replace the signing secret (when the old one may have leaked)."""
+    webhook_signing.rotate_secret(actor.account_id, settings=request.app.state.settings)
+    flash(request, "A new signing secret is in place: notices are signed with it from now on.")
+    return _see("/account")
 
 
 @router.post("/account/webhook", response_class=HTMLResponse)
@@ -127,7 +157,7 @@ def set_webhook(request: Request, actor: AnyAccount, form: CheckedForm) -> Respo
     try:
         updated = accounts.set_webhook(actor.account_id, url, settings=request.app.state.settings)
     except BadInput as e:
-        return page(request, "account.html", status=e.status, error=sentence(e), webhook=url)
+        return _account_page(request, actor, status=e.status, error=sentence(e), webhook=url)
     flash(request, "Saved: decisions will also be posted to " + updated["webhook_url"]
           if updated["webhook_url"] else "Saved: decisions are sent by email only.")
     return _see("/account")

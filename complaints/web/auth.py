@@ -2,8 +2,9 @@
 rate limit, and the role checks every page makes.
 
 The session is Starlette's SessionMiddleware (an itsdangerous-signed, HttpOnly, SameSite=Lax
-cookie; Secure unless CLIPGATE_SESSION_HTTPS_ONLY=false). It holds the account id and the
-account's session epoch: bumping the epoch (sign out everywhere, disabling) ends every session.
+cookie; Secure unless CLIPGATE_SESSION_HTTPS_ONLY=false). It holds a server-side session id
+(a web_sessions row: signing out deletes it, so a copied cookie dies with it), the account id and
+the account's session epoch: bumping the epoch (sign out everywhere, disabling) ends every session.
 """
 
 from __future__ import annotations
@@ -87,13 +88,18 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
 # --- who is signed in --------------------------------------------------------------------------
 
 def sign_in(request: Request, account: dict[str, Any]) -> None:
-    # A fresh session at sign-in (no fixation): a new CSRF token too.
+    """A fresh session at sign-in (no fixation), kept on the server; a new CSRF token too.
+    Blocking (a database write): call it from a thread."""
+    settings = _settings(request)
+    sid = accounts.start_session(account["id"], settings.session_max_age_s, settings=settings)
     request.session.clear()
-    request.session.update(aid=str(account["id"]), ep=account["session_epoch"],
+    request.session.update(sid=sid, aid=str(account["id"]), ep=account["session_epoch"],
                            csrf=secrets.token_urlsafe(32))
 
 
 def sign_out(request: Request) -> None:
+    """End this session on the server too. Blocking: call it from a thread."""
+    accounts.end_session(str(request.session.get("sid") or ""), settings=_settings(request))
     request.session.clear()
 
 
@@ -108,8 +114,10 @@ async def optional_account(request: Request) -> dict[str, Any] | None:
     account = None
     aid = request.session.get("aid")
     if aid:
-        account = await run_in_threadpool(accounts.get_account, aid, settings=_settings(request))
-        if (account is None or account["disabled_at"] is not None
+        account = await run_in_threadpool(accounts.session_account,
+                                          str(request.session.get("sid") or ""),
+                                          settings=_settings(request))
+        if (account is None or str(account["id"]) != aid or account["disabled_at"] is not None
                 or account["session_epoch"] != request.session.get("ep")):
             request.session.clear()
             account = None
@@ -172,10 +180,12 @@ CheckedForm = Annotated[FormData, Depends(checked_form)]
 # --- the sign-in rate limit -------------------------------------------------------------------
 
 class SignInLimiter:
-    """Failed sign-ins per (email, client address) in a moving window; past the limit the form
-    answers 429 until the window has passed. Redis holds the counts when the broker is Redis (all
-    API processes share them), process memory otherwise. A fourfold limit per address alone stops
-    one address from walking through many emails."""
+    """Failed sign-ins in a moving window, keyed on the account first: past
+    signin_max_failures for one email (from any address, so rotating addresses does not help)
+    the form answers 429 until the window has passed. A looser limit per client address
+    (signin_max_failures_per_address) stops one address from walking through many emails without
+    locking out everyone behind a shared NAT. Redis holds the counts when the broker is Redis
+    (all API processes share them), process memory otherwise."""
 
     def __init__(self, settings: Settings) -> None:
         url = settings.broker_url or ""
@@ -183,21 +193,27 @@ class SignInLimiter:
         self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
         window = settings.signin_window_s
         self.per_email = RateLimitItemPerSecond(settings.signin_max_failures, window,
-                                                namespace="clipgate-signin")
-        self.per_addr = RateLimitItemPerSecond(4 * settings.signin_max_failures, window,
+                                                namespace="clipgate-signin-account")
+        self.per_addr = RateLimitItemPerSecond(settings.signin_max_failures_per_address, window,
                                                namespace="clipgate-signin-addr")
+        self.signups = RateLimitItemPerSecond(settings.signup_max_per_address, window,
+                                              namespace="clipgate-signup-addr")
         self.window_s = window
 
+    def signup_allowed(self, addr: str) -> bool:
+        """Counts this try: True while the address is within its sign-ups for the window."""
+        return self.limiter.hit(self.signups, addr)
+
     def allowed(self, email: str, addr: str) -> bool:
-        return (self.limiter.test(self.per_email, email, addr)
+        return (self.limiter.test(self.per_email, email)
                 and self.limiter.test(self.per_addr, addr))
 
     def failed(self, email: str, addr: str) -> None:
-        self.limiter.hit(self.per_email, email, addr)
+        self.limiter.hit(self.per_email, email)
         self.limiter.hit(self.per_addr, addr)
 
     def succeeded(self, email: str, addr: str) -> None:
-        self.limiter.clear(self.per_email, email, addr)
+        self.limiter.clear(self.per_email, email)
 
 
 def client_addr(request: Request) -> str:

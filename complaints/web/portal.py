@@ -14,7 +14,7 @@ import complaints
 import compliance
 import index
 from clipgate.api import discard_upload, save_upload, upload_name
-from clipgate.errors import BadInput, ClipgateError, NotFound
+from clipgate.errors import BadInput, ClipgateError, Conflict, NotFound
 from complaints import accounts
 from complaints.actors import Actor
 from complaints.web.auth import CheckedForm, PageError, RightsHolder
@@ -122,6 +122,13 @@ def _register(actor: Actor, upload: UploadFile, values: dict[str, str], settings
                                    filename=upload_name(upload), account_id=actor.account_id,
                                    aliases=aliases, description=values["description"] or None,
                                    settings=settings)
+    except Conflict as e:
+        # The index's message names the registered work: say so only of the person's own.
+        mine = {str(w["id"]) for w in my_works(actor, settings)}
+        if e.existing_id in mine:
+            raise
+        raise Conflict("this file is already registered. If it is your work, file a claim with "
+                       "it and a reviewer will look into it.") from None
     finally:
         discard_upload(path)
 

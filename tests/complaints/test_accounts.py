@@ -31,6 +31,12 @@ def test_password_is_stored_as_argon2id_and_checked(settings):
     ("short", "at least 12 characters"),
     ("            ", "only spaces"),
     ("x" * 2000, "at most"),
+    # Long enough, but on the common and breached lists zxcvbn ships, or a variant of one.
+    ("password1234", "too easy to guess"),
+    ("qwertyuiop123", "too easy to guess"),
+    ("iloveyou12345", "too easy to guess"),
+    ("P@ssw0rd2024!", "too easy to guess"),
+    ("aaaaaaaaaaaaaaaa", "too easy to guess"),
 ])
 def test_weak_passwords_are_refused_in_words(settings, password, words):
     with pytest.raises(BadInput, match=words):

@@ -192,7 +192,10 @@ def test_claims_on_the_same_clip_and_work_by_two_holders_merge(settings, tmp_pat
     first = _file(settings, holder, tmp_path, release_id=str(copied_release["id"]))
     second_holder = make_account(settings, "rights_holder")
     second = _file(settings, second_holder, tmp_path, release_id=str(copied_release["id"]))
-    assert second["work"]["id"] == first["work"]["id"]
+    # One work: the second holder's upload is the first's work, which they never see named.
+    assert second["work"]["id"] is None and second["work"]["title"] == "The work you uploaded"
+    rev = actor_for_account(make_account(settings, "reviewer"))
+    assert get_claim(rev, second["id"], settings=settings)["work"]["id"] == first["work"]["id"]
     # The claimant learns of the merge, never the other claimant's claim id.
     assert second["merged"] and not first["merged"]
     assert second["duplicate_of"] is None and first["id"] not in str(second)

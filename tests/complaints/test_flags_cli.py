@@ -92,3 +92,18 @@ def test_claims_periodic_commands(cli, settings, tmp_path, holder, reviewer, cop
 
     r = cli("claims", "send-notices")
     assert r.exit_code == 0 and "sent" in r.output
+
+
+@pytest.mark.parametrize("title", ['=HYPERLINK("https://evil.example","open")', "+1+1",
+                                   "-2+3", "@SUM(A1:A2)"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(cli, settings, flagged, title):
+    from clipgate import db
+
+    with db.connection(settings) as conn:
+        conn.execute("UPDATE works SET title = %s", (title,))
+    r = cli("flags", "export", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    (row,) = list(csv.DictReader(io.StringIO(r.output)))
+    assert row["work_title"] == "'" + title
+    # JSON lines are data, not a sheet: unchanged there.
+    assert json.loads(cli("flags", "export").output)["work_title"] == title

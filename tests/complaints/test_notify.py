@@ -135,3 +135,72 @@ def test_webhooks_to_private_addresses_are_refused_by_default(settings, webhook,
     # A public address is accepted when set (it need not resolve yet).
     ok = accounts.set_webhook(str(acc["id"]), "https://hooks.example.org/x", settings=strict)
     assert ok["webhook_url"] == "https://hooks.example.org/x"
+
+
+def test_a_rebinding_name_is_posted_to_the_address_that_was_checked(settings, webhook,
+                                                                     monkeypatch):
+    """DNS rebinding: the name answers one address to the check and another (internal) one to
+    every later lookup. The notice goes to the checked address, pinned in the transport; the
+    internal server never hears of it. (127.0.0.1 stands for the public address; these settings
+    allow private addresses so that a local server can stand for it, and still pin.)"""
+    import socket
+
+    port = webhook.server_port
+    internal: list[str] = []
+
+    class Internal(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            internal.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    # The same port on another loopback address stands for the operator's internal service.
+    inside = ThreadingHTTPServer(("127.0.0.2", port), Internal)
+    threading.Thread(target=inside.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])  # the first answer; every later one is 127.0.0.2
+
+    def rebinding(host, port_, *args, **kwargs):
+        if host == "hooks.rebind.test":
+            ip = next(answers, "127.0.0.2")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port_))]
+        return real(host, port_, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        acc = make_account(settings)
+        hook = _outbox(settings, acc, "webhook", f"http://hooks.rebind.test:{port}/hook")
+        assert notify.send_due(settings) == {"sent": 1, "failed": 0, "retry": 0}
+    finally:
+        inside.shutdown()
+        inside.server_close()
+    assert internal == []
+    assert len(webhook.received) == 1 and _row(settings, hook)["state"] == "sent"
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_never_reaches_it(settings, webhook,
+                                                                          monkeypatch):
+    """The attack itself, with the default checks: the name answers a public address to the
+    check and 127.0.0.1 to every later lookup. Before the pin, httpx looked the name up again
+    and posted to loopback; now it connects to the public address (unreachable here) only."""
+    import socket
+
+    strict = settings.model_copy(update={"webhook_allow_private": False, "notify_timeout_s": 1.0})
+    real = socket.getaddrinfo
+    answers = iter(["93.184.215.14"])  # a public address first, then loopback
+
+    def rebinding(host, port_, *args, **kwargs):
+        if host == "hooks.rebind.test":
+            ip = next(answers, "127.0.0.1")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port_))]
+        return real(host, port_, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    acc = make_account(strict)
+    hook = _outbox(strict, acc, "webhook", f"http://hooks.rebind.test:{webhook.server_port}/h")
+    assert notify.send_due(strict) == {"sent": 0, "failed": 0, "retry": 1}
+    assert webhook.received == []  # the loopback server never heard of it
+    assert _row(strict, hook)["last_error"].startswith(("ConnectError", "ConnectTimeout"))

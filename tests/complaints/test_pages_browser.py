@@ -82,6 +82,10 @@ def test_claim_filed_upheld_and_enforced(settings, tmp_path, browser_page):
         page.get_by_label("Password", exact=True).fill(h.PASSWORD)
         page.get_by_label("The same password again").fill(h.PASSWORD)
         page.get_by_role("button", name="Create the account").click()
+        page.wait_for_url("**/signin")
+        page.get_by_label("Email").fill("ana@reyes.example.org")
+        page.get_by_label("Password").fill(h.PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/portal")
         assert page.title() == "My claims · clipgate"
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 import complaints
 import index
-from clipgate.app import create_app
+from clipgate.app import UVICORN_OPTIONS, create_app
 from clipgate.settings import Settings
 from complaints import accounts
 from complaints.actors import actor_for_account
@@ -108,8 +108,10 @@ def free_port() -> int:
 def live_server(settings: Settings) -> Iterator[str]:
     """The whole app under a real uvicorn on a free port, in a thread; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(plain_http(settings)), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+    # Links the API makes (download_url, Location) point at this server.
+    served = plain_http(settings).model_copy(update={"public_base_url": f"http://127.0.0.1:{port}"})
+    config = uvicorn.Config(create_app(served), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on", **UVICORN_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -155,7 +155,7 @@ def test_same_file_twice_is_a_conflict_naming_the_first(settings, tmp_path, work
 def test_featureless_work_is_refused(settings, tmp_path):
     from clipgate.errors import BadInput
 
-    flat = write_image(tmp_path / "flat.png", np.full((8, 8, 3), 90, np.uint8))
+    flat = write_image(tmp_path / "flat.png", np.full((64, 64, 3), 90, np.uint8))
     with pytest.raises(BadInput, match="no distinctive content"):
         index.register_work(flat, owner="o", title="t", policy="block", settings=settings)
     assert index.list_works(settings=settings) == []

@@ -193,8 +193,10 @@ def test_a_missing_or_corrupt_model_fails_closed(settings, tmp_path):
     from clipgate.app import create_app
 
     key = apikeys.create_key("gen", settings=broken)[1]
+    admin = apikeys.create_key("op", role="admin", settings=broken)[1]
     with TestClient(create_app(broken)) as c:
-        health = c.get("/v1/health")
+        assert c.get("/v1/health").json() == {"status": "degraded"}
+        health = c.get("/v1/health", headers={"X-API-Key": admin})
         assert health.status_code == 503 and health.json()["signals"]["ok"] is False
         with clip.open("rb") as f:
             r = c.post("/v1/checks", files={"file": ("c.mp4", f, "video/mp4")},
