@@ -115,7 +115,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     if settings.trusted_proxies.strip():
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
-                      response_model=HealthOut, responses={503: {
+                      response_model=HealthOut, response_model_exclude_unset=True,
+                      responses={503: {
                           "model": HealthOut, "description": "A part is down (which, and why)"}},
                       summary="Readiness: 200 when every part works, 503 otherwise; each "
                               "part's details for an admin key")

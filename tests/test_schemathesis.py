@@ -4,7 +4,7 @@ answer may be a 5xx, or differ from what the document says (status, content type
 
 A bounded number of examples per operation (SCHEMATHESIS_EXAMPLES, default 6) keeps it to a few
 minutes here; raise it by hand for a longer run. NUL bytes in text are left out of generation
-until issue 15's edge validation is merged (SCHEMATHESIS_ALLOW_X00=1 tries them)."""
+by default (SCHEMATHESIS_ALLOW_X00=1 tries them)."""
 
 from __future__ import annotations
 
@@ -41,14 +41,6 @@ CONFIG = {"seed": 15, "generation": {"max-examples": EXAMPLES,
           "suppress-health-check": ["all"]}
 
 
-# Findings of issue 15 that another branch fixes (edge validation of images): a 1x1 PNG, which
-# Schemathesis sends for every upload, reaches OpenCV and fails with a 500. Remove the entries
-# once that fix is merged; a strict xfail then says so.
-KNOWN = {("/v1/works", "POST"): "issue 15: thin images reach OpenCV (500)",
-         ("/v1/checks", "POST"): "issue 15: thin images reach OpenCV (500)",
-         ("/v1/releases", "POST"): "issue 15: thin images reach OpenCV (500)"}
-
-
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory, database_url):
     """One app, database and set of keys for the whole run (operations leave data for the
@@ -72,10 +64,7 @@ def _operations() -> list:
     # The document needs no database: build it once, at collection, from a bare app.
     bare = create_app(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1:1/x",
                                broker_url=None))
-    return [pytest.param(path, method.upper(), id=f"{method.upper()} {path}",
-                         marks=[pytest.mark.xfail(reason=KNOWN[(path, method.upper())],
-                                                  strict=False)]
-                         if (path, method.upper()) in KNOWN else [])
+    return [pytest.param(path, method.upper(), id=f"{method.upper()} {path}")
             for path, ops in bare.openapi()["paths"].items() for method in ops]
 
 

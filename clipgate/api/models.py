@@ -79,8 +79,9 @@ def errors(*codes: int, **words: str) -> dict[int | str, dict[str, Any]]:
             for code in codes}
 
 
-# Every route behind an API key may answer 401 (no key) and 403 (another role).
-AUTH_ERRORS = errors(401, 403)
+# Every route behind an API key may answer 401 (no key) and 403 (another role), and 400 for
+# text the edge refuses in its path, query or body (control characters: clipgate.api.guard).
+AUTH_ERRORS = errors(400, 401, 403, e400="Bad input, in words (e.g. control characters)")
 
 
 class HealthOut(Out):
