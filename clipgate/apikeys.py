@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from clipgate import db, text
+from clipgate import db, pages, text
 from clipgate.errors import BadInput, NotFound
 from clipgate.settings import Settings, get_settings
 
@@ -129,6 +129,17 @@ def list_keys(settings: Settings | None = None, *, include_revoked: bool = True)
     where = "" if include_revoked else "WHERE revoked_at IS NULL"
     with db.connection(settings) as conn:
         return conn.execute(f"SELECT {_COLUMNS} FROM api_keys {where} ORDER BY created_at").fetchall()
+
+
+KEYS_ORDER = pages.Order("keys:oldest", (pages.Key("created_at", "ts"), pages.Key("id", "uuid")))
+
+
+def keys_page(settings: Settings | None = None, *, cursor: str | None = None,
+              limit: int | None = None) -> pages.Page[dict[str, Any]]:
+    """A page of API keys (revoked ones too), oldest first, with the total."""
+    with db.connection(settings) as conn:
+        return pages.fetch_page(conn, columns=_COLUMNS, source="api_keys", order=KEYS_ORDER,
+                                cursor=cursor, limit=limit)
 
 
 def revoke_key(key_id: str, settings: Settings | None = None) -> dict[str, Any]:

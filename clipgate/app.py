@@ -28,6 +28,7 @@ from clipgate.api import errors as api_errors
 from clipgate.api import ops as api_ops
 from clipgate.api.guard import text_guard
 from clipgate.api.headers import SecurityHeaders
+from clipgate.api.models import HealthOut, LiveOut
 from clipgate.errors import ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -114,10 +115,14 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     if settings.trusted_proxies.strip():
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_api_route("/v1/health", health, methods=["GET"], tags=["health"],
+                      response_model=HealthOut, response_model_exclude_unset=True,
+                      responses={503: {
+                          "model": HealthOut, "description": "A part is down (which, and why)"}},
                       summary="Readiness: 200 when every part works, 503 otherwise; each "
                               "part's details for an admin key")
     api_ops.install(app, settings)  # /metrics
     app.add_api_route("/v1/health/live", live, methods=["GET"], tags=["health"],
+                      response_model=LiveOut,
                       summary="Liveness: 200 while the process answers")
     return app
 

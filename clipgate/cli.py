@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from bench import cli as bench_cli
-from clipgate import apikeys, db, logs, metrics
+from clipgate import apikeys, db, logs, metrics, pages
 from clipgate.errors import BadInput, NotFound, Unavailable
 from clipgate.settings import get_settings
 from complaints import cli as complaints_cli
@@ -162,13 +162,19 @@ def keys_create(
 
 @keys_app.command("list")
 @handles_errors
-def keys_list() -> None:
-    """List API keys (never the keys themselves)."""
+def keys_list(
+    limit: Annotated[int, typer.Option(help="At most this many.")] = pages.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, typer.Option(
+        help="The next page: the cursor the page before printed.")] = None,
+) -> None:
+    """List API keys (never the keys themselves), oldest first, a page at a time."""
     settings = _setup()
-    for k in apikeys.list_keys(settings):
+    page = apikeys.keys_page(settings, cursor=cursor, limit=limit)
+    for k in page.items:
         pk = apikeys.public_key(k)
         state = "revoked" if pk.get("revoked_at") else "active"
         typer.echo(f"{pk['id']}  {pk['prefix']}...  {pk['role']:<9} {state:<7} {pk['name']}")
+    typer.echo(pages.footer(page, "keys"))
 
 
 @keys_app.command("revoke")

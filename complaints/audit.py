@@ -95,6 +95,17 @@ def record_review_decision(conn: psycopg.Connection, item: dict[str, Any], revie
                           "blocked_works": decision.get("blocked_works", [])})
 
 
+def record_licence_change(conn: psycopg.Connection, change: Any) -> dict[str, Any]:
+    """Audit a licence granted or revoked (compliance calls this in the change's transaction)."""
+    kind, _, ident = change.by.partition(":")
+    actor = Actor(kind, ident, change.by_role, ident if kind == "account" else None)
+    lic = change.licence
+    return record(conn, actor, change.action, subject_type="licence",
+                  subject_id=lic["licence_id"], to_state=lic["state"], reason=change.reason,
+                  detail={k: lic.get(k) for k in ("tenant", "tenant_id", "work_id", "owner",
+                                                  "model", "valid_from", "valid_until")})
+
+
 def claim_history(conn: psycopg.Connection, claim_id: str | uuid.UUID) -> list[dict[str, Any]]:
     """A claim's audit rows, oldest first, with the acting account's name where there is one."""
     return conn.execute(

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 import compliance
 import index
-from clipgate import db, metrics
+from clipgate import db, metrics, pages
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings, get_settings
 from complaints import audit, store, triage
@@ -185,10 +185,15 @@ def _insert(actor: Actor, release: dict[str, Any], how: str, upload: dict[str, A
     return str(row["id"])
 
 
+SORT_KINDS = {"age": "ts", "priority": "int", "score": "num", "created": "ts"}
+
+
 def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = None,
-                sort: str = "age", order: str | None = None, limit: int = 100,
-                settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Claims this actor may see (a rights holder: their own), filtered and sorted.
+                sort: str = "age", order: str | None = None, limit: int | None = None,
+                cursor: str | None = None,
+                settings: Settings | None = None) -> pages.Page[dict[str, Any]]:
+    """A page of the claims this actor may see (a rights holder: their own), filtered and
+    sorted, with the total and the cursor of the next page (clipgate.pages).
 
     owner: "me" (assigned to the caller), "none" (unassigned) or an account id.
     sort: age | priority | score | created; order: asc | desc (default: the natural order)."""
@@ -200,8 +205,6 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
     order = order or DEFAULT_ORDER[sort]
     if order not in ("asc", "desc"):
         raise BadInput(f"order must be asc or desc, not {order!r}")
-    if not 1 <= int(limit) <= 1000:
-        raise BadInput("limit must be between 1 and 1000")
     where, args = [], []
     if actor.role == "rights_holder":
         where.append("c.claimant_id = %s")
@@ -220,23 +223,24 @@ def list_claims(actor: Actor, *, state: str | None = None, owner: str | None = N
         where.append("c.assignee_id = %s")
         args.append(store.parse_id(owner))
     # Age ascending means youngest first, so it runs against state_since.
-    direction = order if sort != "age" else ("desc" if order == "asc" else "asc")
-    sql = (f"{SUMMARY_SQL} {'WHERE ' + ' AND '.join(where) if where else ''} "
-           f"ORDER BY {SORTS[sort]} {direction} NULLS LAST, c.number LIMIT %s")
+    descending = (order == "desc") != (sort == "age")
+    by = pages.Order(f"claims:{sort}:{order}", (
+        pages.Key(SORTS[sort], SORT_KINDS[sort], descending), pages.Key("c.number", "int")))
     with db.connection(settings) as conn:
-        rows = conn.execute(sql, (*args, int(limit))).fetchall()
-    works = index.works_by_id({r["work_id"] for r in rows}, settings=settings)
-    return [summary({**r, "work_title": works[str(r["work_id"])]["title"],
-                     "work_owner": works[str(r["work_id"])]["owner"],
-                     "work_account_id": works[str(r["work_id"])]["account_id"]},
-                    staff=actor.role != "rights_holder") for r in rows]
+        page = pages.fetch_page(conn, columns=SUMMARY_COLUMNS, source=SUMMARY_FROM, order=by,
+                                where=where, args=args, cursor=cursor, limit=limit)
+    works = index.works_by_id({r["work_id"] for r in page.items}, settings=settings)
+    return page.map(lambda r: summary({**r, "work_title": works[str(r["work_id"])]["title"],
+                                       "work_owner": works[str(r["work_id"])]["owner"],
+                                       "work_account_id": works[str(r["work_id"])]["account_id"]},
+                                      staff=actor.role != "rights_holder"))
 
 
-SUMMARY_SQL = (  # the work's title and owner come from the index (index.works_by_id)
-    "SELECT c.*, extract(epoch FROM now() - c.state_since) AS age_s, "
-    "a.name AS claimant_name, r.name AS assignee_name FROM claims c "
-    "JOIN accounts a ON a.id = c.claimant_id LEFT JOIN accounts r ON r.id = c.assignee_id"
-)
+# The work's title and owner come from the index (index.works_by_id).
+SUMMARY_COLUMNS = ("c.*, extract(epoch FROM now() - c.state_since) AS age_s, "
+                   "a.name AS claimant_name, r.name AS assignee_name")
+SUMMARY_FROM = ("claims c JOIN accounts a ON a.id = c.claimant_id "
+                "LEFT JOIN accounts r ON r.id = c.assignee_id")
 
 
 def claim_media(actor: Actor, claim_id: str, which: str, frame_t: float | None = None, *,

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
+from clipgate import pages
 from clipgate.errors import BadInput
 from complaints import SYSTEM, accounts, actors, audit, notify, triage
 from complaints.counter import restore_due
-from complaints.flags import export_flags, handle_flag, list_flags
+from complaints.flags import export_flags, flags_page, handle_flag
 
 
 def _account_line(a: dict[str, Any]) -> str:
@@ -86,14 +87,20 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     @handles_errors
     def flags_list(
         all_: Annotated[bool, typer.Option("--all", help="Include flags marked handled.")] = False,
+        limit: Annotated[int, typer.Option(help="At most this many.")] = pages.DEFAULT_LIMIT,
+        cursor: Annotated[str | None, typer.Option(
+            help="The next page: the cursor the page before printed.")] = None,
     ) -> None:
-        """List retraining flags (open ones unless --all)."""
+        """List retraining flags (open ones unless --all), oldest first, a page at a time."""
         settings = setup()
-        for f in list_flags(SYSTEM, open_only=not all_, settings=settings):
+        page = flags_page(SYSTEM, open_only=not all_, cursor=cursor, limit=limit,
+                          settings=settings)
+        for f in page.items:
             models = ", ".join(f"{m['model']} {m['version']}" for m in f["model_versions"]) or "-"
             state = f"handled {f['handled_at'][:10]}" if f["handled_at"] else "open"
             typer.echo(f"{f['id']}  {state:<18} claim {f['claim_number']:<5} "
                        f"{f['work_title']} ({f['work_owner']})  models: {models}")
+        typer.echo(pages.footer(page, "flags"))
 
 
     @flags_app.command("export")

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import index
-from clipgate import db
+from clipgate import db, pages
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings
 from complaints import audit, store
@@ -48,6 +48,24 @@ def list_flags(actor: Actor, *, open_only: bool = True,
     with db.connection(settings) as conn:
         rows = conn.execute(f"{_SQL}{where} ORDER BY f.created_at, f.id").fetchall()
     return _views(rows, settings)
+
+
+FLAGS_ORDER = pages.Order("flags:oldest", (pages.Key("f.created_at", "ts"),
+                                            pages.Key("f.id", "uuid")))
+
+
+def flags_page(actor: Actor, *, open_only: bool = True, cursor: str | None = None,
+               limit: int | None = None,
+               settings: Settings | None = None) -> pages.Page[dict[str, Any]]:
+    """A page of retraining flags, oldest first, with the total (clipgate.pages)."""
+    store.require_role(actor, "reviewer", "admin", "system", doing="read retraining flags")
+    with db.connection(settings) as conn:
+        page = pages.fetch_page(
+            conn, columns="f.*, c.number AS claim_number",
+            source="retraining_flags f JOIN claims c ON c.id = f.claim_id", order=FLAGS_ORDER,
+            where=["f.handled_at IS NULL"] if open_only else [], cursor=cursor, limit=limit)
+    page.items = _views(page.items, settings)
+    return page
 
 
 def handle_flag(actor: Actor, flag_id: str, note: str, *,

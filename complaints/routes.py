@@ -15,12 +15,17 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from clipgate import apikeys, db
+import compliance
+import index
+from clipgate import apikeys, db, pages
+from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
 from clipgate.text import Name, Note
 from clipgate.api import (
     AdminKeyDep,
     ClaimsKeyDep,
     CounterNoticeKeyDep,
+    CursorQuery,
+    LimitQuery,
     ReviewerKeyDep,
     RightsHolderKeyDep,
     SettingsDep,
@@ -30,11 +35,25 @@ from clipgate.api import (
 )
 from complaints import audit, claims, counter, flags, workflow
 from complaints.actors import actor_for_key
+from complaints.schemas import (
+    ClaimOut,
+    ClaimPage,
+    CounterNoticeOut,
+    FlagOut,
+    FlagPage,
+    KeyOut,
+    KeyPage,
+    NewKeyOut,
+    ServiceLevelsOut,
+    TrackedOut,
+)
 
-router = APIRouter(prefix="/v1", tags=["complaints"])
+router = APIRouter(prefix="/v1", tags=["complaints"], route_class=ShapedRoute)
 
-_ERRORS = {400: {"description": "Bad input, in words"}, 404: {"description": "No such claim"},
-           409: {"description": "Stale revision, wrong state, or filed before"}}
+_ERRORS = {**AUTH_ERRORS, **errors(400, 404, 409, e404="No such claim",
+                                   e409="Stale revision, wrong state, or filed before")}
+_READ = {**AUTH_ERRORS, **errors(404, e404="No such claim (or not one this key may see)")}
+_LIST = {**AUTH_ERRORS, **errors(400, e400="A bad cursor or filter, in words")}
 
 
 def _bool(value: str | None) -> bool:
@@ -42,7 +61,7 @@ def _bool(value: str | None) -> bool:
 
 
 @router.post("/claims", status_code=status.HTTP_201_CREATED, responses={
-    **_ERRORS, 413: {"description": "An upload is over the limit"}},
+    **_ERRORS, **errors(413)}, response_model=ClaimOut,
     summary="File a claim: this released clip copies my work")
 def file_claim_route(
     settings: SettingsDep,
@@ -87,7 +106,8 @@ def _save(upload: UploadFile | None, settings: Any, paths: list[Path]) -> Path |
     return path
 
 
-@router.get("/claims", summary="Claims: a rights holder's own, or the review queue")
+@router.get("/claims", summary="Claims: a rights holder's own, or the review queue; a page at "
+                               "a time", response_model=ClaimPage, responses=_LIST)
 def list_claims_route(
     settings: SettingsDep,
     key: ClaimsKeyDep,
@@ -95,24 +115,28 @@ def list_claims_route(
     owner: Annotated[str | None, Query(description="me, none or an account id")] = None,
     sort: Literal["age", "priority", "score", "created"] = "age",
     order: Literal["asc", "desc"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
     return claims.list_claims(actor_for_key(key), state=state, owner=owner, sort=sort,
-                              order=order, limit=limit, settings=settings)
+                              order=order, cursor=cursor, limit=limit,
+                              settings=settings).to_dict()
 
 
-@router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds")
+@router.get("/claims/service-levels", summary="Claims per state and their ages, in seconds",
+            response_model=ServiceLevelsOut, responses=AUTH_ERRORS)
 def service_levels_route(settings: SettingsDep, key: ReviewerKeyDep) -> dict[str, Any]:
     return claims.service_levels(actor_for_key(key), settings=settings)
 
 
-@router.get("/claims/{claim_id}", responses=_ERRORS, summary="One claim, with evidence and history")
+@router.get("/claims/{claim_id}", responses=_READ, response_model=ClaimOut,
+            summary="One claim, with evidence and history")
 def get_claim_route(claim_id: str, settings: SettingsDep, key: ClaimsKeyDep) -> dict[str, Any]:
     return claims.get_claim(actor_for_key(key), claim_id, settings=settings)
 
 
 @router.get("/claims/{claim_id}/frames/{which}", responses={
-    200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    200: {"content": {"image/jpeg": {}}}, **AUTH_ERRORS, **errors(400, 404)},
     response_class=Response, summary="A frame of the clip or the work, as JPEG")
 def claim_frame_route(claim_id: str, which: Literal["clip", "work"], settings: SettingsDep,
                       key: ClaimsKeyDep, t: float | None = None) -> Response:
@@ -138,14 +162,15 @@ class Answer(Revision):
     message: Note
 
 
-@router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim")
+@router.post("/claims/{claim_id}/assign", responses=_ERRORS, summary="Assign a claim",
+             response_model=ClaimOut)
 def assign_route(claim_id: str, body: Assign, settings: SettingsDep,
                  key: ReviewerKeyDep) -> dict[str, Any]:
     return workflow.assign_claim(actor_for_key(key), claim_id, revision=body.revision,
                                  assignee_id=body.assignee_id, settings=settings)
 
 
-@router.post("/claims/{claim_id}/decision", responses=_ERRORS,
+@router.post("/claims/{claim_id}/decision", responses=_ERRORS, response_model=ClaimOut,
              summary="Uphold (with actions), reject, or request information")
 def decide_route(claim_id: str, body: Decision, settings: SettingsDep,
                  key: ReviewerKeyDep) -> dict[str, Any]:
@@ -154,7 +179,7 @@ def decide_route(claim_id: str, body: Decision, settings: SettingsDep,
                                  settings=settings)
 
 
-@router.post("/claims/{claim_id}/answer", responses=_ERRORS,
+@router.post("/claims/{claim_id}/answer", responses=_ERRORS, response_model=ClaimOut,
              summary="Answer a request for more information")
 def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
                  key: RightsHolderKeyDep) -> dict[str, Any]:
@@ -162,14 +187,18 @@ def answer_route(claim_id: str, body: Answer, settings: SettingsDep,
                                  message=body.message, settings=settings)
 
 
-@router.get("/flags", summary="Retraining flags (open ones unless all=true)")
+@router.get("/flags", summary="Retraining flags (open ones unless all=true), oldest first, a "
+                              "page at a time", response_model=FlagPage, responses=_LIST)
 def flags_route(settings: SettingsDep, key: ReviewerKeyDep,
-                all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 (the query name)
-    return flags.list_flags(actor_for_key(key), open_only=not all, settings=settings)
+                all: bool = False,  # noqa: A002 (the query name)
+                cursor: CursorQuery = None,
+                limit: LimitQuery = pages.DEFAULT_LIMIT) -> dict[str, Any]:
+    return flags.flags_page(actor_for_key(key), open_only=not all, cursor=cursor, limit=limit,
+                            settings=settings).to_dict()
 
 
 @router.get("/flags/export", response_class=Response, responses={
-    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **AUTH_ERRORS},
     summary="Retraining flags as JSON lines or CSV")
 def flags_export_route(settings: SettingsDep, key: ReviewerKeyDep,
                        format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002
@@ -185,7 +214,8 @@ class Handled(BaseModel):
     note: Note
 
 
-@router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled")
+@router.post("/flags/{flag_id}/handled", responses=_ERRORS, summary="Mark a flag handled",
+             response_model=FlagOut)
 def flag_handled_route(flag_id: str, body: Handled, settings: SettingsDep,
                        key: ReviewerKeyDep) -> dict[str, Any]:
     return flags.handle_flag(actor_for_key(key), flag_id, body.note, settings=settings)
@@ -199,6 +229,7 @@ class CounterNotice(BaseModel):
 
 
 @router.post("/counter-notices", status_code=status.HTTP_201_CREATED, responses=_ERRORS,
+             response_model=CounterNoticeOut,
              summary="The generator's user disputes an upheld takedown")
 def counter_notice_route(body: CounterNotice, settings: SettingsDep,
                          key: CounterNoticeKeyDep) -> dict[str, Any]:
@@ -212,11 +243,24 @@ class Escalation(BaseModel):
 
 
 @router.post("/counter-notices/{counter_id}/escalate", responses=_ERRORS,
+             response_model=CounterNoticeOut,
              summary="The claimant escalates: the clip stays down")
 def escalate_route(counter_id: str, body: Escalation, settings: SettingsDep,
                    key: ClaimsKeyDep) -> dict[str, Any]:
     return counter.escalate_counter_notice(actor_for_key(key), counter_id, body.reason,
                                            settings=settings)
+
+
+@router.get("/tracked", response_model=TrackedOut, responses=AUTH_ERRORS,
+            summary="Your works' tracked and licensed uses: released clips per work, model and "
+                    "tenant (rights holders)")
+def tracked_route(settings: SettingsDep, key: RightsHolderKeyDep) -> dict[str, Any]:
+    actor = actor_for_key(key)
+    titles = {str(w["id"]): w["title"] for w in index.list_works(settings=settings)
+              if str(w.get("account_id")) == actor.account_id}
+    uses = [{**u, "work_title": titles.get(u["work_id"])}
+            for u in compliance.tracked_counts(list(titles), settings=settings)]
+    return {"uses": uses, "clips": sum(u["clips"] for u in uses)}
 
 
 class NewKey(BaseModel):
@@ -226,6 +270,7 @@ class NewKey(BaseModel):
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, tags=["keys"],
+             response_model=NewKeyOut, responses={**AUTH_ERRORS, **errors(400)},
              summary="Create an API key (shown once); rights-holder and reviewer keys name "
                      "their account")
 async def create_key_route(body: NewKey, settings: SettingsDep,
@@ -246,12 +291,17 @@ def _audit_key(settings: Any, by: dict[str, Any], action: str, record: dict[str,
                              if record.get("account_id") else None})
 
 
-@router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves)")
-def list_keys_route(settings: SettingsDep, _key: AdminKeyDep) -> list[dict[str, Any]]:
-    return [apikeys.public_key(k) for k in apikeys.list_keys(settings)]
+@router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves), oldest "
+                                            "first, a page at a time",
+            response_model=KeyPage, responses=_LIST)
+def list_keys_route(settings: SettingsDep, _key: AdminKeyDep, cursor: CursorQuery = None,
+                    limit: LimitQuery = pages.DEFAULT_LIMIT) -> dict[str, Any]:
+    return apikeys.keys_page(settings, cursor=cursor, limit=limit).map(
+        apikeys.public_key).to_dict()
 
 
-@router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key")
+@router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key",
+               response_model=KeyOut, responses={**AUTH_ERRORS, **errors(404)})
 def revoke_key_route(key_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     record = apikeys.revoke_key(key_id, settings)
     _audit_key(settings, _key, "api_key.revoke", record)

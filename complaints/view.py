@@ -31,7 +31,7 @@ def _work_for(work: dict[str, Any], staff: bool, account_id: Any) -> dict[str, A
 
 
 def summary(row: dict[str, Any], staff: bool = True) -> dict[str, Any]:
-    """One line of the queue (a row of claims.SUMMARY_SQL). A claimant (staff False) learns that
+    """One line of the queue (a row of claims.SUMMARY_COLUMNS). A claimant (staff False) learns that
     a claim was merged, never the id of the other claimant's claim it was merged with, nor
     another owner's work."""
     work = _work_for({"id": row["work_id"], "title": row["work_title"], "owner": row["work_owner"],

@@ -18,10 +18,12 @@ from compliance.held import (
     review_media,
 )
 from compliance.licences import (
+    LicenceChange,
     Licensee,
     create_licence,
     get_licence,
     list_licences,
+    on_licence_changed,
     revoke_licence,
     tracked_counts,
 )
@@ -36,6 +38,7 @@ from compliance.release import (
     release_clip,
     release_for_job,
     releases_matching,
+    releases_page,
     restore_release,
     revoke_release,
     signer,
@@ -49,8 +52,12 @@ from compliance.review import (
     on_review_decided,
     start_review_timeouts,
 )
+from compliance.schemas import ReleaseOut
 
 __all__ = [
+    "LicenceChange",
+    "on_licence_changed",
+    "ReleaseOut",
     "REVIEW_SORTS",
     "REVIEW_STATES",
     "VERDICTS",
@@ -85,6 +92,7 @@ __all__ = [
     "release_clip",
     "release_for_job",
     "releases_matching",
+    "releases_page",
     "restore_release",
     "review_for_job",
     "review_media",

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 import index
-from clipgate import db, metrics
+from clipgate import db, metrics, pages
 from clipgate.errors import BadInput, NotFound
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 REVIEW_STATES = ("pending", "released", "blocked")
 REVIEW_SORTS = tuple(store.REVIEW_SORTS)
-MAX_LIST = 1000
 
 
 def held_by(result: CheckResult) -> dict[str, Any]:
@@ -104,9 +103,10 @@ def public_review(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def list_reviews(*, state: str | None = None, source: str | None = None, sort: str = "age",
-                 order: str | None = None, limit: int = 100,
-                 settings: Settings | None = None) -> list[dict[str, Any]]:
-    """Held clips, oldest first by default (sort: age, score or created; order asc or desc)."""
+                 order: str | None = None, limit: int | None = None, cursor: str | None = None,
+                 settings: Settings | None = None) -> pages.Page[dict[str, Any]]:
+    """A page of held clips, oldest first by default (sort: age, score or created; order asc or
+    desc), with the total and the next page's cursor (clipgate.pages)."""
     settings = settings or get_settings()
     if state is not None and state not in REVIEW_STATES:
         raise BadInput(f"state must be one of {', '.join(REVIEW_STATES)}, not {state!r}")
@@ -114,16 +114,14 @@ def list_reviews(*, state: str | None = None, source: str | None = None, sort: s
         raise BadInput(f"sort must be one of {', '.join(REVIEW_SORTS)}, not {sort!r}")
     if order not in (None, "asc", "desc"):
         raise BadInput(f"order must be asc or desc, not {order!r}")
-    if not 1 <= int(limit) <= MAX_LIST:
-        raise BadInput(f"limit must be between 1 and {MAX_LIST}")
     # No order: most pressing first (the oldest, the highest score, the newest filed). Age
     # grows as created_at falls, so its SQL order is the other way round.
     descending = {"age": False, "score": True, "created": True}[sort] if order is None \
         else (order == "desc") != (sort == "age")
     with db.connection(settings) as conn:
-        rows = store.list_reviews(conn, state=state, source=source, sort=sort,
-                                  descending=descending, limit=int(limit))
-    return [public_review(r, settings) for r in rows]
+        page = store.list_reviews(conn, state=state, source=source, sort=sort,
+                                  descending=descending, cursor=cursor, limit=limit)
+    return page.map(lambda r: public_review(r, settings))
 
 
 def held_row(review_id: str, settings: Settings) -> dict[str, Any]:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
 
 import index
 from clipgate import db
@@ -30,6 +33,32 @@ class Licensee:
     tenant_name: str
 
 
+@dataclass(frozen=True)
+class LicenceChange:
+    """A licence granted or revoked, for the audit log: what, by whom (a label such as
+    "api_key:ID" and its role), and why."""
+
+    action: str  # licence.grant or licence.revoke
+    licence: dict[str, Any]  # as public_licence shows it
+    by: str
+    by_role: str
+    reason: str | None = None
+
+
+# Called in the change's transaction (complaints audits it); a listener that raises undoes it.
+_listeners: list[Callable[[psycopg.Connection, LicenceChange], None]] = []
+
+
+def on_licence_changed(listener: Callable[[psycopg.Connection, LicenceChange], None]) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _announce(conn: psycopg.Connection, change: LicenceChange) -> None:
+    for listener in _listeners:
+        listener(conn, change)
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -41,10 +70,11 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 def create_licence(*, tenant_id: str, tenant_name: str, work_id: str | None = None,
                    owner: str | None = None, model: str | None = None,
                    valid_from: dt.datetime | None = None, valid_until: dt.datetime | None = None,
-                   note: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
-    """A licence of work_id (or of every work of owner) to the tenant. NotFound (404) for an
-    unknown work; Unprocessable (422) for a window that ends before it starts; BadInput for
-    neither or both of work_id and owner."""
+                   note: str | None = None, by: str = "system:cli", by_role: str = "system",
+                   settings: Settings | None = None) -> dict[str, Any]:
+    """A licence of work_id (or of every work of owner) to the tenant, granted by `by` (in the
+    audit log). NotFound (404) for an unknown work; Unprocessable (422) for a window that ends
+    before it starts; BadInput for neither or both of work_id and owner."""
     if (work_id is None) == (owner is None or not owner.strip()):
         raise BadInput("a licence covers either one work (work_id) or every work of an owner "
                        "(owner), not both or neither")
@@ -64,7 +94,9 @@ def create_licence(*, tenant_id: str, tenant_name: str, work_id: str | None = No
             "id": uuid.uuid4(), "work_id": work_id, "owner": owner.strip() if owner else None,
             "tenant_id": str(tenant_id), "tenant_name": tenant_name, "model": model,
             "valid_from": start, "valid_until": end, "note": note})
-    return public_licence(row)
+        licence = public_licence(row)
+        _announce(conn, LicenceChange("licence.grant", licence, by, by_role, note))
+    return licence
 
 
 def get_licence(licence_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
@@ -85,16 +117,22 @@ def list_licences(*, tenant_id: str | None = None, work_ids: list[Any] | None = 
     return [public_licence(r) for r in rows]
 
 
-def revoke_licence(licence_id: str, *, reason: str,
-                   settings: Settings | None = None) -> dict[str, Any]:
-    """End a licence now: clips checked from now on fall back to the works' policies."""
+def revoke_licence(licence_id: str, *, reason: str, by: str = "system:cli",
+                   by_role: str = "system", settings: Settings | None = None) -> dict[str, Any]:
+    """End a licence now: clips checked from now on fall back to the works' policies. Revoking
+    again changes nothing (the first time and reason stay, and nothing more is audited)."""
     if not reason or not reason.strip():
         raise BadInput("a revocation needs a reason")
     with db.connection(settings) as conn:
+        before = store.get_licence(conn, licence_id=licence_id, lock=True)
+        if before is None:
+            raise NotFound(f"no licence with id {licence_id}")
         row = store.revoke_licence(conn, licence_id=licence_id, reason=reason.strip())
-    if row is None:
-        raise NotFound(f"no licence with id {licence_id}")
-    return public_licence(row)
+        licence = public_licence(row)
+        if before["revoked_at"] is None:
+            _announce(conn, LicenceChange("licence.revoke", licence, by, by_role,
+                                          reason.strip()))
+    return licence
 
 
 def licence_state(row: dict[str, Any], at: dt.datetime) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 import index
-from clipgate import db, metrics, prompts
+from clipgate import db, metrics, pages, prompts
 from clipgate.errors import BadInput, NotFound, TooLarge, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -287,6 +287,20 @@ def releases_matching(*, ids: list[Any] | None = None, status: str | None = None
         return store.releases_matching(conn, ids=ids, status=status, exclude=exclude)
     with db.connection(settings) as own:
         return store.releases_matching(own, ids=ids, status=status, exclude=exclude)
+
+
+RELEASE_STATUSES = ("active", "revoked")
+
+
+def releases_page(*, status: str | None = None, cursor: str | None = None,
+                  limit: int | None = None, settings: Settings | None = None
+                  ) -> pages.Page[dict[str, Any]]:
+    """A page of releases, newest first, as the API shows them (public_release)."""
+    if status is not None and status not in RELEASE_STATUSES:
+        raise BadInput(f"status must be one of {', '.join(RELEASE_STATUSES)}, not {status!r}")
+    with db.connection(settings) as conn:
+        page = store.releases_page(conn, status=status, cursor=cursor, limit=limit)
+    return page.map(public_release)
 
 
 def revoke_release(release_id: str, *, reason: str,

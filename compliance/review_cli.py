@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipgate import pages
 from compliance.held import REVIEW_SORTS, REVIEW_STATES, get_review, list_reviews
 from compliance.review import Reviewer, decide_review, expire_reviews
 
@@ -36,21 +37,24 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         state: Annotated[str | None, typer.Option(
             help=f"One of {', '.join(REVIEW_STATES)} (default: all).")] = None,
         sort: Annotated[str, typer.Option(help=f"One of {', '.join(REVIEW_SORTS)}.")] = "age",
-        limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+        limit: Annotated[int, typer.Option(help="At most this many.")] = pages.DEFAULT_LIMIT,
+        cursor: Annotated[str | None, typer.Option(
+            help="The next page: the cursor the page before printed.")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
-        """List held clips, most pressing first."""
-        items = list_reviews(state=state, sort=sort, limit=limit, settings=setup())
+        """List held clips, most pressing first, a page at a time."""
+        page = list_reviews(state=state, sort=sort, limit=limit, cursor=cursor,
+                            settings=setup())
         if as_json:
-            typer.echo(json.dumps(items, indent=2, default=str))
+            typer.echo(json.dumps(page.to_dict(), indent=2, default=str))
             return
+        items = page.items
         for r in items:
             works = ", ".join(f"{w['title']} ({w['policy']})" for w in r["held_by"]["works"])
             typer.echo(f"{r['review_id']}  {r['state']:<8} rev {r['revision']}  "
                        f"waiting {_age(r['age_s'])}, left {_age(r['sla_left_s'])}  "
                        f"{r['source']}  {works}")
-        if not items:
-            typer.echo("no held clips")
+        typer.echo(pages.footer(page, "held clips") if items else "no held clips")
 
     @reviews_app.command("show")
     @handles_errors

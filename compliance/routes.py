@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -20,8 +20,12 @@ from fastapi import (
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
+from clipgate import pages
+from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
 from clipgate.api import (
+    CursorQuery,
     GeneratorKeyDep,
+    LimitQuery,
     ReviewerKeyDep,
     SettingsDep,
     public_url,
@@ -40,22 +44,36 @@ from compliance.release import (
     get_release,
     public_release,
     release_clip,
+    releases_page,
 )
 from compliance.review import Reviewer, decide_review
+from compliance.schemas import (
+    CheckOut,
+    CheckRecordOut,
+    ReleaseOut,
+    ReleaseOutcomeOut,
+    ReleasePage,
+    ReviewConflictOut,
+    ReviewDetailOut,
+    ReviewOut,
+    ReviewPage,
+    VerifyOut,
+)
 
-router = APIRouter(prefix="/v1", tags=["compliance"])
+router = APIRouter(prefix="/v1", tags=["compliance"], route_class=ShapedRoute)
 # The gate's routes are for generator and admin keys (GeneratorKeyDep): a rights holder's or
 # reviewer's key sees a release only through the claims it may read. Held clips are the
 # reviewers' (and admins'); a check may be read back by whoever may make or review one.
 CheckReaderKeyDep = Annotated[dict[str, Any],
                               Depends(require_roles("generator", "admin", "reviewer"))]
 
-_BAD_MEDIA = {400: {"description": "Not media, damaged, truncated, no frames, or empty"},
-              413: {"description": "Over the upload, frame-size or duration limit"},
-              503: {"description": "A part the gate needs is down; nothing was released"}}
+_BAD_MEDIA = {**AUTH_ERRORS, **errors(
+    400, 413, 503, e400="Not media, damaged, truncated, no frames, or empty",
+    e503="A part the gate needs is down; nothing was released")}
 
 
-@router.post("/checks", summary="Gate a clip without releasing it", responses=_BAD_MEDIA)
+@router.post("/checks", summary="Gate a clip without releasing it", responses=_BAD_MEDIA,
+             response_model=CheckOut)
 def check_route(
     settings: SettingsDep,
     _key: GeneratorKeyDep,
@@ -70,7 +88,9 @@ def check_route(
     "/releases",
     status_code=status.HTTP_201_CREATED,
     summary="Gate a clip and, on a release verdict, sign it with C2PA content credentials",
-    responses={200: {"description": "Not released: the verdict was block or review"}, **_BAD_MEDIA},
+    responses={200: {"description": "Not released: the verdict was block or review",
+                      "model": ReleaseOutcomeOut}, **_BAD_MEDIA},
+    response_model=ReleaseOutcomeOut,
 )
 def release_route(
     request: Request,
@@ -109,7 +129,24 @@ def _url(request: Request, name: str, release_id: str) -> str:
     return public_url(request, name, release_id=release_id)
 
 
-@router.get("/releases/{release_id}", summary="A release record (active or revoked)")
+@router.get("/releases", summary="Releases, newest first, a page at a time",
+            response_model=ReleasePage, responses={**AUTH_ERRORS, **errors(400)})
+def releases_route(
+    request: Request,
+    settings: SettingsDep,
+    _key: GeneratorKeyDep,
+    status_: Annotated[Literal["active", "revoked"] | None, Query(alias="status")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    page = releases_page(status=status_, cursor=cursor, limit=limit, settings=settings)
+    for release in page.items:
+        release["download_url"] = _url(request, "release_file_route", release["release_id"])
+    return page.to_dict()
+
+
+@router.get("/releases/{release_id}", summary="A release record (active or revoked)",
+            response_model=ReleaseOut, responses={**AUTH_ERRORS, **errors(404)})
 def release_route_get(
     request: Request, release_id: str, settings: SettingsDep, _key: GeneratorKeyDep
 ) -> dict[str, Any]:
@@ -123,8 +160,7 @@ def release_route_get(
     summary="Download the signed clip",
     response_class=FileResponse,
     responses={200: {"content": {"video/mp4": {}, "video/quicktime": {}}},
-               404: {"description": "No such release"},
-               410: {"description": "The release was revoked"}},
+               **AUTH_ERRORS, **errors(404, 410)},
 )
 def release_file_route(release_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> FileResponse:
     release = get_release(release_id, settings=settings)
@@ -139,7 +175,7 @@ def release_file_route(release_id: str, settings: SettingsDep, _key: GeneratorKe
 
 
 @router.post("/verify", summary="Read and validate a file's C2PA manifest and find its release",
-             responses=_BAD_MEDIA)
+             responses=_BAD_MEDIA, response_model=VerifyOut)
 def verify_route(
     settings: SettingsDep,
     _key: GeneratorKeyDep,
@@ -153,33 +189,39 @@ def verify_route(
 
 
 @router.get("/checks/{check_id}", summary="A recorded check: verdict, reasons, evidence",
-            responses={404: {"description": "No such check"}})
+            responses={**AUTH_ERRORS, **errors(404, e404="No such check")},
+            response_model=CheckRecordOut)
 def check_get_route(check_id: str, settings: SettingsDep,
                     _key: CheckReaderKeyDep) -> dict[str, Any]:
     return for_role(get_check(check_id, settings=settings), _key["role"], settings)
 
 
-_REVIEW_ERRORS = {400: {"description": "Bad input, in words"},
-                  404: {"description": "No such held clip"},
-                  409: {"description": "Stale revision, or already decided (with its state)"},
-                  503: {"description": "Signing or the database is down; nothing was released"}}
+_REVIEW_ERRORS = {**AUTH_ERRORS, **errors(
+    400, 404, 503, e404="No such held clip",
+    e503="Signing or the database is down; nothing was released"),
+    409: {"model": ReviewConflictOut,
+          "description": "Stale revision, or already decided (with its state)"}}
 
 
-@router.get("/reviews", summary="Clips held for review (pending first by age)")
+@router.get("/reviews", summary="Clips held for review (pending first by age), a page at a time",
+            response_model=ReviewPage, responses={**AUTH_ERRORS, **errors(400)})
 def reviews_route(
     settings: SettingsDep,
     _key: ReviewerKeyDep,
-    state: Annotated[str | None, Query(description="pending, released or blocked")] = None,
-    source: Annotated[str | None, Query(description="api, cli or generation")] = None,
-    sort: Annotated[str, Query(description="age, score or created")] = "age",
-    order: Annotated[str | None, Query(description="asc or desc")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
-    return list_reviews(state=state, source=source, sort=sort, order=order, limit=limit,
-                        settings=settings)
+    state: Annotated[Literal["pending", "released", "blocked"] | None, Query()] = None,
+    source: Annotated[Literal["api", "cli", "generation"] | None, Query()] = None,
+    sort: Annotated[Literal["age", "score", "created"], Query()] = "age",
+    order: Annotated[Literal["asc", "desc"] | None, Query(
+        description="Default: most pressing first")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    return list_reviews(state=state, source=source, sort=sort, order=order, cursor=cursor,
+                        limit=limit, settings=settings).to_dict()
 
 
-@router.get("/reviews/{review_id}", responses=_REVIEW_ERRORS,
+@router.get("/reviews/{review_id}", responses={**AUTH_ERRORS, **errors(404)},
+            response_model=ReviewDetailOut,
             summary="A held clip with the check and evidence that held it")
 def review_route(review_id: str, settings: SettingsDep, _key: ReviewerKeyDep) -> dict[str, Any]:
     return get_review(review_id, settings=settings)
@@ -193,7 +235,7 @@ class ReviewDecision(BaseModel):
                                                  "that held it to block")
 
 
-@router.post("/reviews/{review_id}/decision", responses=_REVIEW_ERRORS,
+@router.post("/reviews/{review_id}/decision", responses=_REVIEW_ERRORS, response_model=ReviewOut,
              summary="Release (sign) or block a held clip")
 def review_decision_route(review_id: str, body: ReviewDecision, settings: SettingsDep,
                           key: ReviewerKeyDep) -> Any:

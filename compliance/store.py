@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 import index
+from clipgate import pages
 
 RELEASE_COLUMNS = (
     "id, check_id, created_at, file_sha256, size_bytes, path, generator, manifest_label, "
@@ -93,6 +94,19 @@ def release_manifest(conn: psycopg.Connection, *, release_id: str) -> dict[str, 
     row = conn.execute("SELECT manifest FROM releases WHERE id = %s",
                        (parse_id(release_id),)).fetchone()
     return row["manifest"] if row else None
+
+
+RELEASES_ORDER = pages.Order("releases:newest", (pages.Key("created_at", "ts", True),
+                                                 pages.Key("id", "uuid")))
+
+
+def releases_page(conn: psycopg.Connection, *, status: str | None = None,
+                  cursor: str | None = None, limit: int | None = None
+                  ) -> pages.Page[dict[str, Any]]:
+    """Releases, newest first, a page at a time (with status, or any)."""
+    return pages.fetch_page(conn, columns=RELEASE_COLUMNS, source="releases",
+                            order=RELEASES_ORDER, where=["status = %s"] if status else [],
+                            args=[status] if status else [], cursor=cursor, limit=limit)
 
 
 def release_by_file(conn: psycopg.Connection, *, sha256: str) -> dict[str, Any] | None:
@@ -224,8 +238,12 @@ def review_where(conn: psycopg.Connection, *, check_id: str | None = None,
                         "WHERE generator->>'job_id' = %s", (str(job_id),)).fetchone()
 
 
+REVIEW_SORT_KINDS = {"age": "ts", "score": "num", "created": "ts"}
+
+
 def list_reviews(conn: psycopg.Connection, *, state: str | None, source: str | None,
-                 sort: str, descending: bool, limit: int) -> list[dict[str, Any]]:
+                 sort: str, descending: bool, cursor: str | None = None,
+                 limit: int | None = None) -> pages.Page[dict[str, Any]]:
     where, args = [], []
     if state is not None:
         where.append("state = %s")
@@ -233,11 +251,11 @@ def list_reviews(conn: psycopg.Connection, *, state: str | None, source: str | N
     if source is not None:
         where.append("source = %s")
         args.append(source)
-    order = f"{REVIEW_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, id"
-    return conn.execute(
-        f"SELECT {REVIEW_COLUMNS} FROM review_items "
-        f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {order} LIMIT %s",
-        (*args, limit)).fetchall()
+    order = pages.Order(f"reviews:{sort}:{'desc' if descending else 'asc'}", (
+        pages.Key(REVIEW_SORTS[sort], REVIEW_SORT_KINDS[sort], descending),
+        pages.Key("id", "uuid")))
+    return pages.fetch_page(conn, columns=REVIEW_COLUMNS, source="review_items", order=order,
+                            where=where, args=args, cursor=cursor, limit=limit)
 
 
 def finish_review(conn: psycopg.Connection, *, review_id: Any, state: str,
@@ -273,12 +291,13 @@ def insert_licence(conn: psycopg.Connection, *, licence: dict[str, Any]) -> dict
         f"RETURNING {LICENCE_COLUMNS}", list(licence.values())).fetchone()
 
 
-def get_licence(conn: psycopg.Connection, *, licence_id: str) -> dict[str, Any] | None:
+def get_licence(conn: psycopg.Connection, *, licence_id: str,
+                lock: bool = False) -> dict[str, Any] | None:
     lid = parse_id(licence_id)
     if lid is None:
         return None
-    return conn.execute(f"SELECT {LICENCE_COLUMNS} FROM licences WHERE id = %s",
-                        (lid,)).fetchone()
+    return conn.execute(f"SELECT {LICENCE_COLUMNS} FROM licences WHERE id = %s"
+                        + (" FOR UPDATE" if lock else ""), (lid,)).fetchone()
 
 
 def list_licences(conn: psycopg.Connection, *, tenant_id: str | None = None,

@@ -17,6 +17,7 @@ from generator import tenants
 def grant_licence(*, tenant: str, work_id: str | None = None, owner: str | None = None,
                   model: str | None = None, valid_from: dt.datetime | None = None,
                   valid_until: dt.datetime | None = None, note: str | None = None,
+                  by: str = "system:cli", by_role: str = "system",
                   settings: Settings | None = None) -> dict[str, Any]:
     """License work_id (or every work of owner) to the tenant named tenant. NotFound for an
     unknown tenant or work, Unprocessable for a window that ends before it starts."""
@@ -24,8 +25,8 @@ def grant_licence(*, tenant: str, work_id: str | None = None, owner: str | None 
         row = tenants.tenant_row(conn, tenant)
     return compliance.create_licence(
         tenant_id=str(row["id"]), tenant_name=row["name"], work_id=work_id, owner=owner,
-        model=model, valid_from=valid_from, valid_until=valid_until, note=note,
-        settings=settings)
+        model=model, valid_from=valid_from, valid_until=valid_until, note=note, by=by,
+        by_role=by_role, settings=settings)
 
 
 def list_licences(*, tenant: str | None = None, work_id: str | None = None,

@@ -16,13 +16,29 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from clipgate.api import AdminKeyDep, GeneratorKeyDep, SettingsDep, public_url
+from clipgate.api.models import (
+    AUTH_ERRORS,
+    ErrorOut,
+    ShapedRoute,
+    ValidationErrorOut,
+    errors,
+)
 from clipgate.errors import NotFound
 from clipgate.settings import Settings
 from clipgate.text import Ident, Name, Note
 import compliance
 from generator import admission, jobs, licences, tenants, worker
+from generator.schemas import (
+    JobOut,
+    LicenceOut,
+    LicencesOut,
+    OverloadedOut,
+    TenantOut,
+    TenantsOut,
+    UsageOut,
+)
 
-router = APIRouter(prefix="/v1", tags=["generation"])
+router = APIRouter(prefix="/v1", tags=["generation"], route_class=ShapedRoute)
 
 
 class GenerationIn(BaseModel):
@@ -81,12 +97,16 @@ def _overloaded(e: admission.Overloaded) -> JSONResponse:
     "/generations",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue a text-to-video generation (screened, generated, gated, signed)",
-    responses={200: {"description": "The job already made with this idempotency key"},
-               400: {"description": "Empty or over-long prompt, bad sizes"},
-               402: {"description": "The tenant's GPU credits are used up"},
-               404: {"description": "Unknown tenant"},
-               409: {"description": "Idempotency key already used with another prompt"},
-               429: {"description": "Over capacity: retry after Retry-After seconds"}},
+    responses={200: {"description": "The job already made with this idempotency key",
+                     "model": JobOut},
+               **AUTH_ERRORS,
+               **errors(400, 404, 409, e400="Empty or over-long prompt, bad sizes",
+                        e404="Unknown tenant",
+                        e409="Idempotency key already used with another prompt"),
+               402: {"description": "The tenant's GPU credits are used up", "model": ErrorOut},
+               429: {"description": "Over capacity: retry after Retry-After seconds",
+                     "model": OverloadedOut}},
+    response_model=JobOut,
 )
 async def create_generation(
     body: GenerationIn,
@@ -122,31 +142,37 @@ def _dispatch(job_id: str, settings: Settings, background: BackgroundTasks) -> N
         background.add_task(worker.run_inprocess, job_id, settings)
 
 
-@router.get("/generations/{job_id}", name="get_generation",
+@router.get("/generations/{job_id}", name="get_generation", response_model=JobOut,
+            responses={**AUTH_ERRORS, **errors(404)},
             summary="A generation job: state, progress, timings, GPU-seconds, the signed clip")
 def get_generation(job_id: str, settings: SettingsDep, _key: GeneratorKeyDep) -> dict[str, Any]:
     return jobs.public_job(jobs.get_job(_job_id(job_id), settings=settings))
 
 
-@router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Add a tenant (operator)")
+@router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Add a tenant (operator)",
+             response_model=TenantOut, responses={**AUTH_ERRORS, **errors(400, 409)})
 def create_tenant(body: TenantIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return tenants.public_tenant(tenants.create_tenant(
         body.name, tier=body.tier, credits_gpu_s=body.credits_gpu_s, settings=settings))
 
 
-@router.get("/tenants", summary="Tenants with their tier and credits (operator)")
+@router.get("/tenants", summary="Tenants with their tier and credits (operator)",
+            response_model=TenantsOut, responses=AUTH_ERRORS)
 def list_tenants(settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     rows = tenants.list_tenants(settings)
     return {"tenants": [tenants.public_tenant(t) for t in rows], "count": len(rows)}
 
 
-@router.post("/tenants/{name}/credits", summary="Grant GPU-seconds of credit (operator)")
+@router.post("/tenants/{name}/credits", summary="Grant GPU-seconds of credit (operator)",
+             response_model=TenantOut, responses={**AUTH_ERRORS, **errors(400, 404)})
 def grant(name: str, body: GrantIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return tenants.public_tenant(tenants.grant_credits(name, body.gpu_seconds, note=body.note,
                                                        settings=settings))
 
 
-@router.get("/usage", summary="GPU-seconds used and jobs per tenant (operator)")
+@router.get("/usage", summary="GPU-seconds used and jobs per tenant (operator)",
+            response_model=UsageOut,
+            responses={**AUTH_ERRORS, **errors(404, e404="Unknown tenant")})
 def usage(settings: SettingsDep, _key: AdminKeyDep,
           tenant: Annotated[str | None, Query(description="Only this tenant.")] = None
           ) -> dict[str, Any]:
@@ -157,16 +183,20 @@ def usage(settings: SettingsDep, _key: AdminKeyDep,
 
 @router.post("/licences", status_code=status.HTTP_201_CREATED, tags=["licences"],
              summary="License a work, or an owner's works, to a tenant (operator)",
-             responses={404: {"description": "Unknown tenant or work"},
-                        422: {"description": "The window ends before it starts"}})
-def create_licence(body: LicenceIn, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
+             response_model=LicenceOut,
+             responses={**AUTH_ERRORS, **errors(400, 404, e404="Unknown tenant or work"),
+                        422: {"description": "The window ends before it starts, or a field "
+                                             "does not fit the schema",
+                              "model": ValidationErrorOut}})
+def create_licence(body: LicenceIn, settings: SettingsDep, key: AdminKeyDep) -> dict[str, Any]:
     return licences.grant_licence(
         tenant=body.tenant, work_id=body.work_id, owner=body.owner, model=body.model,
         valid_from=body.valid_from, valid_until=body.valid_until, note=body.note,
-        settings=settings)
+        by=f"api_key:{key['id']}", by_role=key["role"], settings=settings)
 
 
-@router.get("/licences", tags=["licences"], summary="Licences, newest first (operator)")
+@router.get("/licences", tags=["licences"], summary="Licences, newest first (operator)",
+            response_model=LicencesOut, responses={**AUTH_ERRORS, **errors(404)})
 def list_licences(settings: SettingsDep, _key: AdminKeyDep,
                   tenant: Annotated[str | None, Query(description="Only this tenant's.")] = None,
                   work_id: Annotated[str | None, Query(
@@ -175,13 +205,16 @@ def list_licences(settings: SettingsDep, _key: AdminKeyDep,
     return {"licences": rows, "count": len(rows)}
 
 
-@router.get("/licences/{licence_id}", tags=["licences"], summary="A licence (operator)")
+@router.get("/licences/{licence_id}", tags=["licences"], summary="A licence (operator)",
+            response_model=LicenceOut, responses={**AUTH_ERRORS, **errors(404)})
 def get_licence(licence_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return compliance.get_licence(licence_id, settings=settings)
 
 
 @router.post("/licences/{licence_id}/revoke", tags=["licences"],
-             summary="End a licence now: the works' policies decide again (operator)")
+             summary="End a licence now: the works' policies decide again (operator)",
+             response_model=LicenceOut, responses={**AUTH_ERRORS, **errors(400, 404)})
 def revoke_licence(licence_id: str, body: RevokeIn, settings: SettingsDep,
-                   _key: AdminKeyDep) -> dict[str, Any]:
-    return compliance.revoke_licence(licence_id, reason=body.reason, settings=settings)
+                   key: AdminKeyDep) -> dict[str, Any]:
+    return compliance.revoke_licence(licence_id, reason=body.reason, by=f"api_key:{key['id']}",
+                                     by_role=key["role"], settings=settings)

@@ -26,6 +26,7 @@ from index.registry import (
     validate_meta,
     version,
     works_by_id,
+    works_page,
 )
 from index.faiss_index import FrameIndex, FrameRows, SignalRows, frame_rows
 from index.search import SWITCHES, Matched, SearchResult, match_index, search
@@ -111,6 +112,7 @@ __all__ = [
     "validate_meta",
     "version",
     "works_by_id",
+    "works_page",
     "vector_model",
     "vector_rows",
     "verify_features",

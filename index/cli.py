@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clipgate import pages
 from index import registry, tasks
 
 
@@ -66,16 +67,21 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
     def works_list(
         all_: Annotated[bool, typer.Option("--all", help="Include removed works.")] = False,
         as_json: Annotated[bool, typer.Option("--json")] = False,
+        limit: Annotated[int, typer.Option(help="At most this many.")] = pages.DEFAULT_LIMIT,
+        cursor: Annotated[str | None, typer.Option(
+            help="The next page: the cursor the page before printed.")] = None,
     ) -> None:
-        """List protected works."""
+        """List protected works, oldest first, a page at a time."""
         settings = setup()
-        works = registry.list_works(include_removed=all_, settings=settings)
+        page = registry.works_page(include_removed=all_, cursor=cursor, limit=limit,
+                                   settings=settings)
         if as_json:
-            _json([{k: v for k, v in w.items() if k != "media_path"} for w in works])
+            _json(page.map(lambda w: {k: v for k, v in w.items() if k != "media_path"})
+                  .to_dict())
             return
-        for w in works:
+        for w in page.items:
             typer.echo(_work_line(w))
-        typer.echo(f"{len(works)} works")
+        typer.echo(pages.footer(page, "works"))
 
 
     @works_app.command("remove")

@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from clipgate import db, text
+from clipgate import db, pages, text
 from clipgate.errors import BadInput, Conflict, NotFound, Unavailable
 from clipgate.files import copy_atomic, sha256_file
 from clipgate.settings import Settings, get_settings
@@ -332,6 +332,14 @@ def list_works(
 ) -> list[dict[str, Any]]:
     with db.connection(settings) as conn:
         return store.list_works(conn, include_removed=include_removed)
+
+
+def works_page(*, include_removed: bool = False, cursor: str | None = None,
+               limit: int | None = None, settings: Settings | None = None) -> pages.Page[dict]:
+    """A page of works, oldest first (clipgate.pages: cursor, limit, total)."""
+    with db.connection(settings) as conn:
+        return store.works_page(conn, include_removed=include_removed, cursor=cursor,
+                                limit=limit)
 
 
 def _add_frames(conn, work_id: uuid.UUID, fp: Fingerprint, settings: Settings

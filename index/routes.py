@@ -11,18 +11,61 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from pydantic import Field
 
-from clipgate.api import AdminKeyDep, SettingsDep, public_url, upload_name, uploaded
+from clipgate import pages
+from clipgate.api import (
+    AdminKeyDep,
+    CursorQuery,
+    LimitQuery,
+    SettingsDep,
+    public_url,
+    upload_name,
+    uploaded,
+)
+from clipgate.api.models import AUTH_ERRORS, Out, PageOut, ShapedRoute, errors
 from clipgate.errors import NotFound
 from index.registry import (
     get_work,
-    list_works,
     remove_work,
     validate_meta,
+    works_page,
 )
 from index import tasks
 
-router = APIRouter(prefix="/v1/works", tags=["works"])
+router = APIRouter(prefix="/v1/works", tags=["works"], route_class=ShapedRoute)
+
+
+class WorkOut(Out):
+    """A protected work (never where its media is stored)."""
+
+    id: str
+    owner: str
+    title: str
+    policy: Literal["block", "review", "track", "allow"]
+    kind: str = Field(description="image or video")
+    status: str = Field(description="pending, active, removed or failed")
+    filename: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    frames: int | None = Field(None, description="Frames fingerprinted")
+    error: str | None = None
+    created_at: str
+    removed_at: str | None = None
+    account_id: str | None = None
+    aliases: list[str] | None = None
+    description: str | None = None
+    task_id: str | None = Field(None, description="The worker's task, for a queued video")
+
+
+class WorkPage(PageOut[WorkOut]):
+    pass
+
+
+_ERRORS = {**AUTH_ERRORS, **errors(404, e404="No such work")}
 
 
 def public_work(work: dict[str, Any]) -> dict[str, Any]:
@@ -50,9 +93,11 @@ def _checked_id(work_id: str) -> str:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a protected work (JPEG/PNG/WebP image or MP4/MOV/WebM/MKV video)",
-    responses={202: {"description": "A video accepted for fingerprinting on a worker"},
-               400: {"description": "Not media, damaged, empty, or bad metadata"},
-               413: {"description": "Over the upload, frame-size or duration limit"}},
+    responses={202: {"description": "A video accepted for fingerprinting on a worker",
+                     "model": WorkOut}, **AUTH_ERRORS,
+               **errors(400, 409, 413, e400="Not media, damaged, empty, or bad metadata",
+                        e409="The file is already registered")},
+    response_model=WorkOut,
 )
 def add_work(
     request: Request,
@@ -87,21 +132,27 @@ def add_work(
     return out
 
 
-@router.get("", summary="List protected works")
+@router.get("", summary="Protected works, oldest first, a page at a time",
+            response_model=WorkPage, responses={**AUTH_ERRORS, **errors(400)})
 def list_works_route(
     settings: SettingsDep,
     _key: AdminKeyDep,
     include_removed: Annotated[bool, Query(description="Also list removed works.")] = False,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = pages.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    works = list_works(include_removed=include_removed, settings=settings)
-    return {"works": [public_work(w) for w in works], "count": len(works)}
+    page = works_page(include_removed=include_removed, cursor=cursor, limit=limit,
+                      settings=settings)
+    return page.map(public_work).to_dict()
 
 
-@router.get("/{work_id}", summary="One protected work (status pending/active/removed/failed)")
+@router.get("/{work_id}", summary="One protected work (status pending/active/removed/failed)",
+            response_model=WorkOut, responses=_ERRORS)
 def get_work_route(work_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return public_work(get_work(_checked_id(work_id), settings=settings))
 
 
-@router.delete("/{work_id}", summary="Remove a work: it never matches again")
+@router.delete("/{work_id}", summary="Remove a work: it never matches again",
+               response_model=WorkOut, responses=_ERRORS)
 def remove_work_route(work_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
     return public_work(remove_work(_checked_id(work_id), settings=settings))

@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import tuple_row
 
+from clipgate import pages
 from index.faiss_index import FrameRows, SignalRows, frame_rows
 from index.features import Features
 from index.fingerprint import Fingerprint
@@ -169,6 +170,17 @@ def list_active_works(conn: psycopg.Connection) -> list[dict]:
     return conn.execute(
         "SELECT id, title, owner, policy, kind, aliases, description FROM works "
         "WHERE status = 'active' ORDER BY created_at").fetchall()
+
+
+WORKS_ORDER = pages.Order("works:created", (pages.Key("created_at", "ts"), pages.Key("id", "uuid")))
+
+
+def works_page(conn: psycopg.Connection, *, include_removed: bool = False,
+               cursor: str | None = None, limit: int | None = None) -> pages.Page[dict]:
+    """Works, oldest first, a page at a time."""
+    return pages.fetch_page(conn, columns=WORK_COLUMNS, source="works", order=WORKS_ORDER,
+                            where=[] if include_removed else ["status <> 'removed'"],
+                            cursor=cursor, limit=limit)
 
 
 def list_works(conn: psycopg.Connection, *, include_removed: bool = False) -> list[dict]:

@@ -150,13 +150,13 @@ def test_register_get_list_and_remove_a_work(client, tmp_path):
 
     r = client.get(f"/v1/works/{work['id']}")
     assert r.status_code == 200 and r.json()["title"] == "Astronaut portrait"
-    assert [w["id"] for w in client.get("/v1/works").json()["works"]] == [work["id"]]
+    assert [w["id"] for w in client.get("/v1/works").json()["items"]] == [work["id"]]
 
     r = client.delete(f"/v1/works/{work['id']}")
     assert r.status_code == 200 and r.json()["status"] == "removed"
     assert client.get(f"/v1/works/{work['id']}").json()["status"] == "removed"
-    assert client.get("/v1/works").json()["works"] == []
-    assert len(client.get("/v1/works?include_removed=true").json()["works"]) == 1
+    assert client.get("/v1/works").json()["items"] == []
+    assert len(client.get("/v1/works?include_removed=true").json()["items"]) == 1
 
     r = client.get("/v1/works/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404 and "no work with id" in r.json()["detail"]

@@ -17,7 +17,8 @@ def test_works_add_list_check_release_verify_remove(cli, tmp_path):
     work_id = r.output.split()[0]
 
     r = cli("works", "list", "--json")
-    assert [w["title"] for w in json.loads(r.output)] == ["Astronaut"]
+    listed = json.loads(r.output)
+    assert [w["title"] for w in listed["items"]] == ["Astronaut"] and listed["total"] == 1
 
     img = photo("astronaut")
     copy = write_video(tmp_path / "copy.mp4", [pan(img, i, 36) for i in range(36)])
@@ -69,7 +70,7 @@ def test_bad_input_exits_2_with_a_message(cli, tmp_path, settings):
         assert r.exit_code == 2, (args, r.output)
         assert "error:" in r.output
     r = cli("works", "list", "--json")
-    assert json.loads(r.output) == []  # nothing was half-registered
+    assert json.loads(r.output)["items"] == []  # nothing was half-registered
 
 
 def test_bench_sizes_that_are_not_numbers_exit_2(cli):

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security, UploadFile, status
+from fastapi import Depends, HTTPException, Query, Request, Security, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from clipgate import apikeys
+from clipgate import apikeys, pages
 from clipgate.errors import BadInput, TooLarge, Unavailable
 from clipgate.settings import Settings
 
@@ -130,6 +130,14 @@ ReviewerKeyDep = Annotated[dict[str, Any], Depends(require_roles("reviewer", "ad
 ClaimsKeyDep = Annotated[dict[str, Any],
                          Depends(require_roles("rights_holder", "reviewer", "admin"))]
 CounterNoticeKeyDep = Annotated[dict[str, Any], Depends(require_roles("generator"))]
+
+
+# Every list takes the same two query parameters (clipgate.pages).
+CursorQuery = Annotated[str | None, Query(
+    max_length=4000, description="The next_cursor of the page before (opaque); none for the "
+                                 "first page.")]
+LimitQuery = Annotated[int, Query(ge=1, le=pages.MAX_LIMIT,
+                                  description=f"At most this many items (1-{pages.MAX_LIMIT}).")]
 
 
 def upload_name(upload: UploadFile) -> str:

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from clipgate.api.models import ValidationErrorOut
 from clipgate.errors import ClipgateError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,39 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": message, "errors": detail}, status_code=422)
 
 
+def _publish_true_shapes(app: FastAPI) -> None:
+    """FastAPI's document says a 422's `detail` is a list; ours answers one line and `errors`.
+    Publish the shape that is sent, under the name every operation's 422 already refers to.
+    Uploads are also marked `format: binary`, which client generators read as a file."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            shape = ValidationErrorOut.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            found = schema.setdefault("components", {}).setdefault("schemas", {})
+            found.update(shape.pop("$defs", {}))
+            found["HTTPValidationError"] = {**shape, "title": "HTTPValidationError"}
+            for component in found.values():
+                for prop in (component.get("properties") or {}).values():
+                    _mark_binary(prop)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mark_binary(prop: dict[str, Any]) -> None:
+    for part in [prop, prop.get("items") or {}, *(prop.get("anyOf") or [])]:
+        if part.get("contentMediaType") == "application/octet-stream":
+            part["format"] = "binary"
+        if part is not prop and part.get("items"):
+            _mark_binary(part)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ClipgateError, clipgate_error)
     app.add_exception_handler(ValueError, value_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    _publish_true_shapes(app)

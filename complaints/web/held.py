@@ -39,14 +39,15 @@ def sla(item: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
     return {"left_s": left, "level": level}
 
 
-def held_list(state: str, source: str, sort: str, order: str,
-              settings: Any) -> list[dict[str, Any]]:
-    """The queue's held clips, each with its SLA clock."""
-    items = compliance.list_reviews(state=state or None, source=source or None, sort=sort,
-                                    order=order or None, settings=settings)
-    for item in items:
+def held_list(state: str, source: str, sort: str, order: str, settings: Any,
+              cursor: str | None = None, limit: int | None = None) -> Any:
+    """A page of the queue's held clips, each with its SLA clock."""
+    page = compliance.list_reviews(state=state or None, source=source or None, sort=sort,
+                                   order=order or None, cursor=cursor, limit=limit,
+                                   settings=settings)
+    for item in page.items:
         item["sla"] = sla(item, settings.review_timeout_s)
-    return items
+    return page
 
 
 def _load(review_id: str, settings: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from clipgate.errors import BadInput, ClipgateError, Conflict, NotFound
 from complaints import accounts
 from complaints.actors import Actor
 from complaints.web.auth import CheckedForm, PageError, RightsHolder
-from complaints.web.render import REMEDIES, flash, page, user_error_status
+from complaints.web.render import REMEDIES, flash, page, page_size, pager, user_error_status
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -69,10 +69,16 @@ def _text(form: FormData, name: str) -> str:
 # --- my claims ------------------------------------------------------------------------------------
 
 @router.get("", response_class=HTMLResponse)
-def my_claims(request: Request, actor: RightsHolder) -> Response:
-    claims = complaints.list_claims(actor, sort="created", order="desc",
-                                    settings=_settings(request))
-    return page(request, "portal_claims.html", claims=claims)
+def my_claims(request: Request, actor: RightsHolder, cursor: str = "",
+              limit: str = "") -> Response:
+    try:
+        claims = complaints.list_claims(actor, sort="created", order="desc",
+                                        cursor=cursor or None, limit=page_size(limit),
+                                        settings=_settings(request))
+    except BadInput as e:  # a page link out of date or damaged
+        raise PageError(400, sentence(e), "Bad page link")
+    return page(request, "portal_claims.html", claims=claims.items,
+                pager=pager(request, claims))
 
 
 # --- my works -------------------------------------------------------------------------------------

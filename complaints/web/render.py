@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from clipgate import pages
 from complaints.web.auth import csrf_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -95,6 +96,27 @@ def user_error_status(e: Exception) -> int:
     if status >= 500:
         raise e
     return status
+
+
+def page_size(value: str) -> int:
+    """Rows per page from a page's `limit` query (the default when missing or not a number)."""
+    try:
+        return min(max(1, int(value)), pages.MAX_LIMIT)
+    except ValueError:
+        return pages.DEFAULT_LIMIT
+
+
+def pager(request: Request, page: Any, param: str = "cursor") -> dict[str, Any]:
+    """What a list's pager shows: how many of the total, and the links to the next page and back
+    to the first (the other query parameters kept; `param` names this list's cursor)."""
+    url = request.url.remove_query_params(param)
+    first = url.path + (f"?{url.query}" if url.query else "")
+    nxt = None
+    if page.next_cursor:
+        with_cursor = url.include_query_params(**{param: page.next_cursor})
+        nxt = f"{with_cursor.path}?{with_cursor.query}"
+    return {"shown": len(page.items), "total": page.total, "next": nxt,
+            "first": first if request.query_params.get(param) else None}
 
 
 def flash(request: Request, message: str) -> None:

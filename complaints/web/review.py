@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 import complaints
 import compliance
 import index
-from clipgate.errors import ClipgateError, NotFound
+from clipgate.errors import BadInput, ClipgateError, NotFound
 from complaints.actors import Actor
 from complaints.web.auth import AnyAccount, CheckedForm, PageError, Staff
 from complaints.web.evidence import evidence_view
 from complaints.web.held import HELD_SORTS, HELD_STATES, SOURCES, held_list
 from complaints.web.portal import load_claim, sentence
-from complaints.web.render import ACTIONS, STATES, flash, page, user_error_status
+from complaints.web.render import ACTIONS, STATES, flash, page, page_size, pager, user_error_status
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -41,7 +41,8 @@ def _see(url: str) -> RedirectResponse:
 @router.get("/review", response_class=HTMLResponse)
 def queue(request: Request, actor: Staff, state: str = "", owner: str = "", sort: str = "age",
           order: str = "", held_state: str = "pending", held_source: str = "",
-          held_sort: str = "age", held_order: str = "") -> Response:
+          held_sort: str = "age", held_order: str = "", cursor: str = "",
+          held_cursor: str = "", limit: str = "") -> Response:
     state = state if state in STATES else ""
     owner = owner if owner in OWNERS else ""
     sort = sort if sort in SORTS else "age"
@@ -52,11 +53,18 @@ def queue(request: Request, actor: Staff, state: str = "", owner: str = "", sort
     held_sort = held_sort if held_sort in HELD_SORTS else "age"
     held_order = held_order if held_order in ("asc", "desc") else ""
     settings = _settings(request)
-    claims = complaints.list_claims(actor, state=state or None, owner=owner or None, sort=sort,
-                                    order=order or None, settings=settings)
+    try:
+        claims = complaints.list_claims(actor, state=state or None, owner=owner or None,
+                                        sort=sort, order=order or None, cursor=cursor or None,
+                                        limit=page_size(limit), settings=settings)
+        held = held_list(held_state, held_source, held_sort, held_order, settings,
+                         cursor=held_cursor or None, limit=page_size(limit))
+    except BadInput as e:  # a page link out of date or damaged
+        raise PageError(400, sentence(e), "Bad page link")
     levels = complaints.service_levels(actor, settings=settings)
-    held = held_list(held_state, held_source, held_sort, held_order, settings)
-    return page(request, "review_queue.html", claims=claims, levels=levels, held=held,
+    return page(request, "review_queue.html", claims=claims.items, levels=levels,
+                held=held.items, claims_pager=pager(request, claims),
+                held_pager=pager(request, held, "held_cursor"),
                 filters={"state": state, "owner": owner, "sort": sort, "order": order},
                 held_filters={"state": held_state, "source": held_source, "sort": held_sort,
                               "order": held_order},

@@ -83,11 +83,11 @@ def test_claims_api_with_every_role(settings, tmp_path, api):
     _refused(api, "get", "/v1/claims", {"holder", "reviewer", "admin"})
     _refused(api, "get", f"/v1/claims/{cid}/frames/clip", {"holder", "reviewer", "admin"})
     assert api["other"].get(f"/v1/claims/{cid}").status_code == 404
-    assert api["other"].get("/v1/claims").json() == []
+    assert api["other"].get("/v1/claims").json()["items"] == []
     assert api["other"].get(f"/v1/claims/{cid}/frames/clip").status_code == 404
-    assert [c["id"] for c in api["holder"].get("/v1/claims").json()] == [cid]
+    assert [c["id"] for c in api["holder"].get("/v1/claims").json()["items"]] == [cid]
     assert [c["id"] for c in api["reviewer"].get("/v1/claims?state=triaged&sort=priority")
-            .json()] == [cid]
+            .json()["items"]] == [cid]
     frame = api["reviewer"].get(f"/v1/claims/{cid}/frames/work")
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
     _refused(api, "get", "/v1/claims/service-levels", {"reviewer", "admin"})
@@ -124,7 +124,7 @@ def test_claims_api_with_every_role(settings, tmp_path, api):
     # Flags: the ML team reads them with a reviewer or admin key.
     _refused(api, "get", "/v1/flags", {"reviewer", "admin"})
     _refused(api, "get", "/v1/flags/export?format=csv", {"reviewer", "admin"})
-    (flag,) = api["admin"].get("/v1/flags").json()
+    (flag,) = api["admin"].get("/v1/flags").json()["items"]
     csv = api["reviewer"].get("/v1/flags/export?format=csv")
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].startswith("id,work_id") and flag["id"] in csv.text
@@ -135,7 +135,7 @@ def test_claims_api_with_every_role(settings, tmp_path, api):
     assert r.status_code == 200 and r.json()["handled_at"]
     assert api["admin"].post(f"/v1/flags/{flag['id']}/handled",
                              json={"note": "again"}).status_code == 409
-    assert api["admin"].get("/v1/flags").json() == []
+    assert api["admin"].get("/v1/flags").json()["items"] == []
 
     # Counter-notice: only the generator service files one; the claimant escalates.
     notice = {"claim_id": cid, "release_id": str(rel["id"]), "statement": "Original work.",

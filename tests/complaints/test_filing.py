@@ -174,8 +174,8 @@ def test_a_rights_holder_sees_only_their_own_claims_and_works(settings, tmp_path
     other = actor_for_account(make_account(settings, "rights_holder"))
     with pytest.raises(NotFound):
         get_claim(other, claim["id"], settings=settings)
-    assert list_claims(other, settings=settings) == []
-    assert [c["id"] for c in list_claims(actor_for_account(holder), settings=settings)] == \
+    assert list_claims(other, settings=settings).items == []
+    assert [c["id"] for c in list_claims(actor_for_account(holder), settings=settings).items] == \
         [claim["id"]]
     # Another's work is not one of theirs to claim.
     with pytest.raises(NotFound, match="none of your works"):
@@ -201,12 +201,12 @@ def test_claims_on_the_same_clip_and_work_by_two_holders_merge(settings, tmp_pat
     assert second["merged"] and not first["merged"]
     assert second["duplicate_of"] is None and first["id"] not in str(second)
     assert [c["duplicate_of"] for c in list_claims(actor_for_account(second_holder),
-                                                   settings=settings)] == [None]
+                                                   settings=settings).items] == [None]
     rev = actor_for_account(make_account(settings, "reviewer"))
     assert get_claim(rev, second["id"], settings=settings)["duplicate_of"] == first["id"]
     assert get_claim(rev, first["id"], settings=settings)["duplicates"] == [second["id"]]
     # The queue's sorts: oldest first by default; created: newest first.
-    ids = lambda **kw: [c["id"] for c in list_claims(rev, settings=settings, **kw)]  # noqa: E731
+    ids = lambda **kw: [c["id"] for c in list_claims(rev, settings=settings, **kw).items]  # noqa: E731
     assert ids() == ids(sort="age", order="desc") == [first["id"], second["id"]]
     assert ids(sort="age", order="asc") == ids(sort="created") == [second["id"], first["id"]]
     assert ids(owner="none") == ids(sort="priority") and len(ids(limit=1)) == 1

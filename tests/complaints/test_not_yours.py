@@ -42,7 +42,7 @@ def test_a_claim_on_a_work_registered_by_another_hides_that_work(settings, tmp_p
         work_title="My photo", statement=h.STATEMENT, remedies=["takedown"], settings=settings)
     assert claim["work"]["title"] == "The work you uploaded" and claim["work"]["id"] is None
     assert claim["work"]["owner"] is None and claim["work"]["policy"] is None
-    (line,) = complaints.list_claims(actor_for_account(second), settings=settings)
+    (line,) = complaints.list_claims(actor_for_account(second), settings=settings).items
     assert SECRET not in repr(line) and "First Studio" not in repr(line)
     c = h.client(settings)
     h.sign_in(c, "second@example.org")

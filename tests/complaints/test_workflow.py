@@ -143,10 +143,10 @@ def test_roles_the_workflow_refuses(settings, tmp_path, holder, reviewer, copied
     moved = assign_claim(rev, claim["id"], revision=r, assignee_id=str(second["id"]),
                          settings=settings)
     assert moved["assignee"]["name"] == "Sam Second" and moved["state"] == "in_review"
-    assert [c["id"] for c in list_claims(actor_of(second), owner="me", settings=settings)] == \
+    assert [c["id"] for c in list_claims(actor_of(second), owner="me", settings=settings).items] == \
         [claim["id"]]
-    assert list_claims(rev, owner="me", settings=settings) == []
-    assert list_claims(rev, state="in_review", sort="priority", settings=settings)[0]["id"] == \
+    assert list_claims(rev, owner="me", settings=settings).items == []
+    assert list_claims(rev, state="in_review", sort="priority", settings=settings).items[0]["id"] == \
         claim["id"]
     with pytest.raises(BadInput, match="state must be"):
         list_claims(rev, state="open", settings=settings)

@@ -93,7 +93,7 @@ def test_review_verdict_keeps_a_private_copy_and_the_facts(settings, held, work)
     assert len(copies) == 1 and copies[0].stem == item["review_id"]
     assert not [p for p in settings.release_dir.rglob("*.mp4")]
     assert "path" not in item
-    assert [r["review_id"] for r in list_reviews(state="pending", settings=settings)] == \
+    assert [r["review_id"] for r in list_reviews(state="pending", settings=settings).items] == \
         [item["review_id"]]
 
 
@@ -118,7 +118,7 @@ def test_release_signs_with_the_human_decision_and_moves_on_once(settings, held,
     url = f"/v1/reviews/{rid}/decision"
     listed = client.get("/v1/reviews", params={"state": "pending"},
                         headers=_as(keys["reviewer"])).json()
-    assert [r["review_id"] for r in listed] == [rid]
+    assert [r["review_id"] for r in listed["items"]] == [rid] and listed["total"] == 1
     body = {"revision": 1, "decision": "release", "reason": "parody, fair use"}
 
     stale = client.post(url, json={**body, "revision": 0}, headers=_as(keys["reviewer"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,6 +15,7 @@ import compliance
 import index
 from clipgate import apikeys
 from clipgate.app import create_app
+from complaints import accounts
 from compliance.signing import COMPLIANCE_LABEL
 from generator.samples import get_work
 
@@ -83,7 +85,10 @@ def test_licence_api_and_its_bad_input(client, settings, tmp_path):
 
 
 def test_licensed_tenant_gets_the_clip_another_tenant_is_blocked(client, settings, tmp_path):
-    work = _rocket(settings, tmp_path)
+    holder, stranger = (accounts.create_account(f"{n}@example.org", "a long enough passphrase",
+                                                n.title(), "rights_holder", settings=settings)
+                        for n in ("ana", "sam"))
+    work = _rocket(settings, tmp_path, account_id=str(holder["id"]))
     for name in ("acme", "globex"):
         client.post("/v1/tenants", json={"name": name, "tier": "pro", "credits_gpu_s": 100})
     lic = client.post("/v1/licences", json={"tenant": "acme", "work_id": str(work["id"])}).json()
@@ -106,6 +111,40 @@ def test_licensed_tenant_gets_the_clip_another_tenant_is_blocked(client, setting
     assert check["decided_by"][0]["rule"] == "policy"
     assert [(r["tenant"], r["clips"]) for r in compliance.tracked_counts(
         [work["id"]], settings=settings)] == [("acme", 1)]
+    # The rights holder reads the same through the API; another holder sees none of it.
+    keys = {p["name"]: apikeys.create_key(p["name"], "rights_holder", settings,
+                                          account_id=str(p["id"]))[1] for p in (holder, stranger)}
+    mine_used = client.get("/v1/tracked", headers={"X-API-Key": keys["Ana"]}).json()
+    assert mine_used["clips"] == 1 and [(u["work_title"], u["rule"], u["licence_id"], u["model"],
+                                        u["tenant"], u["clips"]) for u in mine_used["uses"]] == \
+        [("Press still 14", "licence", lic["licence_id"], "clipgate-procedural", "acme", 1)]
+    assert client.get("/v1/tracked", headers={"X-API-Key": keys["Sam"]}).json() == \
+        {"uses": [], "clips": 0}
+    assert client.get("/v1/tracked").status_code == 403  # the operator's key: not a holder
+
+
+def _audited(settings) -> list[tuple]:
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute("SELECT action, actor, actor_role, subject_id, reason FROM audit_log "
+                            "WHERE subject_type = 'licence' ORDER BY id").fetchall()
+
+
+def test_licence_grants_and_revokes_are_audited(client, cli, settings, tmp_path):
+    work = _rocket(settings, tmp_path)
+    client.post("/v1/tenants", json={"name": "acme", "tier": "pro"})
+    key_id = str(apikeys.list_keys(settings)[0]["id"])
+    lic = client.post("/v1/licences", json={"tenant": "acme", "work_id": str(work["id"]),
+                                            "note": "deal 7"}).json()
+    for _ in range(2):  # revoking again changes nothing, and is not audited again
+        assert client.post(f"/v1/licences/{lic['licence_id']}/revoke",
+                           json={"reason": "deal ended"}).status_code == 200
+    r = cli("licences", "add", "--tenant", "acme", "--owner", work["owner"], "--json")
+    assert r.exit_code == 0, r.output
+    by_shell = json.loads(r.output)["licence_id"]
+    assert _audited(settings) == [
+        ("licence.grant", f"api_key:{key_id}", "admin", lic["licence_id"], "deal 7"),
+        ("licence.revoke", f"api_key:{key_id}", "admin", lic["licence_id"], "deal ended"),
+        ("licence.grant", "system:cli", "system", by_shell, None)]
 
 
 def test_screening_lets_a_licensed_tenant_name_the_work(client, settings, tmp_path):
