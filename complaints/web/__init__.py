@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clipgate.api.errors import clipgate_error
+from clipgate.errors import BadInput
 from clipgate.settings import Settings
 from complaints.web import account_pages, admin, held, portal, review
 from complaints.web.auth import PageError, SignInRequired, install_auth
@@ -38,6 +40,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(router)
     app.add_exception_handler(SignInRequired, _sign_in_first)
     app.add_exception_handler(PageError, _error_page)
+    app.add_exception_handler(BadInput, _bad_input)
 
 
 async def _sign_in_first(request: Request, exc: Exception) -> Response:
@@ -51,6 +54,15 @@ async def _error_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
     return page(request, "error.html", status=exc.status, title=exc.title or "Something went wrong",
                 message=exc.message)
+
+
+async def _bad_input(request: Request, exc: Exception) -> Response:
+    """Bad input that reaches no page's own handling (the text guard's refusals, before any route
+    runs): a page in words on the pages, the API's JSON everywhere else."""
+    if _is_page(request.url.path):
+        return page(request, "error.html", status=400, title="That could not be accepted",
+                    message=str(exc))
+    return await clipgate_error(request, exc)
 
 
 def _is_page(path: str) -> bool:
