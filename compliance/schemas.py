@@ -39,9 +39,10 @@ class SegmentOut(Out):
 class WorkMatchOut(Out):
     """A protected work the clip matched, with the evidence: segments and frame pairs."""
 
-    work_id: str
-    title: str
-    owner: str
+    # Absent where the key may not learn which work it is (CLIPGATE_CHECK_DISCLOSURE).
+    work_id: str | None = None
+    title: str | None = None
+    owner: str | None = None
     policy: Literal["block", "review", "track", "allow"]
     kind: str
     score: float = Field(description="The best frame pair's similarity, 0..1")

@@ -84,12 +84,15 @@ def probe(path: Path, *, max_frame_pixels: int) -> MediaInfo:
                 raise MediaError(f"{path.name}: has {len(container.streams.video)} video "
                                  "streams; submit a file with one")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # a stream FFmpeg has no decoder for
+                raise MediaError(f"{path.name}: its video stream cannot be decoded")
             w, h = stream.codec_context.width, stream.codec_context.height
             _check_pixels(path, w, h, max_frame_pixels)
             duration = _duration_s(container, stream)
             fps = float(stream.average_rate) if stream.average_rate else None
             return MediaInfo("video", mime, w, h, duration, fps)
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        # PyAV decodes container metadata as UTF-8: damaged boxes raise UnicodeDecodeError.
         raise MediaError(f"{path.name}: not a readable image or video ({_ffmpeg_reason(e)})") from e
 
 
@@ -138,7 +141,7 @@ def iter_sampled_frames(
                 if keep:
                     w, h = _sample_size(frame.width, frame.height)
                     yield Frame(t, frame.to_ndarray(width=w, height=h, format="rgb24"))
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise MediaError(f"{path.name}: video is damaged or truncated ({_ffmpeg_reason(e)})") from e
     if decoded == 0:
         raise MediaError(f"{path.name}: the video has no frames")
@@ -228,7 +231,8 @@ def frames_at(
                 raise MediaError(f"{path.name}: the video has no frames")
             for i in wanted:  # past the end: the last frame
                 out[i] = _rgb(last, max_side)
-    except av.error.FFmpegError as e:
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        # PyAV decodes container metadata as UTF-8: damaged boxes raise UnicodeDecodeError.
         raise MediaError(f"{path.name}: not a readable image or video ({_ffmpeg_reason(e)})") from e
     return out  # type: ignore[return-value]
 

@@ -87,3 +87,19 @@ def test_the_disclosure_setting(settings, tmp_path, registered):
     none = for_role(check, "generator", settings.model_copy(update={"check_disclosure": "none"}))
     assert "A" not in _names(none) and "B" not in _names(none)
     assert for_role(check, "reviewer", settings) is check
+
+
+def test_a_match_without_its_name_is_a_valid_answer(settings, tmp_path):
+    """With CLIPGATE_CHECK_DISCLOSURE=none the matches lose their names; the typed answer must
+    still validate (it was a 500: the response model required work_id; found by the fuzz suite)."""
+    settings = settings.model_copy(update={"check_disclosure": "none"})
+    keys = _keys(settings)
+    c = TestClient(create_app(settings))
+    img = write_image(tmp_path / "astronaut.png", photo("astronaut", (320, 240)))
+    r = c.post("/v1/works", files={"file": (img.name, img.read_bytes(), "image/png")},
+               data={"owner": "Studio", "title": SECRET_TITLE, "policy": "block"},
+               headers={"X-API-Key": keys["admin"]})
+    assert r.status_code == 201, r.text
+    gen = _check(c, keys["generator"], img)
+    assert gen["verdict"] == "block" and gen["matches"]
+    assert SECRET_TITLE not in _names(gen) and all("work_id" not in m for m in gen["matches"])
