@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from clipgate import db
+from clipgate import db, queue
 from clipgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,14 @@ def mark_sent(conn: psycopg.Connection, *, kind: str, subject_id: str, wait_s: f
         "VALUES (%s, %s, NULL, now() + make_interval(secs => %s)) "
         "ON CONFLICT (kind, subject_id) DO UPDATE SET holder = NULL, "
         "lease_until = EXCLUDED.lease_until, updated_at = now()", (kind, subject_id, wait_s))
+
+
+def resend(settings: Settings, *, kind: str, subject_id: str, task: str) -> None:
+    """The recovery sweeps' step: send the task for subject_id again and mark its lease sent, in
+    one transaction (rolled back if the broker refuses the message)."""
+    with db.connection(settings) as conn:
+        mark_sent(conn, kind=kind, subject_id=subject_id, wait_s=settings.task_lease_s)
+        queue.send(task, [subject_id], settings)
 
 
 @contextmanager

@@ -181,10 +181,7 @@ def recover_rescans(settings: Settings | None = None) -> dict[str, int]:
                     only_unfinished=True)
             counts["failed"] += 1
         elif settings.broker_url:
-            with db.connection(settings) as conn:  # rolled back if the broker refuses it
-                leases.mark_sent(conn, kind=LEASE_KIND, subject_id=rescan_id,
-                                 wait_s=settings.task_lease_s)
-                queue.send(RUN_RESCAN, [rescan_id], settings)
+            leases.resend(settings, kind=LEASE_KIND, subject_id=rescan_id, task=RUN_RESCAN)
             counts["resent"] += 1
     return counts
 

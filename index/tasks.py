@@ -74,10 +74,7 @@ def recover_registrations(settings: Settings | None = None) -> dict[str, int]:
                 leases.forget(conn, kind=LEASE_KIND, subject_id=work_id)
             counts["failed"] += 1
         elif settings.broker_url:
-            with db.connection(settings) as conn:  # rolled back if the broker refuses it
-                leases.mark_sent(conn, kind=LEASE_KIND, subject_id=work_id,
-                                 wait_s=settings.task_lease_s)
-                queue.send(REGISTER_WORK, [work_id], settings)
+            leases.resend(settings, kind=LEASE_KIND, subject_id=work_id, task=REGISTER_WORK)
             counts["resent"] += 1
     return counts
 
