@@ -175,12 +175,15 @@ def _decide(conn: psycopg.Connection, actor: Actor, claim: dict[str, Any], outco
     to_state = OUTCOMES[outcome]
     decision = {"outcome": outcome, "actions": actions, "reason": reason, "by": actor.label,
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    # Locked before anything is audited: a move on a duplicate locks it first and takes the
+    # audit chain's lock second, so taking them the other way round here would deadlock.
+    dups = _lock_duplicates(conn, claim)
     done = takedown.carry_out(conn, actor, claim, actions, reason, settings) if actions else {}
     rescans = done.pop("rescans", [])
     row = transition(conn, actor, claim, to_state, action=f"claim.{outcome}", reason=reason,
                      detail={"actions": actions, **done}, sets={"decision": decision})
     _tell_decision(conn, row, outcome, reason, actions)
-    _follow_duplicates(conn, actor, row, decision)
+    _follow_duplicates(conn, actor, row, decision, dups)
     return rescans
 
 
@@ -200,12 +203,16 @@ def _tell_decision(conn: psycopg.Connection, claim: dict[str, Any], outcome: str
                    subject=f"Claim {claim['number']} was {OUTCOMES[outcome]}", text=text)
 
 
+def _lock_duplicates(conn: psycopg.Connection, claim: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claim's open duplicates (same clip and work, other claimants), locked."""
+    return conn.execute(
+        "SELECT * FROM claims WHERE duplicate_of = %s AND state = ANY(%s) ORDER BY number "
+        "FOR NO KEY UPDATE", (claim["id"], list(OPEN_STATES))).fetchall()
+
+
 def _follow_duplicates(conn: psycopg.Connection, actor: Actor, claim: dict[str, Any],
-                       decision: dict[str, Any]) -> None:
-    """Open duplicates (same clip and work, other claimants) get the same outcome."""
-    dups = conn.execute(
-        "SELECT * FROM claims WHERE duplicate_of = %s AND state = ANY(%s) FOR UPDATE",
-        (claim["id"], list(OPEN_STATES))).fetchall()
+                       decision: dict[str, Any], dups: list[dict[str, Any]]) -> None:
+    """Open duplicates (locked by _lock_duplicates) get the same outcome."""
     for dup in dups:
         to_state = claim["state"]
         # The claimant reads this reason: it names no other claimant's claim.

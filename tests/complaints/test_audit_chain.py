@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 from alembic import command
+from psycopg.rows import dict_row
 from alembic.config import Config
 
 from clipgate import db, hashchain
@@ -162,3 +163,70 @@ def test_the_migration_chains_the_rows_written_before_it(tmp_path: Path):
         db.close_pools()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _wait_until_blocked(settings, pid_not: int, timeout: float = 20.0) -> None:
+    """Until some other backend of this database waits on a lock (the decision, stuck behind
+    the test's row lock)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(settings.database_url, autocommit=True) as watch:
+        while time.monotonic() < deadline:
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> %s", (pid_not,)).fetchone()
+            if row[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the decision never waited for the duplicate's lock")
+
+
+def test_a_decision_and_a_writer_on_its_duplicate_never_deadlock(settings, tmp_path, holder,
+                                                                  reviewer, copied_release):
+    """Deciding a claim moves its open duplicates too. Those rows must be locked before the
+    chain's lock: a move on a duplicate (assign, answer, decide, triage) locks the duplicate
+    first and takes the chain's lock second, so the other order is a deadlock (a 500)."""
+    from complaints import decide_claim, file_claim
+    from tests.complaints.conftest import (
+        STATEMENT,
+        actor_of,
+        file_and_assign,
+        make_account,
+        work_image,
+    )
+
+    claim = file_and_assign(settings, tmp_path, holder, reviewer, copied_release)
+    other = make_account(settings, "rights_holder")
+    dup = file_claim(actor_of(other), release_id=str(copied_release["id"]),
+                     work_path=work_image(tmp_path / "same.png"), work_title="Same",
+                     statement=STATEMENT, remedies=["takedown"], settings=settings)
+    # A move on the duplicate, half done: its row is locked, its audit row not yet written.
+    mover = psycopg.connect(settings.database_url, row_factory=dict_row)
+    try:
+        mover.execute("SET lock_timeout = '15s'")
+        mover.execute("SELECT 1 FROM claims WHERE id = %s FOR NO KEY UPDATE", (dup["id"],))
+        outcome: dict = {}
+
+        def decide() -> None:
+            try:
+                outcome["claim"] = decide_claim(
+                    actor_of(reviewer), claim["id"], revision=claim["revision"],
+                    outcome="reject", reason="Not a copy.", settings=settings)
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                outcome["error"] = e
+
+        t = threading.Thread(target=decide)
+        t.start()
+        _wait_until_blocked(settings, mover.info.backend_pid)
+        # The move goes on: its audit row, then commit. Neither side may be chosen as a victim.
+        audit.record(mover, ACTOR, "claim.assign", subject_type="claim",
+                     subject_id=str(dup["id"]), claim_id=dup["id"])
+        mover.commit()
+        t.join(30)
+    finally:
+        mover.close()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["claim"]["state"] == "rejected"
+    with db.connection(settings) as conn:
+        state = conn.execute("SELECT state FROM claims WHERE id = %s", (dup["id"],)).fetchone()
+    assert state["state"] == "rejected"
+    assert audit.verify_chain(settings).broken is None
