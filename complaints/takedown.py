@@ -243,6 +243,10 @@ def _scan_one(rescan: dict[str, Any], claim: dict[str, Any], release: dict[str, 
         compliance.revoke_release(str(release["id"]), settings=settings,
                                   reason=f"matches the work of upheld claim {claim['number']}")
     with db.connection(settings) as conn:
+        # The rescan's row before the audit chain's lock, the order _finish and _requeue take
+        # them in: the other order deadlocks with them.
+        conn.execute("UPDATE rescans SET scanned = scanned + 1, matched = matched + %s "
+                     "WHERE id = %s", (int(match is not None), rescan["id"]))
         if match is not None:
             action = "revoked" if rescan["action"] == "revoke" else "flagged"
             record_takedown(conn, rescan["claim_id"], release["id"], action, match.score,
@@ -253,8 +257,6 @@ def _scan_one(rescan: dict[str, Any], claim: dict[str, Any], release: dict[str, 
                          claim_id=rescan["claim_id"],
                          detail={"rescan_id": str(rescan["id"]), "score": match.score,
                                  "frames_matched": match.frames_matched})
-        conn.execute("UPDATE rescans SET scanned = scanned + 1, matched = matched + %s "
-                     "WHERE id = %s", (int(match is not None), rescan["id"]))
 
 
 def _finish(rescan_id: str, state: str, error: str | None, settings: Settings, *,

@@ -3,11 +3,13 @@ clips made on the spot, and a copy of a signed clip with its C2PA manifest strip
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import av
+import psycopg
 import pytest
 
 from clipgate import db
@@ -152,3 +154,18 @@ def reencode(src: Path, dst: Path, *, width: int, height: int, crf: int = 32) ->
         for packet in stream.encode():
             out.mux(packet)
     return dst
+
+
+def wait_until_blocked(settings, pid_not: int, timeout: float = 20.0) -> None:
+    """Until a backend of this database other than pid_not waits on a lock (the code under test,
+    stuck behind a lock the test holds)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(settings.database_url, autocommit=True) as watch:
+        while time.monotonic() < deadline:
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> %s", (pid_not,)).fetchone()
+            if row[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("nothing ever waited for the lock the test holds")

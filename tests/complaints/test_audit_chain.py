@@ -165,21 +165,6 @@ def test_the_migration_chains_the_rows_written_before_it(tmp_path: Path):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _wait_until_blocked(settings, pid_not: int, timeout: float = 20.0) -> None:
-    """Until some other backend of this database waits on a lock (the decision, stuck behind
-    the test's row lock)."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(settings.database_url, autocommit=True) as watch:
-        while time.monotonic() < deadline:
-            row = watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> %s", (pid_not,)).fetchone()
-            if row[0]:
-                return
-            time.sleep(0.05)
-    raise AssertionError("the decision never waited for the duplicate's lock")
-
-
 def test_a_decision_and_a_writer_on_its_duplicate_never_deadlock(settings, tmp_path, holder,
                                                                   reviewer, copied_release):
     """Deciding a claim moves its open duplicates too. Those rows must be locked before the
@@ -191,6 +176,7 @@ def test_a_decision_and_a_writer_on_its_duplicate_never_deadlock(settings, tmp_p
         actor_of,
         file_and_assign,
         make_account,
+        wait_until_blocked,
         work_image,
     )
 
@@ -216,7 +202,7 @@ def test_a_decision_and_a_writer_on_its_duplicate_never_deadlock(settings, tmp_p
 
         t = threading.Thread(target=decide)
         t.start()
-        _wait_until_blocked(settings, mover.info.backend_pid)
+        wait_until_blocked(settings, mover.info.backend_pid)
         # The move goes on: its audit row, then commit. Neither side may be chosen as a victim.
         audit.record(mover, ACTOR, "claim.assign", subject_type="claim",
                      subject_id=str(dup["id"]), claim_id=dup["id"])

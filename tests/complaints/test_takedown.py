@@ -174,3 +174,57 @@ def test_block_and_takedown_are_audited_even_when_the_decision_fails(settings, t
     assert index.get_work(after["work"]["id"], settings)["policy"] == "block"
     actions = {h["action"] for h in after["history"]}
     assert {"work.block", "release.revoke"} <= actions and "claim.uphold" not in actions
+
+
+def test_a_rescan_step_and_a_writer_on_its_rescan_never_deadlock(settings, tmp_path, holder,
+                                                                 reviewer, copied_release):
+    """A rescan's step counts its progress on the rescan's row before it takes the audit chain's
+    lock, as every other writer of that row does (_finish, _requeue: the row, then the chain);
+    the other order is a deadlock with them."""
+    import threading
+
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from complaints import audit, takedown
+    from tests.complaints.conftest import wait_until_blocked
+
+    claim = file_and_assign(settings, tmp_path, holder, reviewer, copied_release)
+    with db.connection(settings) as conn:
+        rescan = conn.execute(
+            "INSERT INTO rescans (claim_id, work_id, action) SELECT id, work_id, 'flag' "
+            "FROM claims WHERE id = %s RETURNING *", (claim["id"],)).fetchone()
+    # Another writer of the rescan's row (as _finish does), half done: row locked, not audited.
+    writer = psycopg.connect(settings.database_url, row_factory=dict_row)
+    outcome: dict = {}
+    try:
+        writer.execute("SET lock_timeout = '15s'")
+        writer.execute("UPDATE rescans SET error = 'pausing' WHERE id = %s", (rescan["id"],))
+
+        def step() -> None:
+            try:
+                takedown._scan_one(rescan, {"id": claim["id"], "number": claim["number"]},
+                                   compliance.get_release(str(copied_release["id"]),
+                                                          settings=settings), settings)
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                outcome["error"] = e
+
+        t = threading.Thread(target=step)
+        t.start()
+        wait_until_blocked(settings, writer.info.backend_pid, timeout=120)
+        try:
+            audit.record(writer, takedown.RESCAN_TASK, "rescan.retry", subject_type="rescan",
+                         subject_id=str(rescan["id"]), claim_id=claim["id"])
+            writer.commit()
+        except psycopg.Error as e:
+            outcome["writer"] = e
+            writer.rollback()
+        t.join(60)
+    finally:
+        writer.close()
+    assert not outcome, outcome
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT scanned, matched FROM rescans WHERE id = %s",
+                           (rescan["id"],)).fetchone()
+    assert (row["scanned"], row["matched"]) == (1, 1)
+    assert audit.verify_chain(settings).broken is None
