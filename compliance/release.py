@@ -120,7 +120,7 @@ def release_clip(
     marked = staging / f"wm-{uuid.uuid4()}{path.suffix.lower()}"
     try:
         t0 = time.perf_counter()
-        mark = watermark.watermark_video(staged_input, marked, watermark.new_key())
+        mark = watermark.watermark_video(staged_input, marked, _unused_key(settings))
         marked_s = time.perf_counter() - t0
         for _ in range(_MAX_TRIES):
             outcome = _release_once(marked, mime, name, generator, source, clip_signer,
@@ -137,6 +137,17 @@ def release_clip(
 
 
 _MAX_TRIES = 3
+
+
+def _unused_key(settings: Settings) -> int:
+    """A fresh watermark key that no release or pending held clip has: keys are unique among
+    releases, and 40 random bits meet again about once in a million draws at a million
+    releases, which would otherwise fail the release's insert (or a held clip's, every time)."""
+    with db.connection(settings) as conn:
+        while True:
+            key = watermark.new_key()
+            if not store.watermark_key_used(conn, key=key):
+                return key
 
 
 def _release_once(

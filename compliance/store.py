@@ -89,6 +89,14 @@ def release_by_watermark(conn: psycopg.Connection, *, key: int) -> dict[str, Any
                         (key,)).fetchone()
 
 
+def watermark_key_used(conn: psycopg.Connection, *, key: int) -> bool:
+    """True when a release, or a held clip that may yet be released, carries this key."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM releases WHERE watermark_key = %s) OR EXISTS "
+        "(SELECT 1 FROM review_items WHERE watermark_key = %s AND state = 'pending') AS used",
+        (key, key)).fetchone()["used"]
+
+
 def release_manifest(conn: psycopg.Connection, *, release_id: str) -> dict[str, Any] | None:
     """The manifest a release was signed with, as stored at release (None before it was kept)."""
     row = conn.execute("SELECT manifest FROM releases WHERE id = %s",

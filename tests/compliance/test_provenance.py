@@ -158,3 +158,15 @@ def test_release_stores_its_manifest_and_key(settings, released):
                            (released.release["id"],)).fetchone()
     assert row["manifest"]["label"] == released.release["manifest_label"]
     assert row["watermark_key"] == released.mark.key
+
+
+def test_a_key_already_in_use_is_never_drawn_again(settings, tmp_path, released, monkeypatch):
+    """Keys are 40 random bits and unique among releases: a fresh draw that hits a release's key
+    (about one release in a million at a million releases) is drawn again, not a 500."""
+    taken = released.mark.key
+    draws = iter([taken, taken + 1])
+    monkeypatch.setattr(watermark, "new_key", lambda: next(draws))
+    outcome = release_clip(_clip(tmp_path, "other.mp4", "rocket"), generator=IDENT,
+                           settings=settings)
+    assert outcome.released and outcome.mark.key == taken + 1
+    assert outcome.release["watermark_key"] == taken + 1
