@@ -86,6 +86,12 @@ def forget(conn: psycopg.Connection, *, kind: str, subject_id: str) -> None:
                  (kind, subject_id))
 
 
+def _forget_own(conn: psycopg.Connection, lease: Lease) -> None:
+    # Only while this worker still holds it: a lease taken over belongs to the live worker.
+    conn.execute("DELETE FROM task_leases WHERE kind = %s AND subject_id = %s AND holder = %s",
+                 (lease.kind, lease.subject_id, lease.holder))
+
+
 def mark_sent(conn: psycopg.Connection, *, kind: str, subject_id: str, wait_s: float) -> None:
     """A message for the work was just sent again: held by no one, looked at again after wait_s."""
     conn.execute(
@@ -127,7 +133,7 @@ def held(settings: Settings, *, kind: str, subject_id: str) -> Iterator[Lease | 
         raise
     stop.set()
     beat.join()
-    _quietly(settings, forget, kind=kind, subject_id=subject_id)
+    _quietly(settings, _forget_own, lease)
 
 
 def _renew_until(settings: Settings, lease: Lease, stop: threading.Event) -> None:

@@ -125,3 +125,16 @@ def test_a_rescan_that_keeps_killing_its_worker_fails_with_the_reason(settings, 
         row = conn.execute("SELECT state, error FROM rescans WHERE id = %s",
                            (rescan_id,)).fetchone()
     assert row["state"] == "failed" and "worker was lost 3 time(s)" in row["error"]
+
+
+def test_a_clean_end_leaves_alone_a_lease_another_worker_took_over(settings):
+    """A worker whose lease ran out (and was taken over) forgets only its own lease when it ends:
+    the live worker that took it keeps its lease and its count of lost workers."""
+    with leases.held(settings, kind="k", subject_id="2") as lease:
+        assert lease is not None
+        with db.connection(settings) as conn:  # as another worker's take after the lease ran out
+            conn.execute("UPDATE task_leases SET holder = 'b:2', attempts = attempts + 1, "
+                         "lease_until = now() + interval '1 hour' WHERE kind = 'k' "
+                         "AND subject_id = '2'")
+    kept = _lease(settings, "k", "2")
+    assert kept is not None and (kept["holder"], kept["attempts"]) == ("b:2", 2)
