@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 from alembic import command
-from psycopg.rows import dict_row
 from alembic.config import Config
+from psycopg.rows import dict_row
 
 from clipgate import db, hashchain
 from complaints import audit
