@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
+
 from clipgate import db, pages, text
 from clipgate.errors import BadInput, NotFound
 from clipgate.settings import Settings, get_settings
@@ -64,9 +66,14 @@ def _validate(name: str, role: str, account_id: str | None) -> None:
                        f"{' and '.join(ACCOUNT_ROLES)} keys do")
 
 
+# Called with the connection and the key's record inside the transaction that changes the key:
+# a caller's audit row commits, or rolls back, with the change it records.
+OnChange = Callable[[psycopg.Connection, dict[str, Any]], None]
+
+
 def create_key(
     name: str, role: str = "generator", settings: Settings | None = None, *,
-    account_id: str | None = None,
+    account_id: str | None = None, on_change: OnChange | None = None,
 ) -> tuple[dict[str, Any], str]:
     """A new key. Returns (record, plaintext key); the plaintext is not stored anywhere.
 
@@ -74,11 +81,11 @@ def create_key(
     must be the key's role."""
     _validate(name, role, account_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return _insert(name.strip(), role, key, settings, account_id), key
+    return _insert(name.strip(), role, key, settings, account_id, on_change), key
 
 
 def _insert(name: str, role: str, key: str, settings: Settings | None,
-            account_id: str | None) -> dict[str, Any]:
+            account_id: str | None, on_change: OnChange | None = None) -> dict[str, Any]:
     account = None
     if account_id:
         try:
@@ -93,11 +100,14 @@ def _insert(name: str, role: str, key: str, settings: Settings | None,
         if account["role"] != role:
             raise BadInput(f"account {account_id} is a {account['role']}, not a {role}")
     with db.connection(settings) as conn:
-        return conn.execute(
+        record = conn.execute(
             f"INSERT INTO api_keys (name, role, prefix, key_hash, account_id) "
             f"VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (name, role, key[:8], hash_key(key), account["id"] if account else None),
         ).fetchone()
+        if on_change is not None:
+            on_change(conn, record)
+        return record
 
 
 def verify_key(key: str, settings: Settings | None = None) -> dict[str, Any] | None:
@@ -142,7 +152,8 @@ def keys_page(settings: Settings | None = None, *, cursor: str | None = None,
                                 cursor=cursor, limit=limit)
 
 
-def revoke_key(key_id: str, settings: Settings | None = None) -> dict[str, Any]:
+def revoke_key(key_id: str, settings: Settings | None = None, *,
+               on_change: OnChange | None = None) -> dict[str, Any]:
     """Revoke a key by id; it stops working at once. Revoking twice keeps the first time."""
     try:
         kid = uuid.UUID(str(key_id))
@@ -154,8 +165,10 @@ def revoke_key(key_id: str, settings: Settings | None = None) -> dict[str, Any]:
             f"RETURNING {_COLUMNS}",
             (kid,),
         ).fetchone()
-    if row is None:
-        raise NotFound(f"no API key with id {key_id}")
+        if row is None:
+            raise NotFound(f"no API key with id {key_id}")
+        if on_change is not None:
+            on_change(conn, row)
     return row
 
 

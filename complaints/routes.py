@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 import compliance
 import index
-from clipgate import apikeys, db, pages
+from clipgate import apikeys, pages
 from clipgate.api.models import AUTH_ERRORS, ShapedRoute, errors
 from clipgate.text import Name, Note
 from clipgate.api import (
@@ -276,19 +276,21 @@ class NewKey(BaseModel):
 async def create_key_route(body: NewKey, settings: SettingsDep,
                            _key: AdminKeyDep) -> dict[str, Any]:
     record, plaintext = await run_in_threadpool(
-        lambda: apikeys.create_key(body.name, body.role, settings, account_id=body.account_id))
-    await run_in_threadpool(_audit_key, settings, _key, "api_key.create", record)
+        lambda: apikeys.create_key(body.name, body.role, settings, account_id=body.account_id,
+                                   on_change=_audit_key(_key, "api_key.create")))
     return {**apikeys.public_key(record), "key": plaintext}
 
 
-def _audit_key(settings: Any, by: dict[str, Any], action: str, record: dict[str, Any]) -> None:
-    """Key changes go to the audit log (the key itself never does)."""
-    with db.connection(settings) as conn:
+def _audit_key(by: dict[str, Any], action: str) -> apikeys.OnChange:
+    """Key changes go to the audit log (the key itself never does), in the change's own
+    transaction: no key is made or revoked unaudited."""
+    def record_it(conn: Any, record: dict[str, Any]) -> None:
         audit.record(conn, actor_for_key(by), action, subject_type="api_key",
                      subject_id=str(record["id"]),
                      detail={"name": record["name"], "role": record["role"],
                              "account_id": str(record["account_id"])
                              if record.get("account_id") else None})
+    return record_it
 
 
 @router.get("/keys", tags=["keys"], summary="API keys (never the keys themselves), oldest "
@@ -303,7 +305,6 @@ def list_keys_route(settings: SettingsDep, _key: AdminKeyDep, cursor: CursorQuer
 @router.delete("/keys/{key_id}", tags=["keys"], summary="Revoke an API key",
                response_model=KeyOut, responses={**AUTH_ERRORS, **errors(404)})
 def revoke_key_route(key_id: str, settings: SettingsDep, _key: AdminKeyDep) -> dict[str, Any]:
-    record = apikeys.revoke_key(key_id, settings)
-    _audit_key(settings, _key, "api_key.revoke", record)
+    record = apikeys.revoke_key(key_id, settings, on_change=_audit_key(_key, "api_key.revoke"))
     return apikeys.public_key(record)
 

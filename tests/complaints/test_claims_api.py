@@ -215,3 +215,25 @@ def test_keys_for_people_name_their_account(settings, api):
     with db.connection(settings) as conn:
         conn.execute("UPDATE accounts SET disabled_at = now() WHERE id = %s", (holder["id"],))
     assert made.get("/v1/claims").status_code == 401
+
+
+def test_a_key_change_whose_audit_fails_is_not_made(settings, api, monkeypatch):
+    """A key is made or revoked in the same transaction as its audit row: when the audit write
+    fails, there is no unaudited key (it used to be audited after the key had committed)."""
+    from complaints import audit
+
+    spare = api["admin"].post("/v1/keys", json={"name": "spare", "role": "generator"}).json()
+    before = {k["id"] for k in apikeys.list_keys(settings)}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(audit, "record", broken)
+    failing = TestClient(api["admin"].app, headers=api["admin"].headers,
+                         raise_server_exceptions=False)
+    assert failing.post("/v1/keys", json={"name": "ghost", "role": "generator"}
+                        ).status_code == 500
+    assert failing.delete(f"/v1/keys/{spare['id']}").status_code == 500
+    after = apikeys.list_keys(settings)
+    assert {k["id"] for k in after} == before  # no key made
+    assert next(k for k in after if str(k["id"]) == spare["id"])["revoked_at"] is None  # nor revoked
