@@ -28,6 +28,7 @@ from clipgate.api import errors as api_errors
 from clipgate.api import ops as api_ops
 from clipgate.api.guard import text_guard
 from clipgate.api.headers import SecurityHeaders
+from clipgate.api.unhandled import Unhandled
 from clipgate.api.models import HealthOut, LiveOut
 from clipgate.errors import ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     )
     app.state.settings = settings
     app.state.bootstrap_pending = False
+    # Innermost: an unexpected exception is answered here, inside the request id and security
+    # headers' middleware (Starlette's own 500 would skip them).
+    app.add_middleware(Unhandled)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
     # Outermost: every log line of a request, and the tasks it queues, carry its X-Request-ID.
     app.add_middleware(CorrelationIdMiddleware)
