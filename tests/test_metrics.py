@@ -92,6 +92,35 @@ def test_the_gauges_describe_the_deployment(settings, admin_key):
     assert _value(s, "clipgate_generation_jobs", state="queued") == 0
 
 
+def test_requests_are_counted_by_route_template(settings, admin_key):
+    """Two works' pages are one series, under the route's template (no series per path); a path
+    no route has is 'none', a method nobody serves 'other'; latency is a histogram alike."""
+    key = {"X-API-Key": admin_key}
+    route = {"route": "/v1/works/{work_id}", "method": "GET", "status": "4xx"}
+    with TestClient(create_app(settings)) as client:
+        before = _scrape(client, admin_key)
+        for n in range(2):
+            work = f"00000000-0000-4000-8000-00000000000{n}"
+            assert client.get(f"/v1/works/{work}", headers=key).status_code == 404
+        assert client.get("/no/such/path/4711").status_code == 404
+        assert client.request("BREW", "/v1/health/live").status_code == 405
+        assert client.get("/static/complaints/site.css").status_code == 200
+        text = client.get("/metrics", headers=key).text
+    after = _samples(text)
+    requests, seconds = "clipgate_http_requests_total", "clipgate_http_request_seconds_count"
+    for name in (requests, seconds):
+        assert _value(after, name, **route) == _value(before, name, **route) + 2
+    none = {"route": "none", "method": "GET", "status": "4xx"}
+    assert _value(after, requests, **none) == _value(before, requests, **none) + 1
+    brew = {"route": "/v1/health/live", "method": "other", "status": "4xx"}
+    assert _value(after, requests, **brew) == _value(before, requests, **brew) + 1
+    static = {"route": "/static/complaints", "method": "GET", "status": "2xx"}
+    assert _value(after, requests, **static) == _value(before, requests, **static) + 1
+    # The scrapes themselves are counted too, and no path was made a label.
+    assert _value(after, requests, route="/metrics", method="GET", status="2xx") >= 1
+    assert "00000000-0000-4000" not in text and "4711" not in text and "BREW" not in text
+
+
 def test_a_source_that_fails_is_reported_not_fatal(settings, admin_key):
     def broken(_settings):
         raise RuntimeError("down")
