@@ -164,13 +164,19 @@ def test_a_worker_without_a_multiprocess_dir_refuses_a_metrics_port(cli, monkeyp
 
 @pytest.mark.slow
 def test_a_worker_serves_its_childrens_counts(broker_settings, tmp_path):
-    """A real `clipgate worker` (prefork: a child process runs the task) serves, from its
-    parent, what the child counted: here a notice that failed (email is off). The task logs, as
-    JSON, with the request id that was current where it was queued."""
+    """A real `clipgate worker` (prefork: a child process runs the tasks) serves, from its
+    parent, what the child counted: the verdict and gate stages of a generated clip it gated, and
+    a notice that failed (email is off). The task logs, as JSON, with the request id that was
+    current where it was queued."""
     from clipgate import queue
+    from generator import admission, tenants, worker
     from tests.complaints.test_notify import _outbox
 
     _outbox(broker_settings, make_account(broker_settings), "email", "holder@example.test")
+    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=broker_settings)
+    job = admission.admit(tenant="acme", user="u", idempotency_key="k", prompt="slow clouds",
+                          params={"seconds": 1.0, "width": 160, "height": 96, "fps": 8},
+                          settings=broker_settings).job
     port = free_port()
     env = {**os.environ, "CLIPGATE_BROKER_URL": broker_settings.broker_url,
            "CLIPGATE_RESULT_BACKEND": broker_settings.result_backend,
@@ -180,24 +186,30 @@ def test_a_worker_serves_its_childrens_counts(broker_settings, tmp_path):
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from clipgate.cli import main; "
-         "sys.argv[0] = 'clipgate'; main()", "worker", "--queues", "cpu"],
+         "sys.argv[0] = 'clipgate'; main()", "worker", "--queues", "cpu,gpu"],
         env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "worker.log").open("wb"))
-    wanted = 'clipgate_notice_failures_total{channel="email",outcome="retry"} 1.0'
+    wanted = ('clipgate_notice_failures_total{channel="email",outcome="retry"} 1.0',
+              'clipgate_verdicts_total{policy="none",verdict="release"} 1.0',
+              'clipgate_gate_stage_seconds_count{stage="search"} 1.0',
+              'clipgate_gate_stage_seconds_count{stage="record"} 1.0')
     try:
         token = correlation_id.set("feedc0de" * 4)
         try:
             queue.send(notify.SEND_NOTIFICATIONS, [], broker_settings)
         finally:
             correlation_id.reset(token)
+        assert worker.dispatch(str(job["id"]), broker_settings)
         deadline, text = time.monotonic() + 180, ""
-        while time.monotonic() < deadline and wanted not in text and proc.poll() is None:
+        while (time.monotonic() < deadline and not all(w in text for w in wanted)
+               and proc.poll() is None):
             time.sleep(1)
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5
                                               ).read().decode()
             except OSError:
                 continue
-        assert wanted in text, (proc.poll(), text[-2000:])
+        missing = [w for w in wanted if w not in text]
+        assert not missing, (missing, proc.poll(), text[-3000:])
     finally:
         proc.terminate()
         proc.wait(60)
