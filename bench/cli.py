@@ -8,7 +8,8 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +40,21 @@ def _frame_counts(value: str) -> list[int]:
     if not sizes or min(sizes) < 100:
         raise typer.BadParameter(f"--frames {value!r}: sizes of at least 100 frames, e.g. 1e5")
     return sizes
+
+
+@contextmanager
+def _stage_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr for each stage a bench run reports, gone when it ends: yields the
+    run's `progress(stage, done, total)`."""
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        yield progress
 
 
 def _bench_settings(settings: Settings, data_dir: Path, **update: Any) -> Settings:
@@ -202,14 +218,7 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         base.mkdir(parents=True, exist_ok=True)
         run_dir = data_dir or Path(tempfile.mkdtemp(prefix="run-", dir=base))
         bench_settings = _bench_settings(settings, run_dir)
-        with Progress(transient=True, console=Console(stderr=True)) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with _stage_bars() as progress:
             result = run_provenance(bench_settings, clips=clips, negatives=negatives,
                                     seconds=seconds, transforms=names, progress=progress)
         shutil.rmtree(bench_settings.release_dir, ignore_errors=True)  # the signed clips
@@ -242,14 +251,7 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         logging.getLogger("index.registry").setLevel(logging.WARNING)
         bench_settings = _bench_settings(settings, data_dir or settings.data_dir / (
             "bench-quality-quick" if quick else "bench-quality"))
-        with Progress(transient=True, console=Console(stderr=True)) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with _stage_bars() as progress:
             others = None if other_models is None else tuple(
                 m.strip() for m in other_models.split(",") if m.strip() and m.strip() != "none")
             result = run_quality(bench_settings, quick=quick, per_family=per_family,

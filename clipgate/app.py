@@ -25,10 +25,12 @@ from clipgate import __version__, apikeys, db, queue
 from clipgate.api import SettingsDep
 from clipgate.api.deps import SentKeyDep, check_sent_key
 from clipgate.api import errors as api_errors
+from clipgate.api import http_metrics
 from clipgate.api import ops as api_ops
 from clipgate.api.guard import text_guard
 from clipgate.api.headers import SecurityHeaders
 from clipgate.api.models import HealthOut, LiveOut
+from clipgate.api.unhandled import Unhandled
 from clipgate.errors import ClipgateError, Unavailable
 from clipgate.settings import Settings, get_settings
 from compliance.routes import router as compliance_router
@@ -99,6 +101,9 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     )
     app.state.settings = settings
     app.state.bootstrap_pending = False
+    # Innermost: an unexpected exception is answered here, inside the request id and security
+    # headers' middleware (Starlette's own 500 would skip them).
+    app.add_middleware(Unhandled)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + _BODY_SLACK)
     # Outermost: every log line of a request, and the tasks it queues, carry its X-Request-ID.
     app.add_middleware(CorrelationIdMiddleware)
@@ -111,6 +116,8 @@ def create_app(settings: Settings | None = None, *, resume_jobs: bool = False,
     complaints_web.install(app, settings)
     # Outside the pages' own middleware, so every answer has them (clipgate.api.headers).
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    # Around all the rest: each request counted and timed by its route's template.
+    http_metrics.install(app)
     # Added last, so it runs first: every part sees the client a trusted proxy names.
     if settings.trusted_proxies.strip():
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -22,7 +22,8 @@ from zxcvbn import zxcvbn
 from clipgate import db, text
 from clipgate.errors import BadInput, Conflict, NotFound
 from clipgate.settings import Settings, get_settings
-from complaints import actors, audit  # the audit log belongs to the claims workflow
+# The audit log and the notices' outbox belong to the claims workflow.
+from complaints import actors, audit, notify
 from complaints.webhook_url import check_webhook_url
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ _ZXCVBN_MAX = 72  # zxcvbn refuses longer input; the first 72 characters tell en
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COLUMNS = ("id, email, name, organisation, role, webhook_url, session_epoch, created_at, "
             "disabled_at")
+
+SIGNUP_TRIED = "account.signup_tried"  # the notice's event: a sign-up with a taken email
+# At most one such email per account in this long: a stranger replaying the form (from many
+# addresses, past the per-address limit) cannot flood the owner's inbox.
+SIGNUP_NOTICE_EVERY_S = 3600
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.
@@ -183,6 +189,40 @@ def get_account_by_email(email: str, *, settings: Settings | None = None) -> dic
     with db.connection(settings) as conn:
         return conn.execute(f"SELECT {_COLUMNS} FROM accounts WHERE email = %s",
                             (normalise_email(email),)).fetchone()
+
+
+def tell_owner_of_signup(email: str, *, settings: Settings | None = None) -> bool:
+    """Someone signed up with the email of an existing account: email its owner (through the
+    notices' outbox, so with retries, or kept there while email is off). The sign-up form never
+    says the email is taken, so this is how the owner learns of it. Runs after the answer was
+    sent (a background task), so the answer takes as long either way. True when a notice was
+    written; False for no such active account, or one told within SIGNUP_NOTICE_EVERY_S."""
+    settings = settings or get_settings()
+    with db.connection(settings) as conn:
+        # Locked, so two sign-ups at once write one notice.
+        account = conn.execute("SELECT id, email FROM accounts WHERE email = %s "
+                               "AND disabled_at IS NULL FOR UPDATE",
+                               (normalise_email(email),)).fetchone()
+        if account is None:
+            return False
+        recent = conn.execute(
+            "SELECT 1 FROM notifications WHERE account_id = %s AND body->>'event' = %s "
+            "AND created_at > now() - make_interval(secs => %s)",
+            (account["id"], SIGNUP_TRIED, SIGNUP_NOTICE_EVERY_S)).fetchone()
+        if recent is not None:
+            return False
+        notify.enqueue_account_email(
+            conn, account, event=SIGNUP_TRIED, path="/signin",
+            subject="Someone tried to sign up with your email address",
+            text=f"Someone tried to open a new clipgate account with your email address "
+                 f"({account['email']}). You already have an account, so nothing was changed.\n\n"
+                 "If it was you, sign in with your existing account's password at the address "
+                 "below. If you have forgotten it, ask your clipgate administrator to reset it.\n\n"
+                 "If it was not you, you need do nothing: your account and its password are as "
+                 "they were.")
+    log.info("told account %s of a sign-up with its email", account["id"])
+    notify.submit_send(settings)
+    return True
 
 
 def list_accounts(*, role: str | None = None, include_disabled: bool = True,

@@ -54,6 +54,17 @@ def enqueue(conn: psycopg.Connection, claim: dict[str, Any], *, event: str, subj
     return len(targets)
 
 
+def enqueue_account_email(conn: psycopg.Connection, account: dict[str, Any], *, event: str,
+                          subject: str, text: str, path: str) -> int:
+    """Write an email notice about the account itself, not a claim (a sign-up tried with its
+    address): sent and retried like the claims' notices; `path` is the page its link opens."""
+    body = {"event": event, "text": text, "path": path}
+    return conn.execute("INSERT INTO notifications (account_id, channel, target, subject, body) "
+                        "VALUES (%s, 'email', %s, %s, %s) RETURNING id",
+                        (account["id"], account["email"], subject, Jsonb(body))
+                        ).fetchone()["id"]
+
+
 def submit_send(settings: Settings) -> None:
     """Send what is due now: a Celery task with a broker, a pass right here without one. A broker
     that is down leaves the notices in the outbox, never loses them."""
@@ -142,9 +153,9 @@ def _send_email(note: dict[str, Any], settings: Settings) -> None:
 
 def _email_text(note: dict[str, Any], settings: Settings) -> str:
     claim = note["body"].get("claim") or {}
-    # The claimant's page of the claim in the portal.
-    link = (f"{settings.public_base_url.rstrip('/')}/portal/claims/{claim.get('id')}"
-            if claim else "")
+    # The claimant's page of the claim in the portal, or the page an account notice names.
+    path = f"/portal/claims/{claim.get('id')}" if claim else note["body"].get("path")
+    link = f"{settings.public_base_url.rstrip('/')}{path}" if path else ""
     return f"{note['body']['text']}\n\n{link}\n"
 
 

@@ -176,10 +176,7 @@ def discard_pending_work(work_id: str, settings: Settings | None = None) -> None
 def process_pending_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     """Fingerprint a pending work and make it active; a failure marks it failed with the reason."""
     settings = settings or get_settings()
-    with db.connection(settings) as conn:
-        work = store.get_work(conn, work_id=work_id)
-    if work is None:
-        raise NotFound(f"no work with id {work_id}")
+    work = get_work(work_id, settings)
     if work["status"] != "pending":
         return work
     try:
@@ -213,9 +210,7 @@ def fail_pending_work(work_id: str, reason: str, settings: Settings | None = Non
     """Mark a work that is still pending failed with the reason (its workers kept dying)."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
-        work = store.get_work(conn, work_id=work_id, lock=True)
-        if work is None:
-            raise NotFound(f"no work with id {work_id}")
+        work = _existing(conn, work_id, lock=True)
         if work["status"] == "pending":
             store.set_status(conn, work_id=work["id"], status="failed", error=reason)
         return store.get_work(conn, work_id=work_id)
@@ -231,9 +226,7 @@ def remove_work(work_id: str, settings: Settings | None = None) -> dict[str, Any
     """Remove a work: its frames leave the database and the index, and it never matches again."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
-        work = store.get_work(conn, work_id=work_id, lock=True)
-        if work is None:
-            raise NotFound(f"no work with id {work_id}")
+        work = _existing(conn, work_id, lock=True)
         if work["status"] == "removed":
             return work
         had_frames = store.delete_frames(conn, work_id=work["id"]) > 0
@@ -255,8 +248,8 @@ def set_work_policy(work_id: str, policy: str, settings: Settings | None = None)
         raise BadInput(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     with db.connection(settings) as conn:
         store.index_state(conn, lock=True)
-        work = store.get_work(conn, work_id=work_id, lock=True)
-        if work is None or work["status"] == "removed":
+        work = _existing(conn, work_id, lock=True)
+        if work["status"] == "removed":
             raise NotFound(f"no work with id {work_id}")
         if work["policy"] == policy:
             return work
@@ -295,7 +288,12 @@ def reembed_all(settings: Settings | None = None) -> dict[str, Any]:
 
 def get_work(work_id: str, settings: Settings | None = None) -> dict[str, Any]:
     with db.connection(settings) as conn:
-        work = store.get_work(conn, work_id=work_id)
+        return _existing(conn, work_id)
+
+
+def _existing(conn: psycopg.Connection, work_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """The work (in any status; lock: held until the transaction ends), or NotFound."""
+    work = store.get_work(conn, work_id=work_id, lock=lock)
     if work is None:
         raise NotFound(f"no work with id {work_id}")
     return work

@@ -92,6 +92,35 @@ def test_the_gauges_describe_the_deployment(settings, admin_key):
     assert _value(s, "clipgate_generation_jobs", state="queued") == 0
 
 
+def test_requests_are_counted_by_route_template(settings, admin_key):
+    """Two works' pages are one series, under the route's template (no series per path); a path
+    no route has is 'none', a method nobody serves 'other'; latency is a histogram alike."""
+    key = {"X-API-Key": admin_key}
+    route = {"route": "/v1/works/{work_id}", "method": "GET", "status": "4xx"}
+    with TestClient(create_app(settings)) as client:
+        before = _scrape(client, admin_key)
+        for n in range(2):
+            work = f"00000000-0000-4000-8000-00000000000{n}"
+            assert client.get(f"/v1/works/{work}", headers=key).status_code == 404
+        assert client.get("/no/such/path/4711").status_code == 404
+        assert client.request("BREW", "/v1/health/live").status_code == 405
+        assert client.get("/static/complaints/site.css").status_code == 200
+        text = client.get("/metrics", headers=key).text
+    after = _samples(text)
+    requests, seconds = "clipgate_http_requests_total", "clipgate_http_request_seconds_count"
+    for name in (requests, seconds):
+        assert _value(after, name, **route) == _value(before, name, **route) + 2
+    none = {"route": "none", "method": "GET", "status": "4xx"}
+    assert _value(after, requests, **none) == _value(before, requests, **none) + 1
+    brew = {"route": "/v1/health/live", "method": "other", "status": "4xx"}
+    assert _value(after, requests, **brew) == _value(before, requests, **brew) + 1
+    static = {"route": "/static/complaints", "method": "GET", "status": "2xx"}
+    assert _value(after, requests, **static) == _value(before, requests, **static) + 1
+    # The scrapes themselves are counted too, and no path was made a label.
+    assert _value(after, requests, route="/metrics", method="GET", status="2xx") >= 1
+    assert "00000000-0000-4000" not in text and "4711" not in text and "BREW" not in text
+
+
 def test_a_source_that_fails_is_reported_not_fatal(settings, admin_key):
     def broken(_settings):
         raise RuntimeError("down")
@@ -135,13 +164,19 @@ def test_a_worker_without_a_multiprocess_dir_refuses_a_metrics_port(cli, monkeyp
 
 @pytest.mark.slow
 def test_a_worker_serves_its_childrens_counts(broker_settings, tmp_path):
-    """A real `clipgate worker` (prefork: a child process runs the task) serves, from its
-    parent, what the child counted: here a notice that failed (email is off). The task logs, as
-    JSON, with the request id that was current where it was queued."""
+    """A real `clipgate worker` (prefork: a child process runs the tasks) serves, from its
+    parent, what the child counted: the verdict and gate stages of a generated clip it gated, and
+    a notice that failed (email is off). The task logs, as JSON, with the request id that was
+    current where it was queued."""
     from clipgate import queue
+    from generator import admission, tenants, worker
     from tests.complaints.test_notify import _outbox
 
     _outbox(broker_settings, make_account(broker_settings), "email", "holder@example.test")
+    tenants.create_tenant("acme", tier="pro", credits_gpu_s=60, settings=broker_settings)
+    job = admission.admit(tenant="acme", user="u", idempotency_key="k", prompt="slow clouds",
+                          params={"seconds": 1.0, "width": 160, "height": 96, "fps": 8},
+                          settings=broker_settings).job
     port = free_port()
     env = {**os.environ, "CLIPGATE_BROKER_URL": broker_settings.broker_url,
            "CLIPGATE_RESULT_BACKEND": broker_settings.result_backend,
@@ -151,24 +186,30 @@ def test_a_worker_serves_its_childrens_counts(broker_settings, tmp_path):
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from clipgate.cli import main; "
-         "sys.argv[0] = 'clipgate'; main()", "worker", "--queues", "cpu"],
+         "sys.argv[0] = 'clipgate'; main()", "worker", "--queues", "cpu,gpu"],
         env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "worker.log").open("wb"))
-    wanted = 'clipgate_notice_failures_total{channel="email",outcome="retry"} 1.0'
+    wanted = ('clipgate_notice_failures_total{channel="email",outcome="retry"} 1.0',
+              'clipgate_verdicts_total{policy="none",verdict="release"} 1.0',
+              'clipgate_gate_stage_seconds_count{stage="search"} 1.0',
+              'clipgate_gate_stage_seconds_count{stage="record"} 1.0')
     try:
         token = correlation_id.set("feedc0de" * 4)
         try:
             queue.send(notify.SEND_NOTIFICATIONS, [], broker_settings)
         finally:
             correlation_id.reset(token)
+        assert worker.dispatch(str(job["id"]), broker_settings)
         deadline, text = time.monotonic() + 180, ""
-        while time.monotonic() < deadline and wanted not in text and proc.poll() is None:
+        while (time.monotonic() < deadline and not all(w in text for w in wanted)
+               and proc.poll() is None):
             time.sleep(1)
             try:
                 text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5
                                               ).read().decode()
             except OSError:
                 continue
-        assert wanted in text, (proc.poll(), text[-2000:])
+        missing = [w for w in wanted if w not in text]
+        assert not missing, (missing, proc.poll(), text[-3000:])
     finally:
         proc.terminate()
         proc.wait(60)

@@ -38,3 +38,33 @@ def test_static_assets_may_be_cached_and_hsts_is_a_setting(settings):
     assert "no-store" not in r.headers.get("cache-control", "")
     assert c.get("/v1/health/live").headers["strict-transport-security"] == (
         "max-age=31536000; includeSubDomains")
+
+
+def _boom() -> None:
+    raise RuntimeError("secret detail: /srv/clipgate/keys and a traceback")
+
+
+async def _async_boom() -> None:
+    raise KeyError("another secret")
+
+
+@pytest.mark.parametrize("path", ["/v1/test-boom", "/v1/test-async-boom", "/portal/test-boom"])
+def test_an_unexpected_error_is_a_500_with_the_headers_and_a_request_id(settings, path, caplog):
+    """Starlette's own 500 (ServerErrorMiddleware, outside every middleware) would carry none of
+    the headers; the app answers it itself: JSON with the request id, no traceback."""
+    app = create_app(settings)
+    app.add_api_route("/v1/test-boom", _boom)
+    app.add_api_route("/portal/test-boom", _boom)
+    app.add_api_route("/v1/test-async-boom", _async_boom)
+    with caplog.at_level("ERROR", logger="clipgate.api.unhandled"):
+        r = TestClient(app, raise_server_exceptions=False).get(path)
+    assert r.status_code == 500
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
+    request_id = r.headers["x-request-id"]
+    assert r.json() == {"detail": f"internal error, logged under request id {request_id}: "
+                                  "quote it when you report this", "request_id": request_id}
+    assert "secret" not in r.text and "Traceback" not in r.text
+    (record,) = [rec for rec in caplog.records if rec.name == "clipgate.api.unhandled"]
+    assert record.exc_info is not None and path in record.getMessage()

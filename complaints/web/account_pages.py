@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -85,10 +85,11 @@ SIGNED_UP = ("If this email had no account yet, your account is ready: sign in w
 
 
 @router.post("/signup", response_class=HTMLResponse)
-def signup(request: Request, form: CheckedForm) -> Response:
+def signup(request: Request, form: CheckedForm, background: BackgroundTasks) -> Response:
     """Anyone may open a rights-holder account; reviewers and admins are made by an admin. The
-    answer is the same whether or not the email is taken (then nothing is changed), and each
-    address has CLIPGATE_SIGNUP_MAX_PER_ADDRESS tries per window."""
+    answer is the same whether or not the email is taken (then nothing is changed, and the
+    account's owner is emailed after the answer is sent), and each address has
+    CLIPGATE_SIGNUP_MAX_PER_ADDRESS tries per window."""
     values: dict[str, Any] = {k: str(form.get(k) or "") for k in ("email", "name", "organisation")}
     limiter = request.app.state.signin_limiter
     if not limiter.signup_allowed(client_addr(request)):
@@ -105,7 +106,10 @@ def signup(request: Request, form: CheckedForm) -> Response:
                                 values["organisation"] or None,
                                 settings=request.app.state.settings)
     except Conflict:
-        pass  # the email is taken: answered as if it were not (its password was hashed too)
+        # The email is taken: answered as if it were not (its password was hashed too); its
+        # owner is told by email, in the background so the answer comes as fast either way.
+        background.add_task(accounts.tell_owner_of_signup, values["email"],
+                            settings=request.app.state.settings)
     except BadInput as e:
         return page(request, "signup.html", status=e.status, values=values, error=sentence(e))
     flash(request, SIGNED_UP)

@@ -64,3 +64,28 @@ def test_policy_change_refuses_unknown_work_and_policy(settings, tmp_path):
         index.set_work_policy(str(work["id"]), "delete", settings=settings)
     with pytest.raises(NotFound):
         index.set_work_policy("00000000-0000-0000-0000-000000000000", "block", settings=settings)
+
+
+def test_every_lookup_of_a_missing_work_is_not_found(settings, tmp_path):
+    """Reading, fingerprinting, failing, removing and re-policing a work share one lookup: an
+    unknown id (or not an id at all) is NotFound everywhere; a removed work is still found,
+    except by a policy change."""
+    from index.registry import fail_pending_work
+
+    for missing in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
+        for call in (lambda: index.get_work(missing, settings=settings),
+                     lambda: index.process_pending_work(missing, settings=settings),
+                     lambda: fail_pending_work(missing, "died", settings=settings),
+                     lambda: index.remove_work(missing, settings=settings),
+                     lambda: index.set_work_policy(missing, "block", settings=settings)):
+            with pytest.raises(NotFound, match=f"no work with id {missing}"):
+                call()
+    work = index.register_work(write_image(tmp_path / "cat.png", photo("chelsea")), owner="o",
+                               title="t", policy="review", settings=settings)
+    wid = str(work["id"])
+    assert index.remove_work(wid, settings=settings)["status"] == "removed"
+    assert index.remove_work(wid, settings=settings)["status"] == "removed"  # again: no error
+    assert index.get_work(wid, settings=settings)["status"] == "removed"
+    assert fail_pending_work(wid, "died", settings=settings)["status"] == "removed"
+    with pytest.raises(NotFound):
+        index.set_work_policy(wid, "block", settings=settings)
