@@ -168,6 +168,9 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         nprobe: Annotated[str, typer.Option(
             help="FAISS compressed: also search with these lists' counts, comma-separated "
                  "(one build; the first figures stay CLIPGATE_FAISS_NPROBE's).")] = "",
+        threads: Annotated[str, typer.Option(
+            help="Also time each search on these thread counts, comma-separated (e.g. 1,2); "
+                 "the first figures use the gate's own choice.")] = "",
     ) -> None:
         """Memory, bytes per frame, build time, search p50/p99 of a 10-frame clip and recall@10
         against exact search of the float-descriptor index at each size; print JSON."""
@@ -181,6 +184,12 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             nprobes = [0]
         if any(p < 1 for p in nprobes):
             raise typer.BadParameter(f"--nprobe {nprobe!r}: positive whole numbers, e.g. 64,128")
+        try:
+            thread_counts = [int(t) for t in threads.split(",") if t.strip()]
+        except ValueError:
+            thread_counts = [0]
+        if any(t < 1 for t in thread_counts):
+            raise typer.BadParameter(f"--threads {threads!r}: positive whole numbers, e.g. 1,2")
         update: dict[str, Any] = {}
         if compress_from is not None:
             update["faiss_compress_from"] = compress_from
@@ -188,7 +197,7 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         console = Console(stderr=True)
         _json(run_scale(settings.model_copy(update=update), frames=sizes, backend=backend,
                         clips=clips, max_rss_gb=max_rss_gb, nprobes=nprobes,
-                        progress=console.print))
+                        threads=thread_counts, progress=console.print))
 
     @bench_app.command("provenance")
     @handles_errors

@@ -47,10 +47,13 @@ def _rss(children: bool) -> int:
 
 def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", clips: int = 50,
               seed: int = 0, max_rss_gb: float = 8.0, nprobes: list[int] | None = None,
+              threads: list[int] | None = None,
               progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Build and measure an index of each size in frames; JSON-ready results. max_rss_gb: stop
     (and say so) if this process grows past it while building. nprobes: a compressed FAISS
-    index is also searched with each of these lists' counts (`by_nprobe`), one build for all."""
+    index is also searched with each of these lists' counts (`by_nprobe`), one build for all.
+    threads: every search is also timed on each of these thread counts (`by_threads`); the
+    main figures use the gate's choice (index.one_thread_if_small)."""
     signal = next(s for s in index.active(settings).values() if s.kind == "float")
     model = index.vector_model(signal, settings)
     config = index.VectorConfig.from_settings(settings.model_copy(
@@ -59,7 +62,7 @@ def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", 
     for n in frames:
         progress(f"{n:,} frames on {backend}")
         rows.append(_one(n, model, config, clips=clips, seed=seed, max_rss_gb=max_rss_gb,
-                         nprobes=nprobes or [], progress=progress))
+                         nprobes=nprobes or [], threads=threads or [], progress=progress))
         if rows[-1].get("stopped"):
             break
     return {"machine": _machine(), "backend": backend, "signal": signal.name,
@@ -75,7 +78,8 @@ def _chunk(model: Any, seed: int, c: int, n: int) -> np.ndarray:
 
 
 def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: float,
-         nprobes: list[int], progress: Callable[[str], None]) -> dict[str, Any]:
+         nprobes: list[int], threads: list[int], progress: Callable[[str], None]
+         ) -> dict[str, Any]:
     milvus = config.backend == "milvus"
     rng = np.random.default_rng([seed, n])
     # The clips: 10 consecutive frames of random works, each frame changed a little (what a
@@ -125,11 +129,13 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
     kind = vec.describe()
     default = kind.get("nprobe")
     probes = [default, *[p for p in nprobes if p != default]] if default else [None]
-    searched = {}
+    searched, by_threads = {}, {}
     for p in probes:
         if p is not None:
             vec.set_nprobe(p)
         searched[p] = _searches(vec, queries, clips)
+        for t in threads:
+            by_threads[p, t] = _searches(vec, queries, clips, threads=t)
     if default:
         vec.set_nprobe(default)
     progress(f"  searched; exact answers for recall (streaming {n:,} frames again)")
@@ -145,22 +151,28 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
            **_figures(*searched[probes[0]], truth)}
     if len(probes) > 1:
         out["by_nprobe"] = [{"nprobe": p, **_figures(*searched[p], truth)} for p in probes]
+    if threads:
+        out["by_threads"] = [{"nprobe": p, "threads": t, **_figures(*by_threads[p, t], truth)}
+                             for p in probes for t in threads]
     if stopped:
         out["stopped"] = stopped
     return out
 
 
-def _searches(vec: Any, queries: np.ndarray, clips: int) -> tuple[list[float], np.ndarray]:
+def _searches(vec: Any, queries: np.ndarray, clips: int, *, threads: int = 0
+              ) -> tuple[list[float], np.ndarray]:
     """Each clip's 10 frames searched as one batch, 3 passes (p99 of 150 searches rather than
-    of 50), on as many threads as the gate would use (index.one_thread_if_small): the times in
-    seconds and the (q, K) ids found."""
+    of 50), on as many threads as the gate would use (index.one_thread_if_small), or on
+    `threads`: the times in seconds and the (q, K) ids found."""
     times = []
     found = np.zeros((len(queries), K), np.int64)
     for _ in range(3):
         for j in range(clips):
             q = queries[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK]
+            pool = (index.threads_limited(threads) if threads
+                    else index.one_thread_if_small(vec.search_cost(len(q))))
             t = time.perf_counter()
-            with index.one_thread_if_small(vec.search_cost(len(q))):
+            with pool:
                 _, ids = vec.search(q, K)
             times.append(time.perf_counter() - t)
             found[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = ids

@@ -95,15 +95,17 @@ class Settings(BaseSettings):
     # on a sample of faiss_train_max of the vectors then (or 20 a list, where the lists are
     # more): faiss_compressed, an index_factory string where {nlist} becomes faiss_nlist (0:
     # 4 * sqrt(frames), within 64..65536; from 8,192 lists their centres are trained by two-level
-    # k-means), searched with faiss_nprobe lists. The default, IVF with 128 four-bit product
-    # codes (64 bytes a frame, "fast scan"), was chosen over OPQ + PQ64 (8-bit codes took 90 s to
+    # k-means), searched with faiss_nprobe lists. The default, IVF with 64 four-bit product
+    # codes (32 bytes a frame, "fast scan"; its recall@10 after the SQ8 re-scoring below is
+    # that of the lists probed, as with 128 codes, at half the scan: docs/scale.md), was chosen
+    # over OPQ + PQ64 (8-bit codes took 90 s to
     # train on 5,000 vectors on this 2-core machine) and HNSW (it keeps every float, 2 KB a
     # frame, and cannot remove ids); an HNSW quantiser over the lists ("IVF{nlist}_HNSW32,...")
     # also works, but on this machine it assigned vectors slower than the flat one (1M frames'
     # add: 261 s against 45 s). docs/scale.md has the measured recall and latency. The delta
     # stays exact.
     faiss_compress_from: int = 1_000_000
-    faiss_compressed: str = "IVF{nlist},PQ128x4fs"
+    faiss_compressed: str = "IVF{nlist},PQ64x4fs"
     faiss_nlist: int = 0
     faiss_nprobe: int = 64
     faiss_train_max: int = 100_000

@@ -43,7 +43,7 @@ from index.signals import (
 from index.signals.sscd import MODELS as SSCD_MODELS
 from index.store import vector_rows
 from index.synthetic import VectorModel, seed_synthetic, vector_model
-from index.threads import one_thread_if_small
+from index.threads import one_thread_if_small, threads_limited
 from index.milvus import MilvusVectors
 from index.vectors import VectorConfig, VectorIndex
 from index.vectors import compressed as compressed_vectors
@@ -101,6 +101,7 @@ __all__ = [
     "remove_work",
     "rules",
     "one_thread_if_small",
+    "threads_limited",
     "search",
     "search_backend",
     "seed_synthetic",

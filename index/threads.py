@@ -46,3 +46,10 @@ def one_thread_if_small(work: int) -> Iterator[None]:
         return
     with _threadpools().limit(limits=1):
         yield
+
+
+@contextmanager
+def threads_limited(n: int) -> Iterator[None]:
+    """Run the block's FAISS and BLAS calls on at most n threads (benchmarks compare counts)."""
+    with _threadpools().limit(limits=n):
+        yield

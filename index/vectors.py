@@ -45,7 +45,7 @@ class VectorConfig:
 
     backend: str = "faiss"
     compress_from: int = 1_000_000
-    compressed: str = "IVF{nlist},PQ128x4fs"
+    compressed: str = "IVF{nlist},PQ64x4fs"
     nlist: int = 0
     nprobe: int = 64
     train_max: int = 100_000

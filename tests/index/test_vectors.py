@@ -68,8 +68,7 @@ def test_the_index_is_compressed_past_the_threshold_and_keeps_near_exact_answers
 
 
 def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(settings, tmp_path):
-    settings = settings.model_copy(update={"faiss_compress_from": 2_000, "faiss_nprobe": 64,
-                                           "faiss_compressed": "IVF{nlist},PQ128x4fs"})
+    settings = settings.model_copy(update={"faiss_compress_from": 2_000, "faiss_nprobe": 64})
     index.seed_synthetic(settings, frames=3_000)
     cat = write_image(tmp_path / "chelsea.png", photo("chelsea"))
     work = str(index.register_work(cat, owner="S", title="cat", policy="block",
