@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,14 +155,21 @@ def _confirm(fp: index.Fingerprint, released: index.FrameIndex, raw: list[index.
         pictures = index.frames_at(path, [released.meta[f][1] for f in ids])
     except index.MediaError:
         return None
-    reference = {f: index.extract_features(rgb) for f, rgb in zip(ids, pictures)}
+    decoded = dict(zip(ids, pictures))
+    reference: dict[int, Any] = {}
+
+    def features(f: int) -> Any:  # on first use: the checks often stop before every frame
+        if f not in reference:
+            reference[f] = index.extract_features(decoded[f])
+        return reference[f]
+
     orb = rules["orb"]
     conf = evidence.get(release_id, 0.0)
     confirmed = 0
     for i, q in enumerate(todo):
         if len(matched) >= needed or len(matched) + len(todo) - i < needed:
             break  # settled either way: no more checks
-        fit = _fit(fp, q, [reference[f] for f in refs.get(q, [])], settings.orb_min_inliers)
+        fit = _fit(fp, q, refs.get(q, []), features, settings.orb_min_inliers)
         if fit is not None:
             matched.add(q)
             confirmed += 1
@@ -172,14 +180,15 @@ def _confirm(fp: index.Fingerprint, released: index.FrameIndex, raw: list[index.
                         confirmed)
 
 
-def _fit(fp: index.Fingerprint, q: int, references: list[Any],
-         min_inliers: int) -> int | None:
-    """Inliers of the first reference frame (index.extract_features) that copy frame q matches
-    geometrically, as it is, then mirrored (SSCD sees a mirror image as the same picture); None
-    when none does."""
+def _fit(fp: index.Fingerprint, q: int, references: list[int],
+         features: Callable[[int], Any], min_inliers: int) -> int | None:
+    """Inliers of the first reference frame (features(frame id): index.extract_features) that copy
+    frame q matches geometrically, as it is, then mirrored (SSCD sees a mirror image as the same
+    picture); None when none does."""
     for view in (False, True):
         for ref in references:
-            v = index.verify_features(fp.local(q, mirrored=view), ref, min_inliers=min_inliers)
+            v = index.verify_features(fp.local(q, mirrored=view), features(ref),
+                                      min_inliers=min_inliers)
             if v is not None:
                 return v.inliers
     return None
