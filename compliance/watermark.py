@@ -192,7 +192,9 @@ def frame_scores(bgr: np.ndarray) -> np.ndarray | None:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of b against a (uint8 images of one size), in dB."""
-    mse = float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+    # OpenCV's norm in C: numpy's float copies of both frames cost 3-4 ms a frame, a third of
+    # marking it.
+    mse = cv2.norm(a, b, cv2.NORM_L2SQR) / a.size
     return 99.0 if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
 
 
