@@ -21,6 +21,7 @@ noise fields) stay under 0.85.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 from pathlib import Path
@@ -48,15 +49,24 @@ _memo: dict[str, np.ndarray] = {}
 _lock = threading.Lock()
 
 
+def _package_dir(name: str) -> Path | None:
+    """Where an installed package's folder is, without importing it: only its data files are
+    wanted, and importing scikit-learn took 2-3 s of a process's first check or lookup."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def installed_pictures() -> list[Path]:
     """Photos that ship inside installed wheels."""
-    # Imported for their data folders only, on first use: the gate never needs them.
-    import skimage
-    import sklearn
-
-    skdata = Path(skimage.__file__).parent / "data"
-    out = [skdata / n for n in _SKIMAGE if (skdata / n).is_file()]
-    out += sorted((Path(sklearn.__file__).parent / "datasets" / "images").glob("*.jpg"))
+    out: list[Path] = []
+    skimage = _package_dir("skimage")
+    if skimage is not None:
+        out += [skimage / "data" / n for n in _SKIMAGE if (skimage / "data" / n).is_file()]
+    sklearn = _package_dir("sklearn")
+    if sklearn is not None:
+        out += sorted((sklearn / "datasets" / "images").glob("*.jpg"))
     return out
 
 

@@ -10,17 +10,21 @@ import pywt
 from imwatermark.dwtDctSvd import EmbedDwtDctSvd
 
 import compliance.release as release_module
-from bench.provenance import TRANSFORMS
+import compliance.released as released_module
+import index
+from bench.provenance import FPS, HEIGHT, TRANSFORMS, WIDTH, generate, prompt_for
 from clipgate import db
 from clipgate.errors import BadInput
 from compliance import (
     generator_identity,
+    recover,
     release_clip,
     revoke_release,
     verify_clip,
     watermark,
 )
 from compliance.signing import SOFT_BINDING_LABEL
+from generator import GenerationRequest, get_generator
 from tests.media import noise_frame, pan, photo, write_video
 
 IDENT = generator_identity(model="test-gen", version="1", prompt="a prompt")
@@ -170,3 +174,40 @@ def test_a_key_already_in_use_is_never_drawn_again(settings, tmp_path, released,
                            settings=settings)
     assert outcome.released and outcome.mark.key == taken + 1
     assert outcome.release["watermark_key"] == taken + 1
+
+
+def test_a_cropped_copy_is_confirmed_by_geometry_and_a_look_alike_is_not(settings, tmp_path,
+                                                                        monkeypatch):
+    """Procedural clips 0 and 5 of the provenance bench look alike to SSCD (raw cosine ~0.7), so
+    a 10% crop of clip 0 scores under the threshold against it on its frames: the whole-frame
+    match names no release. The geometric check against clip 0's own frames (decoded from its
+    stored file) confirms it. A never-released clip of clip 0's prompt, another seed (the same
+    palette and look), is proposed to the check too, and refused."""
+    rid = {}
+    for i in (0, 5):
+        clip = generate(i, tmp_path / f"clip{i}.mp4", seconds=4.0, settings=settings)
+        outcome = release_clip(clip, generator=IDENT, settings=settings)
+        assert outcome.released
+        rid[i] = outcome.release
+    copy = TRANSFORMS["crop10"](rid[0]["path"], tmp_path / "crop10.mp4")
+    lookup = released_module._lookup_settings(settings)
+    fp = index.fingerprint_file(copy, lookup, query=True)
+    # The case this is about: whole frames alone do not name the release.
+    assert released_module.find_release(fp, lookup, regions=False, confirm=False) is None
+    found = recover(copy, settings, by=("fingerprint",))
+    assert found is not None and found.by == "fingerprint"
+    assert str(found.release["id"]) == str(rid[0]["id"])
+    assert found.frames_matched >= (found.frames + 1) // 2 and 0.5 <= found.confidence <= 1.0
+    report = verify_clip(copy, settings=settings)
+    assert report["recovered_by"] == "fingerprint"
+    assert report["release"]["release_id"] == str(rid[0]["id"])
+
+    fits = []
+    real = released_module._fit
+    monkeypatch.setattr(released_module, "_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
+    other = tmp_path / "same-prompt.mp4"
+    get_generator("procedural", settings).generate(
+        GenerationRequest(prompt_for(0), seconds=4.0, width=WIDTH, height=HEIGHT, fps=FPS,
+                          seed=1001), other)
+    assert recover(other, settings) is None
+    assert fits  # SSCD proposed clip 0, and the check said no

@@ -5,6 +5,10 @@ fills in what older works lack."""
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -130,6 +134,18 @@ def test_normalisation_makes_generic_frames_need_a_closer_match(settings, tmp_pa
     assert bias[0] < -0.6  # generic: a match must be far closer than that to count
     assert bias[1] > -0.5  # the work's own pictures left the background
     assert bias[2] < -0.8  # another wheel photo, still in it
+
+
+def test_background_pictures_are_found_without_importing_their_packages():
+    """The background's photos come from the data folders of installed wheels; importing
+    scikit-learn for its folder cost 2-3 s of a process's first check or lookup."""
+    code = ("import sys; from index.signals.background import installed_pictures; "
+            "names = {p.name for p in installed_pictures()}; "
+            "assert {'china.jpg', 'rocket.jpg', 'coffee.png'} <= names, names; "
+            "assert 'sklearn' not in sys.modules and 'skimage' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.returncode == 0, done.stderr
 
 
 class _Nearest:
