@@ -19,7 +19,25 @@ from clipgate.settings import Settings, get_settings
 from tests.media import write_video  # noqa: F401  (re-exported for tests)
 
 ADMIN_URL = os.environ.get("CLIPGATE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _test_redis_url() -> str:
+    """This test process's Redis database, which the tests flush. Under pytest-xdist (-n N) each
+    worker needs its own: CLIPGATE_TEST_REDIS_URL may list one URL per worker, comma-separated;
+    otherwise worker gwK takes the database K below the given one (15, 14, ... by default)."""
+    urls = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15").split(",")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    k = int(worker.removeprefix("gw") or 0)
+    if k < len(urls):
+        return urls[k].strip()
+    base, _, number = urls[0].strip().rpartition("/")
+    if int(number) - k < 0:
+        raise RuntimeError(f"no Redis database left for xdist worker {worker}; list one per "
+                           "worker in CLIPGATE_TEST_REDIS_URL")
+    return f"{base}/{int(number) - k}"
+
+
+REDIS_URL = _test_redis_url()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
