@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +85,11 @@ def vector_model(signal: Any, settings: Settings) -> VectorModel:
         if real is None:
             real = signal.compute(_augmented_pictures()).vectors.astype(np.float32)
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, real)
+            # Written whole under a name of this process's, then renamed: another process
+            # reading the cache meanwhile sees no file or all of it.
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, real)
+            tmp.replace(path)
     except Exception as e:  # a benchmark still runs, on the worst case
         log.warning("no real %s vectors for synthetic catalogues (%s); random ones", signal.name, e)
         return VectorModel.of_random(signal.dim)

@@ -19,7 +19,25 @@ from clipgate.settings import Settings, get_settings
 from tests.media import write_video  # noqa: F401  (re-exported for tests)
 
 ADMIN_URL = os.environ.get("CLIPGATE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _test_redis_url() -> str:
+    """This test process's Redis database, which the tests flush. Under pytest-xdist (-n N) each
+    worker needs its own: CLIPGATE_TEST_REDIS_URL may list one URL per worker, comma-separated;
+    otherwise worker gwK takes the database K below the given one (15, 14, ... by default)."""
+    urls = os.environ.get("CLIPGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15").split(",")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    k = int(worker.removeprefix("gw") or 0)
+    if k < len(urls):
+        return urls[k].strip()
+    base, _, number = urls[0].strip().rpartition("/")
+    if int(number) - k < 1:  # never database 0, everyone's default
+        raise RuntimeError(f"no Redis database left for xdist worker {worker}; list one per "
+                           "worker in CLIPGATE_TEST_REDIS_URL")
+    return f"{base}/{int(number) - k}"
+
+
+REDIS_URL = _test_redis_url()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,19 +62,43 @@ def database_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# The tables the tests write; reset_database also empties every table that references one of
+# them (as TRUNCATE ... CASCADE would). The index version and its epoch stay.
+RESET_TABLES = (
+    "task_leases", "prompt_screenings", "generation_jobs", "usage_ledger", "tenants", "audit_log",
+    "notifications", "retraining_flags", "counter_notices", "takedowns", "rescans",
+    "release_frames", "claim_messages", "claims", "tracked_matches", "licences", "review_items",
+    "releases", "checks", "work_frames", "works", "api_keys", "web_sessions", "accounts")
+_to_empty: dict[str, list[str]] = {}
+
+
+def _tables_to_empty(conn: psycopg.Connection) -> list[str]:
+    """RESET_TABLES and, transitively, every table with a foreign key to one of them."""
+    refs = conn.execute("SELECT conrelid::regclass::text, confrelid::regclass::text "
+                        "FROM pg_constraint WHERE contype = 'f'").fetchall()
+    out = set(RESET_TABLES)
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in refs:
+            if parent in out and child not in out:
+                out.add(child)
+                grew = True
+    return sorted(out)
+
+
 def reset_database(database_url: str) -> None:
-    """Empty every table the tests write (the index version and its epoch stay)."""
+    """Empty every table the tests write (the index version and its epoch stay). DELETE, not
+    TRUNCATE: on tables this small it is about ten times faster (TRUNCATE makes new files for
+    each table), and it runs before every test. Replica mode fires no trigger: neither the audit
+    log's refusal nor the foreign keys', so the order does not matter."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        # The audit log refuses TRUNCATE by trigger; replica mode lets a test reset it.
-        conn.execute("SET session_replication_role = replica")
-        conn.execute(
-            "TRUNCATE task_leases, prompt_screenings, generation_jobs, usage_ledger, tenants, "
-            "audit_log, notifications, retraining_flags, counter_notices, takedowns, "
-            "rescans, release_frames, claim_messages, claims, tracked_matches, licences, review_items, "
-            "releases, checks, work_frames, "
-            "works, api_keys, web_sessions, accounts CASCADE"
-        )
-        conn.execute("SET session_replication_role = DEFAULT")
+        if database_url not in _to_empty:
+            _to_empty[database_url] = _tables_to_empty(conn)
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in _to_empty[database_url]:
+                conn.execute(f"DELETE FROM {table}")
         conn.execute("DELETE FROM index_signals")
 
 

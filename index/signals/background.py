@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,7 +130,9 @@ def vectors(signal: Signal, *, cache_dir: Path, extra_dir: Path | None = None) -
             out = _compute(signal, paths)
             try:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(".tmp.npy")
+                # Its own temporary name: processes sharing the cache (API and workers, or test
+                # workers) may compute the same vectors at once.
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
                 np.save(tmp, out)
                 tmp.replace(cached)
             except OSError as e:  # only a cache: say so and carry on

@@ -15,7 +15,7 @@ import pytest
 from clipgate import db
 from compliance import generator_identity, release_clip
 from complaints import actor_for_account
-from tests.media import noise_frame, pan, photo, write_image, write_video
+from tests.media import noise_frame, pan, photo, video_of, write_image
 
 FRAMES = 36  # 3 s at 12 fps
 
@@ -37,12 +37,16 @@ def actor_of(account: dict[str, Any]):
 
 def photo_clip(path: Path, name: str = "astronaut", frames: int = FRAMES) -> Path:
     """A slow zoom into a real photo: the clip a model that memorised the photo would make."""
-    img = photo(name)
-    return write_video(path, [pan(img, i, frames) for i in range(frames)])
+    def make() -> list:
+        img = photo(name)
+        return [pan(img, i, frames) for i in range(frames)]
+
+    return video_of(path, ("photo_clip", name, frames), make)
 
 
 def noise_clip(path: Path, seed: int) -> Path:
-    return write_video(path, [noise_frame(seed + i // 12) for i in range(FRAMES)])
+    return video_of(path, ("noise_clip", seed, FRAMES),
+                    lambda: [noise_frame(seed + i // 12) for i in range(FRAMES)])
 
 
 def release(settings, clip: Path, *, model: str = "gen", version: str = "1") -> dict[str, Any]:

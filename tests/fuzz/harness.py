@@ -70,11 +70,15 @@ class Report:
         return "\n".join(lines)
 
 
-def cases(seeds: list[Seed], odd: list[Seed], n: int, seed: int) -> Iterator[Case]:
+def cases(seeds: list[Seed], odd: list[Seed], n: int, seed: int,
+          only: set[int] | None = None) -> Iterator[Case]:
     """n cases, reproducible from seed: every odd file once as it is, then mutations of any
-    seed (a case's own rng is seeded by (seed, index), so one case replays alone)."""
+    seed (a case's own rng is seeded by (seed, index), so one case replays alone: with only,
+    just those indices are made)."""
     pool = seeds + odd
     for i in range(n):
+        if only is not None and i not in only:
+            continue
         rng = np.random.default_rng([seed, i])
         if i < len(odd):
             s, data, what = odd[i], odd[i].data, "as made"
@@ -132,12 +136,20 @@ class Fuzzer:
     def run(self, all_cases: Iterator[Case]) -> Report:
         root = logging.getLogger()
         root.addHandler(self.logged)
-        try:
-            for case in all_cases:
-                self.report.cases += 1
-                self.run_case(case)
-        finally:
-            root.removeHandler(self.logged)
+        # One connection for every state(), in autocommit (each count sees what is committed):
+        # a connection per call cost more than the cases themselves on a loaded machine.
+        with psycopg.connect(self.database_url, autocommit=True) as self.conn:
+            # The tables do not change while it runs; their rows are counted each time.
+            tables = [r[0] for r in self.conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            self.count_sql = " UNION ALL ".join(
+                f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
+            try:
+                for case in all_cases:
+                    self.report.cases += 1
+                    self.run_case(case)
+            finally:
+                root.removeHandler(self.logged)
         return self.report
 
     def run_case(self, case: Case) -> None:
@@ -221,11 +233,7 @@ class Fuzzer:
 
     def state(self) -> dict[str, object]:
         """Row counts of every table, and every file under the data directory with its size."""
-        with psycopg.connect(self.database_url) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-            sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
-            state: dict[str, object] = {f"table {t}": n for t, n in conn.execute(sql)}
+        state: dict[str, object] = {f"table {t}": n for t, n in self.conn.execute(self.count_sql)}
         for p in self.data_dir.rglob("*"):
             if p.is_file():
                 state[f"file {p.relative_to(self.data_dir)}"] = p.stat().st_size

@@ -64,8 +64,7 @@ def _fuzz(settings, cli, tmp_path, n: int, seed: int, only: set[int] | None = No
         fuzzer = Fuzzer(client=client, admin_key=admin, generator_key=generator, cli=cli,
                         database_url=settings.database_url, data_dir=settings.data_dir,
                         tmp=work_dir, cli_every=cli_every)
-        chosen = (c for c in cases(seeds, odd, n, seed) if only is None or c.index in only)
-        report = fuzzer.run(chosen)
+        report = fuzzer.run(cases(seeds, odd, n, seed, only))
     print("\n" + report.summary())
     assert report.cases == (len(only) if only is not None else n)
     if only is None:
