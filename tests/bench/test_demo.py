@@ -46,11 +46,20 @@ def test_demo_shows_all_three_verdicts_and_trusted_releases(demo):
     assert {p.stem for p in settings.release_dir.rglob("*") if p.is_file()} == released
 
 
-def test_demo_is_rerunnable_without_registering_works_twice(demo):
+def test_demo_is_rerunnable_without_registering_works_twice(demo, monkeypatch):
+    """A second run in the same folder and data directory registers no work again and reaches
+    the same verdicts. It runs three of the prompts (one of each verdict), not all twelve: the
+    whole rerun cost about five minutes of CI for the same assertion."""
+    import bench.demo
+
     settings, out, report = demo
+    first = {c["prompt"]: c["verdict"] for c in report["clips"]}
+    subset = tuple(next(p for p in bench.demo.PROMPTS if first[p] == v)
+                   for v in ("release", "block", "review"))
+    monkeypatch.setattr(bench.demo, "PROMPTS", subset)
     again = run_demo(settings, out)
     assert len(again["works"]) == len(report["works"])
-    assert again["counts"] == report["counts"]
+    assert {c["prompt"]: c["verdict"] for c in again["clips"]} == {p: first[p] for p in subset}
 
 
 @pytest.mark.browser
