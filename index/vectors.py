@@ -144,6 +144,7 @@ class FaissVectors(VectorIndex):
         self.nprobe = nprobe
         self.refine = refine
         self.refine_factor = refine_factor
+        self._centres: np.ndarray | None = None  # the lists' centres, (nlist, d), on first search
         if self.kind == "compressed":
             _set_nprobe(index, nprobe)
         weakref.finalize(self, index.reset)  # native memory goes with the last holder
@@ -157,8 +158,8 @@ class FaissVectors(VectorIndex):
         if self.kind == "flat":
             return gpu.float_search(self, self.index, queries, k)
         if self.refine is None:
-            return self.index.search(queries, k)
-        _, ids = self.index.search(queries, k * self.refine_factor)
+            return self._search_lists(queries, k)
+        _, ids = self._search_lists(queries, k * self.refine_factor)
         # The proposed frames' codes, decoded, and their exact inner products with the query.
         found = ids >= 0
         rows = np.zeros((*ids.shape, self.d), np.float32)
@@ -166,6 +167,30 @@ class FaissVectors(VectorIndex):
             rows[found] = self.refine.decode(ids[found])
         sims = np.einsum("qkd,qd->qk", rows, queries)
         return best_k(np.where(found, sims, -np.inf), ids, k)
+
+    def _search_lists(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """A compressed index's search, its lists chosen by one matrix product with their
+        centres. FAISS compares a few queries with a flat quantiser's centres one query at a
+        time, without BLAS (faiss 1.15: below distance_compute_blas_threshold = 128,000
+        queries): 9.9 ms for 10 queries against 12,649 centres on one thread here, against
+        4.5 ms for the product (.scratch measurement, quiet machine). The lists found, their
+        scores and so the answers are the same."""
+        ivf = faiss.downcast_index(self.index)
+        if not isinstance(ivf, faiss.IndexIVF):  # a transform in front (OPQ): its own search
+            return self.index.search(queries, k)
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        if (not isinstance(quantizer, faiss.IndexFlat)
+                or ivf.metric_type != faiss.METRIC_INNER_PRODUCT):
+            return self.index.search(queries, k)  # another quantiser: its own search
+        if self._centres is None or len(self._centres) != ivf.nlist:
+            self._centres = quantizer.reconstruct_n(0, ivf.nlist)
+        nprobe = min(self.nprobe, ivf.nlist)
+        sims = queries @ self._centres.T
+        lists = np.argpartition(-sims, nprobe - 1, axis=1)[:, :nprobe]
+        scores = np.take_along_axis(sims, lists, 1)
+        order = np.argsort(-scores, axis=1, kind="stable")  # best list first, as FAISS gives
+        lists, scores = np.take_along_axis(lists, order, 1), np.take_along_axis(scores, order, 1)
+        return ivf.search_preassigned(queries, k, lists.astype(np.int64), scores)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         if len(ids):
