@@ -31,6 +31,17 @@ def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+def _positive_counts(option: str, value: str, example: str) -> list[int]:
+    """A comma-separated option of whole numbers >= 1 ("" is none); BadParameter otherwise."""
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        counts = [0]
+    if any(c < 1 for c in counts):
+        raise typer.BadParameter(f"{option} {value!r}: positive whole numbers, e.g. {example}")
+    return counts
+
+
 def _frame_counts(value: str) -> list[int]:
     """--frames: comma-separated catalogue sizes (1e5, 100000); bad input is exit code 2."""
     try:
@@ -178,18 +189,8 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         sizes = _frame_counts(frames)
         if backend not in ("faiss", "milvus"):
             raise typer.BadParameter(f"--backend {backend!r}: faiss or milvus")
-        try:
-            nprobes = [int(p) for p in nprobe.split(",") if p.strip()]
-        except ValueError:
-            nprobes = [0]
-        if any(p < 1 for p in nprobes):
-            raise typer.BadParameter(f"--nprobe {nprobe!r}: positive whole numbers, e.g. 64,128")
-        try:
-            thread_counts = [int(t) for t in threads.split(",") if t.strip()]
-        except ValueError:
-            thread_counts = [0]
-        if any(t < 1 for t in thread_counts):
-            raise typer.BadParameter(f"--threads {threads!r}: positive whole numbers, e.g. 1,2")
+        nprobes = _positive_counts("--nprobe", nprobe, "64,128")
+        thread_counts = _positive_counts("--threads", threads, "1,2")
         update: dict[str, Any] = {}
         if compress_from is not None:
             update["faiss_compress_from"] = compress_from
