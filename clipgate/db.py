@@ -29,8 +29,19 @@ _pools: dict[str, ConnectionPool] = {}
 _embedded: dict[Path, object] = {}  # pgserver handles, kept alive for the process
 
 
+# Errors of a reachable database whose transaction lost a race (a deadlock PostgreSQL broke, a
+# lock or statement timeout, a serialisation failure): rolled back like a lost connection, but
+# worth saying as what it is, so an operator does not look for an outage.
+_CONTENTION = (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable,
+               psycopg.errors.SerializationFailure, psycopg.errors.QueryCanceled)
+
+
 def unreachable(e: Exception) -> Unavailable:
     """The error callers see: no host, user or password from the driver's text (that is logged)."""
+    if isinstance(e, _CONTENTION):
+        log.warning("database busy (%s): %s", type(e).__name__, e)
+        return Unavailable("the database was busy with a conflicting change; nothing was "
+                           "changed, try again")
     log.error("database unreachable: %s", e)
     return Unavailable("database unreachable; nothing was changed")
 
