@@ -34,6 +34,11 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class LeaseLost(Exception):
+    """This worker's lease ran out and another worker took the work over: stop, leaving it to
+    them (raised by long tasks that check `Lease.lost` between steps)."""
+
+
 @dataclass
 class Lease:
     kind: str
@@ -41,6 +46,12 @@ class Lease:
     holder: str
     attempts: int  # takes that did not end cleanly, this one included
     lost: threading.Event = field(default_factory=threading.Event)  # taken over meanwhile
+
+    def check(self) -> None:
+        """Raise LeaseLost if another worker has taken this work over (call between steps)."""
+        if self.lost.is_set():
+            raise LeaseLost(f"the {self.kind} lease of {self.subject_id} was taken over by "
+                            "another worker")
 
     def exhausted(self, max_attempts: int) -> bool:
         """True when earlier takes lost their worker max_attempts times: do not run it again."""

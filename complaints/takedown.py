@@ -147,7 +147,13 @@ def run_rescan_task(rescan_id: str, settings: Settings | None = None, *,
             _finish(rescan_id, "failed", _lost_reason(lease.attempts - 1), settings,
                     only_unfinished=True)
             return _current(rescan_id, settings)
-        return run_rescan(rescan_id, settings, last_try=last_try)
+        try:
+            return run_rescan(rescan_id, settings, last_try=last_try, lease=lease)
+        except leases.LeaseLost as e:
+            # This worker stalled past its lease and another took the rescan over: its steps
+            # so far are counted; the rest is the other worker's.
+            log.warning("rescan %s: %s; stopping here", rescan_id, e)
+            return _current(rescan_id, settings)
 
 
 def _lost_reason(lost: int) -> str:
@@ -187,11 +193,13 @@ def recover_rescans(settings: Settings | None = None) -> dict[str, int]:
 
 
 def run_rescan(rescan_id: str, settings: Settings | None = None, *,
-               last_try: bool = True) -> dict[str, Any]:
+               last_try: bool = True, lease: leases.Lease | None = None) -> dict[str, Any]:
     """Match every active release against the rescan's work; revoke or flag each match.
     Progress (total, scanned, matched) is committed after each release. When a part is down
     (Unavailable) and this is not the last try, the rescan stays queued with the error noted and
-    the error is raised for the task's retry, which carries on where this one stopped."""
+    the error is raised for the task's retry, which carries on where this one stopped. With a
+    lease, each release waits for it still to be this worker's (LeaseLost otherwise: two
+    workers never scan one rescan at once)."""
     settings = settings or get_settings()
     with db.connection(settings) as conn:
         rescan = conn.execute("SELECT * FROM rescans WHERE id = %s FOR UPDATE",
@@ -206,8 +214,12 @@ def run_rescan(rescan_id: str, settings: Settings | None = None, *,
                      "scanned = 0, matched = 0 WHERE id = %s", (len(releases), rescan["id"]))
     try:
         for release in releases:
+            if lease is not None:
+                lease.check()
             _scan_one(rescan, claim, release, settings)
         _finish(rescan_id, "done", None, settings)
+    except leases.LeaseLost:
+        raise  # the rescan goes on in the worker that took it over: nothing to finish here
     except Unavailable as e:
         if last_try:
             _finish(rescan_id, "failed", str(e), settings)

@@ -228,3 +228,33 @@ def test_a_rescan_step_and_a_writer_on_its_rescan_never_deadlock(settings, tmp_p
                            (rescan["id"],)).fetchone()
     assert (row["scanned"], row["matched"]) == (1, 1)
     assert audit.verify_chain(settings).broken is None
+
+
+def test_a_rescan_whose_lease_was_taken_over_stops_and_leaves_it_to_the_new_worker(
+        settings, tmp_path, holder, reviewer, copied_release):
+    """A worker that stalled past its lease (another took the rescan over: Lease.lost) scans no
+    further release and finishes nothing; the worker that took over completes the rescan."""
+    import pytest
+
+    from clipgate import leases
+    from complaints import takedown
+
+    claim = file_and_assign(settings, tmp_path, holder, reviewer, copied_release)
+    decide_claim(actor_of(reviewer), claim["id"], revision=claim["revision"], outcome="uphold",
+                 reason="copy", actions=["block"], settings=settings)
+    with db.connection(settings) as conn:
+        rid = str(conn.execute(
+            "INSERT INTO rescans (claim_id, work_id, action) SELECT id, work_id, 'revoke' "
+            "FROM claims WHERE id = %s RETURNING id", (claim["id"],)).fetchone()["id"])
+    stalled = leases.Lease(takedown.LEASE_KIND, rid, "stalled-worker:1", 1)
+    stalled.lost.set()
+    with pytest.raises(leases.LeaseLost):
+        takedown.run_rescan(rid, settings, lease=stalled)
+    with db.connection(settings) as conn:
+        row = conn.execute("SELECT state, scanned, error FROM rescans WHERE id = %s",
+                           (rid,)).fetchone()
+    assert (row["state"], row["scanned"], row["error"]) == ("running", 0, None)
+    assert compliance.get_release(str(copied_release["id"]), settings=settings)["status"] == \
+        "active"
+    done = takedown.run_rescan(rid, settings)  # the worker that took it over
+    assert (done["state"], done["scanned"], done["matched"]) == ("done", 1, 1)
