@@ -216,7 +216,7 @@ def run_rescan(rescan_id: str, settings: Settings | None = None, *,
         for release in releases:
             if lease is not None:
                 lease.check()
-            _scan_one(rescan, claim, release, settings)
+            scan_one(rescan, claim, release, settings)
         _finish(rescan_id, "done", None, settings)
     except leases.LeaseLost:
         raise  # the rescan goes on in the worker that took it over: nothing to finish here
@@ -242,8 +242,9 @@ def run_rescan(rescan_id: str, settings: Settings | None = None, *,
     return _public(done)
 
 
-def _scan_one(rescan: dict[str, Any], claim: dict[str, Any], release: dict[str, Any],
-              settings: Settings) -> None:
+def scan_one(rescan: dict[str, Any], claim: dict[str, Any], release: dict[str, Any],
+             settings: Settings) -> None:
+    """One step of a rescan: match one release against the work, revoke or flag it, count it."""
     work_id = str(rescan["work_id"])
     match = None
     try:

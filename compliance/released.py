@@ -169,7 +169,7 @@ def _confirm(fp: index.Fingerprint, released: index.FrameIndex, raw: list[index.
     for i, q in enumerate(todo):
         if len(matched) >= needed or len(matched) + len(todo) - i < needed:
             break  # settled either way: no more checks
-        fit = _fit(fp, q, refs.get(q, []), features, settings.orb_min_inliers)
+        fit = geometric_fit(fp, q, refs.get(q, []), features, settings.orb_min_inliers)
         if fit is not None:
             matched.add(q)
             confirmed += 1
@@ -180,8 +180,8 @@ def _confirm(fp: index.Fingerprint, released: index.FrameIndex, raw: list[index.
                         confirmed)
 
 
-def _fit(fp: index.Fingerprint, q: int, references: list[int],
-         features: Callable[[int], Any], min_inliers: int) -> int | None:
+def geometric_fit(fp: index.Fingerprint, q: int, references: list[int],
+                  features: Callable[[int], Any], min_inliers: int) -> int | None:
     """Inliers of the first reference frame (features(frame id): index.extract_features) that copy
     frame q matches geometrically, as it is, then mirrored (SSCD sees a mirror image as the same
     picture); None when none does."""
@@ -211,7 +211,8 @@ class Recovered:
 LOOKUP_SAMPLE_FPS = 0.5
 
 
-def _lookup_settings(settings: Settings) -> Settings:
+def lookup_settings(settings: Settings) -> Settings:
+    """The settings a provenance lookup fingerprints with (fewer frames than the gate)."""
     return settings.model_copy(update={"sample_fps": min(settings.sample_fps, LOOKUP_SAMPLE_FPS)})
 
 
@@ -230,7 +231,7 @@ def recover(path: Path, settings: Settings, *, by: tuple[str, ...] = ("watermark
                 return Recovered(release, "watermark", read.confidence,
                                  _manifest(release, settings, trust_anchor_pem))
     if "fingerprint" in by:
-        lookup = _lookup_settings(settings)
+        lookup = lookup_settings(settings)
         # Whole frames only: the copies verify meets (re-encoded, scaled, cropped a little,
         # mirrored, captioned) match whole, and crops would cost seconds a clip.
         found = find_release(index.fingerprint_file(path, lookup, query=True), lookup,

@@ -203,7 +203,7 @@ def test_a_rescan_step_and_a_writer_on_its_rescan_never_deadlock(settings, tmp_p
 
         def step() -> None:
             try:
-                takedown._scan_one(rescan, {"id": claim["id"], "number": claim["number"]},
+                takedown.scan_one(rescan, {"id": claim["id"], "number": claim["number"]},
                                    compliance.get_release(str(copied_release["id"]),
                                                           settings=settings), settings)
             except Exception as e:  # noqa: BLE001 - reported by the assertion below

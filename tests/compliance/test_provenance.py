@@ -190,7 +190,7 @@ def test_a_cropped_copy_is_confirmed_by_geometry_and_a_look_alike_is_not(setting
         assert outcome.released
         rid[i] = outcome.release
     copy = TRANSFORMS["crop10"](rid[0]["path"], tmp_path / "crop10.mp4")
-    lookup = released_module._lookup_settings(settings)
+    lookup = released_module.lookup_settings(settings)
     fp = index.fingerprint_file(copy, lookup, query=True)
     # The case this is about: whole frames alone do not name the release.
     assert released_module.find_release(fp, lookup, regions=False, confirm=False) is None
@@ -203,8 +203,8 @@ def test_a_cropped_copy_is_confirmed_by_geometry_and_a_look_alike_is_not(setting
     assert report["release"]["release_id"] == str(rid[0]["id"])
 
     fits = []
-    real = released_module._fit
-    monkeypatch.setattr(released_module, "_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
+    real = released_module.geometric_fit
+    monkeypatch.setattr(released_module, "geometric_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
     other = tmp_path / "same-prompt.mp4"
     get_generator("procedural", settings).generate(
         GenerationRequest(prompt_for(0), seconds=4.0, width=WIDTH, height=HEIGHT, fps=FPS,

@@ -101,7 +101,7 @@ def test_rescan_survives_a_killed_worker(fault_settings, workers, tmp_path):
     rev = actor_of(reviewer)
     mine = assign_claim(rev, claim["id"], revision=get_claim(rev, claim["id"], settings=s)[
         "revision"], settings=s)
-    a = workers.start("a", pause="complaints.takedown:_scan_one")
+    a = workers.start("a", pause="complaints.takedown:scan_one")
     decided = decide_claim(rev, claim["id"], revision=mine["revision"], outcome="uphold",
                            reason="copy", actions=["rescan_revoke"], settings=s)
     assert decided["rescan"]["state"] == "queued"
