@@ -173,7 +173,7 @@ class FaissVectors(VectorIndex):
         centres. FAISS compares a few queries with a flat quantiser's centres one query at a
         time, without BLAS (faiss 1.15: below distance_compute_blas_threshold = 128,000
         queries): 9.9 ms for 10 queries against 12,649 centres on one thread here, against
-        4.5 ms for the product (.scratch measurement, quiet machine). The lists found, their
+        4.5 ms for the product (docs/scale.md). The lists found, their
         scores and so the answers are the same."""
         ivf = faiss.downcast_index(self.index)
         if not isinstance(ivf, faiss.IndexIVF):  # a transform in front (OPQ): its own search
