@@ -182,6 +182,10 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         threads: Annotated[str, typer.Option(
             help="Also time each search on these thread counts, comma-separated (e.g. 1,2); "
                  "the first figures use the gate's own choice.")] = "",
+        keep: Annotated[Path | None, typer.Option(
+            help="FAISS: keep each built index (and the exact answers) in this folder, and "
+                 "reuse it in a later run of the same size and settings instead of building "
+                 "again (10M frames: about 6 GB a size).")] = None,
     ) -> None:
         """Memory, bytes per frame, build time, search p50/p99 of a 10-frame clip and recall@10
         against exact search of the float-descriptor index at each size; print JSON."""
@@ -198,7 +202,7 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         console = Console(stderr=True)
         _json(run_scale(settings.model_copy(update=update), frames=sizes, backend=backend,
                         clips=clips, max_rss_gb=max_rss_gb, nprobes=nprobes,
-                        threads=thread_counts, progress=console.print))
+                        threads=thread_counts, keep=keep, progress=console.print))
 
     @bench_app.command("provenance")
     @handles_errors

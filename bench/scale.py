@@ -14,6 +14,7 @@ and time, and the database are not in these figures; docs/scale.md adds them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
@@ -47,13 +48,15 @@ def _rss(children: bool) -> int:
 
 def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", clips: int = 50,
               seed: int = 0, max_rss_gb: float = 8.0, nprobes: list[int] | None = None,
-              threads: list[int] | None = None,
+              threads: list[int] | None = None, keep: Path | None = None,
               progress: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """Build and measure an index of each size in frames; JSON-ready results. max_rss_gb: stop
     (and say so) if this process grows past it while building. nprobes: a compressed FAISS
     index is also searched with each of these lists' counts (`by_nprobe`), one build for all.
     threads: every search is also timed on each of these thread counts (`by_threads`); the
-    main figures use the gate's choice (index.one_thread_if_small)."""
+    main figures use the gate's choice (index.one_thread_if_small). keep: a folder where each
+    FAISS index built is kept, and reused by a later run of the same catalogue and settings
+    (its build time and memory are the first build's)."""
     signal = next(s for s in index.active(settings).values() if s.kind == "float")
     model = index.vector_model(signal, settings)
     config = index.VectorConfig.from_settings(settings.model_copy(
@@ -62,7 +65,8 @@ def run_scale(settings: Settings, *, frames: list[int], backend: str = "faiss", 
     for n in frames:
         progress(f"{n:,} frames on {backend}")
         rows.append(_one(n, model, config, clips=clips, seed=seed, max_rss_gb=max_rss_gb,
-                         nprobes=nprobes or [], threads=threads or [], progress=progress))
+                         nprobes=nprobes or [], threads=threads or [], progress=progress,
+                         keep=keep))
         if rows[-1].get("stopped"):
             break
     return {"machine": _machine(), "backend": backend, "signal": signal.name,
@@ -78,50 +82,24 @@ def _chunk(model: Any, seed: int, c: int, n: int) -> np.ndarray:
 
 
 def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: float,
-         nprobes: list[int], threads: list[int], progress: Callable[[str], None]
-         ) -> dict[str, Any]:
+         nprobes: list[int], threads: list[int], progress: Callable[[str], None],
+         keep: Path | None = None) -> dict[str, Any]:
     milvus = config.backend == "milvus"
     rng = np.random.default_rng([seed, n])
     # The clips: 10 consecutive frames of random works, each frame changed a little (what a
     # re-encoded, slightly edited copy does to its vectors).
     starts = rng.choice(n // FRAMES_PER_WORK, size=clips, replace=False) * FRAMES_PER_WORK
-    chunks = -(-n // CHUNK)
     tmp = tempfile.TemporaryDirectory(prefix="clipgate-scale-")
-    rss0 = _rss(milvus)
-    t0 = time.perf_counter()
-    if milvus:
-        config = index.VectorConfig(**{**config.__dict__, "milvus_uri": config.milvus_uri if
-                                       config.milvus_uri.startswith("http") else
-                                       str(Path(tmp.name) / "milvus.db")})
-        vec: Any = index.MilvusVectors(config, "bench", f"scale-{n}-{seed}-{os.getpid()}",
-                                       model.dim)
-    elif n >= config.compress_from:
-        train = model.sample(index.train_size(n, config), np.random.default_rng([seed, n, 1]))
-        vec = index.compressed_vectors(model.dim, train, config, n)
-        del train
-        vec.reserve(n)
-        progress(f"  trained in {time.perf_counter() - t0:.0f} s")
+    kept = Kept(keep, n, seed, clips, model, config) if keep is not None and not milvus else None
+    if kept is not None and kept.exists():
+        progress(f"  reusing the index built earlier: {kept.index_path}")
+        vec, sources, built = kept.load()
     else:
-        vec = index.flat_vectors(model.dim)
-    sources = np.zeros((clips * FRAMES_PER_WORK, model.dim), np.float32)
-    stopped = None
-    for c in range(chunks):
-        x = _chunk(model, seed, c, n)
-        ids = np.arange(c * CHUNK, c * CHUNK + len(x), dtype=np.int64)
-        vec.add(x, ids)
-        for j, s in enumerate(starts.tolist()):
-            if c * CHUNK <= s < c * CHUNK + len(x):
-                sources[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = \
-                    x[s - c * CHUNK:s - c * CHUNK + FRAMES_PER_WORK]
-        if c % 20 == 19:
-            progress(f"  {(c + 1) * CHUNK:,} frames in {time.perf_counter() - t0:.0f} s")
-        if _rss(milvus) > max_rss_gb * 2**30:
-            stopped = f"stopped at {(c + 1) * CHUNK:,} frames: over {max_rss_gb} GB resident"
-            break
-    if milvus:
-        vec.flush()  # sealed segments are searched through their index (part of the build)
-    build_s = time.perf_counter() - t0
-    rss = _rss(milvus) - rss0
+        vec, sources, built = _build(n, model, config, starts, seed=seed, tmp=tmp.name,
+                                     max_rss_gb=max_rss_gb, progress=progress)
+        if kept is not None and not built.get("stopped"):
+            progress(f"  keeping the index for later runs: {kept.index_path}")
+            kept.save(vec, sources, built)
     noise = model.sample(len(sources), rng) - model.mean / max(1e-6, np.linalg.norm(model.mean))
     queries = sources + 0.15 * noise
     queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
@@ -138,25 +116,124 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
             by_threads[p, t] = _searches(vec, queries, clips, threads=t)
     if default:
         vec.set_nprobe(default)
-    progress(f"  searched; exact answers for recall (streaming {n:,} frames again)")
-    truth = _exact(model, seed, n if stopped is None else (c + 1) * CHUNK, queries)
+    truth = kept.truth() if kept is not None else None
+    if truth is None:
+        progress(f"  searched; exact answers for recall (streaming {n:,} frames again)")
+        truth = _exact(model, seed, built["frames_added"], queries)
+        if kept is not None:
+            kept.save_truth(truth)
     held = _index_bytes(vec)
     tmp.cleanup()
     out = {"frames": n, "index": kind.get("factory", kind["kind"]),
-           "build_s": round(build_s, 2), "rss_mb": round(rss / 2**20, 1),
-           "bytes_per_frame": round(rss / n, 1),
+           "build_s": built["build_s"], "rss_mb": round(built["rss"] / 2**20, 1),
+           "bytes_per_frame": round(built["rss"] / n, 1),
            # FAISS: the index's own size (serialised), without the allocator's slack and the
            # benchmark's buffers that RSS also counts.
            "index_bytes_per_frame": round(held / n, 1) if held is not None else None,
            **_figures(*searched[probes[0]], truth)}
+    if kept is not None:
+        out["kept"] = str(kept.index_path)
     if len(probes) > 1:
         out["by_nprobe"] = [{"nprobe": p, **_figures(*searched[p], truth)} for p in probes]
     if threads:
         out["by_threads"] = [{"nprobe": p, "threads": t, **_figures(*by_threads[p, t], truth)}
                              for p in probes for t in threads]
-    if stopped:
-        out["stopped"] = stopped
+    if built.get("stopped"):
+        out["stopped"] = built["stopped"]
     return out
+
+
+def _build(n: int, model: Any, config: Any, starts: np.ndarray, *, seed: int, tmp: str,
+           max_rss_gb: float, progress: Callable[[str], None]
+           ) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Stream the catalogue into a new index: (the index, the clips' source frames, and
+    build_s, rss (bytes grown), frames_added, stopped (a reason, or None))."""
+    milvus = config.backend == "milvus"
+    clips = len(starts)
+    chunks = -(-n // CHUNK)
+    rss0 = _rss(milvus)
+    t0 = time.perf_counter()
+    if milvus:
+        config = index.VectorConfig(**{**config.__dict__, "milvus_uri": config.milvus_uri if
+                                       config.milvus_uri.startswith("http") else
+                                       str(Path(tmp) / "milvus.db")})
+        vec: Any = index.MilvusVectors(config, "bench", f"scale-{n}-{seed}-{os.getpid()}",
+                                       model.dim)
+    elif n >= config.compress_from:
+        train = model.sample(index.train_size(n, config), np.random.default_rng([seed, n, 1]))
+        vec = index.compressed_vectors(model.dim, train, config, n)
+        del train
+        vec.reserve(n)
+        progress(f"  trained in {time.perf_counter() - t0:.0f} s")
+    else:
+        vec = index.flat_vectors(model.dim)
+    sources = np.zeros((clips * FRAMES_PER_WORK, model.dim), np.float32)
+    stopped, added = None, 0
+    for c in range(chunks):
+        x = _chunk(model, seed, c, n)
+        ids = np.arange(c * CHUNK, c * CHUNK + len(x), dtype=np.int64)
+        vec.add(x, ids)
+        added += len(x)
+        for j, s in enumerate(starts.tolist()):
+            if c * CHUNK <= s < c * CHUNK + len(x):
+                sources[j * FRAMES_PER_WORK:(j + 1) * FRAMES_PER_WORK] = \
+                    x[s - c * CHUNK:s - c * CHUNK + FRAMES_PER_WORK]
+        if c % 20 == 19:
+            progress(f"  {(c + 1) * CHUNK:,} frames in {time.perf_counter() - t0:.0f} s")
+        if _rss(milvus) > max_rss_gb * 2**30:
+            stopped = f"stopped at {(c + 1) * CHUNK:,} frames: over {max_rss_gb} GB resident"
+            break
+    if milvus:
+        vec.flush()  # sealed segments are searched through their index (part of the build)
+    return vec, sources, {"build_s": round(time.perf_counter() - t0, 2),
+                          "rss": _rss(milvus) - rss0, "frames_added": added, "stopped": stopped}
+
+
+class Kept:
+    """A built FAISS index kept on disk with what its figures need (the clips' source frames,
+    the build's time and memory, the exact answers), so that search changes can be compared on
+    a 10M catalogue without a 25-minute build each time. Named by everything the catalogue and
+    the index depend on: the size, seed and clip count, the vector model, the index settings."""
+
+    def __init__(self, folder: Path, n: int, seed: int, clips: int, model: Any,
+                 config: Any) -> None:
+        key = hashlib.sha256(repr((n, seed, clips, config.compressed, config.compress_from,
+                                   config.nlist, config.train_max, config.refine,
+                                   config.refine_factor)).encode()
+                             + model.mean.tobytes() + model.basis.tobytes()
+                             + np.float64(model.iso).tobytes()).hexdigest()[:12]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.index_path = folder / f"scale-{n}-{key}.index"
+        self.meta_path = folder / f"scale-{n}-{key}.npz"
+        self.truth_path = folder / f"scale-{n}-{key}.truth.npy"
+        self.config = config
+
+    def exists(self) -> bool:
+        return self.index_path.exists() and self.meta_path.exists()
+
+    def save(self, vec: Any, sources: np.ndarray, built: dict[str, Any]) -> None:
+        # Written under a temporary name and renamed: an interrupted save is never reused.
+        part = self.index_path.with_suffix(".part")
+        vec.to_bytes().tofile(part)
+        np.savez(self.meta_path, sources=sources, build_s=built["build_s"], rss=built["rss"],
+                 frames_added=built["frames_added"])
+        part.rename(self.index_path)
+
+    def load(self) -> tuple[Any, np.ndarray, dict[str, Any]]:
+        with np.load(self.meta_path) as meta:
+            built = {"build_s": float(meta["build_s"]), "rss": int(meta["rss"]),
+                     "frames_added": int(meta["frames_added"]), "stopped": None}
+            sources = meta["sources"]
+        data = np.fromfile(self.index_path, np.uint8)
+        vec = index.vectors_from_bytes(data, self.config)
+        del data
+        return vec, sources, built
+
+    def truth(self) -> np.ndarray | None:
+        return np.load(self.truth_path) if self.truth_path.exists() else None
+
+    def save_truth(self, truth: np.ndarray) -> None:
+        np.save(self.truth_path, truth)
 
 
 def _searches(vec: Any, queries: np.ndarray, clips: int, *, threads: int = 0

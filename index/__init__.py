@@ -48,6 +48,7 @@ from index.milvus import MilvusVectors
 from index.vectors import VectorConfig, VectorIndex
 from index.vectors import compressed as compressed_vectors
 from index.vectors import flat as flat_vectors
+from index.vectors import from_bytes as vectors_from_bytes
 from index.vectors import train_size
 from index.signals.clip import status as clip_status
 
@@ -78,6 +79,7 @@ __all__ = [
     "clip_status",
     "compact",
     "compressed_vectors",
+    "vectors_from_bytes",
     "create_pending_work",
     "discard_pending_work",
     "extract_features",
