@@ -214,7 +214,7 @@ class Kept:
     def save(self, vec: Any, sources: np.ndarray, built: dict[str, Any]) -> None:
         # Written under a temporary name and renamed: an interrupted save is never reused.
         part = self.index_path.with_suffix(".part")
-        vec.to_bytes().tofile(part)
+        vec.write(part)
         np.savez(self.meta_path, sources=sources, build_s=built["build_s"], rss=built["rss"],
                  frames_added=built["frames_added"])
         part.rename(self.index_path)
@@ -224,7 +224,7 @@ class Kept:
             built = {"build_s": float(meta["build_s"]), "rss": int(meta["rss"]),
                      "frames_added": int(meta["frames_added"]), "stopped": None}
             sources = meta["sources"]
-        data = np.fromfile(self.index_path, np.uint8)
+        data = np.memmap(self.index_path, np.uint8, mode="r")  # copied part by part, not whole
         vec = index.vectors_from_bytes(data, self.config)
         del data
         return vec, sources, built

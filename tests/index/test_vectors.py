@@ -125,7 +125,7 @@ def test_rescoring_codes_find_any_id_order_and_survive_changes_and_old_files():
     assert np.allclose(converted.decode(want), old.reconstruct_batch(want))
 
 
-def test_many_lists_are_trained_two_level_under_an_hnsw_quantiser(monkeypatch):
+def test_many_lists_are_trained_two_level_under_an_hnsw_quantiser(monkeypatch, tmp_path):
     import faiss
 
     from index import vectors
@@ -157,6 +157,11 @@ def test_many_lists_are_trained_two_level_under_an_hnsw_quantiser(monkeypatch):
                                                           ids[:100]).any()
     loaded = vectors.from_bytes(big.to_bytes(), config)
     assert (loaded.search(q, 10)[1] == got).all()
+    # Written part by part, then read back through a memory map: the same bytes, the same index.
+    big.write(tmp_path / "big.index")
+    mapped = np.memmap(tmp_path / "big.index", np.uint8, mode="r")
+    assert (np.asarray(mapped) == big.to_bytes()).all()
+    assert (vectors.from_bytes(mapped, config).search(q, 10)[1] == got).all()
 
 
 def test_a_compressed_search_counts_only_the_lists_it_probes():
