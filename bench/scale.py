@@ -125,6 +125,7 @@ def _one(n: int, model: Any, config: Any, *, clips: int, seed: int, max_rss_gb: 
     held = _index_bytes(vec)
     tmp.cleanup()
     out = {"frames": n, "index": kind.get("factory", kind["kind"]),
+           **({"lists_by": kind["lists_by"]} if "lists_by" in kind else {}),
            "build_s": built["build_s"], "rss_mb": round(built["rss"] / 2**20, 1),
            "bytes_per_frame": round(built["rss"] / n, 1),
            # FAISS: the index's own size (serialised), without the allocator's slack and the

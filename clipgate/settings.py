@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     # on a sample of faiss_train_max of the vectors then (or 20 a list, where the lists are
     # more): faiss_compressed, an index_factory string where {nlist} becomes faiss_nlist (0:
     # 4 * sqrt(frames), within 64..65536; from 8,192 lists their centres are trained by two-level
-    # k-means), searched with faiss_nprobe lists. The default, IVF with 64 four-bit product
+    # k-means), searched with faiss_nprobe lists (0: 1/80 of the lists, at least 64, so recall
+    # holds as the lists grow in number: 64 at 1M frames, 158 at 10M). The default, IVF with 64 four-bit product
     # codes (32 bytes a frame, "fast scan"; its recall@10 after the SQ8 re-scoring below is
     # that of the lists probed, as with 128 codes, at half the scan: docs/scale.md), was chosen
     # over OPQ + PQ64 (8-bit codes took 90 s to
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
     faiss_compress_from: int = 1_000_000
     faiss_compressed: str = "IVF{nlist},PQ64x4fs"
     faiss_nlist: int = 0
-    faiss_nprobe: int = 64
+    faiss_nprobe: int = 0
     faiss_train_max: int = 100_000
     # A compressed index's scores are approximate (about 0.07 off a cosine with 4-bit codes):
     # too coarse for the thresholds. faiss_refine="SQ8" keeps 8-bit codes of every vector too

@@ -9,7 +9,7 @@ import pytest
 import index
 from compliance import match_file
 from index.synthetic import VectorModel
-from index.vectors import VectorConfig, compacted, flat, for_frames
+from index.vectors import FaissVectors, VectorConfig, compacted, flat, for_frames
 from tests.media import photo, write_image
 
 
@@ -205,3 +205,56 @@ def test_a_compressed_search_picks_its_lists_by_one_product_and_answers_as_faiss
         assert (own_i == faiss_i).all()
         assert np.allclose(own_d, faiss_d, atol=1e-4)
         assert faiss.downcast_index(vec.index).nprobe == nprobe
+
+
+def test_many_lists_are_chosen_through_a_graph_over_their_centres(monkeypatch):
+    """From GRAPH_LISTS_FROM lists a search finds its lists through an HNSW graph over their
+    centres: nearly the lists (and so the answers) of comparing every centre, the graph built
+    once and shared by copies and compactions; fewer lists keep the matrix product."""
+    import faiss
+
+    from index import vectors
+
+    x = _catalogue(8_000, seed=6)
+    ids = np.arange(len(x), dtype=np.int64)
+    config = VectorConfig(compress_from=1, compressed="IVF{nlist},PQ32x4fs", nlist=400,
+                          nprobe=40, train_max=8_000, refine="none")
+    assert for_frames(64, config, x).lists is None  # 400 lists: under the default 8,192
+    monkeypatch.setattr(vectors, "GRAPH_LISTS_FROM", 256)
+    vec = for_frames(64, config, x)
+    vec.add(x, ids)
+    assert vec.lists is not None and vec.lists.graph.ntotal == 400
+    rng = np.random.default_rng(2)
+    queries = x[rng.choice(len(x), 50, replace=False)] + 0.05 * rng.standard_normal(
+        (50, 64)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    centres = faiss.extract_index_ivf(vec.index).quantizer.reconstruct_n(0, 400)
+    want = np.argsort(-(queries @ centres.T), axis=1)[:, :40]
+    scores, lists = vec.lists.nearest(queries, 40)
+    assert np.mean([len(set(a) & set(b)) / 40 for a, b in zip(lists, want)]) >= 0.97
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best list first, as search_preassigned takes
+    got = vec.search(queries, 10)[1]
+    assert _recall_at(got, vec.index.search(queries, 10)[1]) >= 0.97  # FAISS's own choice
+    assert vec.copy().lists is vec.lists
+    merged = compacted(vec, ids[:10], np.zeros(0, np.int64), np.zeros((0, 64), np.float32),
+                       config)
+    assert merged.lists is vec.lists and not np.isin(merged.search(x[:10], 10)[1], ids[:10]).any()
+    # A saved index gets its graph again when loaded.
+    loaded = vectors.from_bytes(vec.to_bytes(), config)
+    assert loaded.lists is not None and (loaded.search(queries, 10)[1] == got).mean() >= 0.97
+
+
+def test_nprobe_zero_searches_a_share_of_the_lists_that_grows_with_them():
+    """nprobe 0 (the default): 1/80 of the lists, at least 64; an explicit count is kept."""
+    import faiss
+
+    def lists(nlist: int, nprobe: int) -> int:
+        ivf = faiss.index_factory(16, f"IVF{nlist},PQ8x4fs", faiss.METRIC_INNER_PRODUCT)
+        vec = FaissVectors(ivf, nprobe=nprobe)
+        assert faiss.extract_index_ivf(vec.index).nprobe == vec.nprobe  # what FAISS searches
+        return vec.nprobe
+
+    assert lists(1_000, 0) == 64 and lists(4_000, 0) == 64
+    assert lists(12_649, 0) == 158 and lists(40_000, 0) == 500
+    assert lists(12_649, 100) == 100 and lists(32, 0) == 32
+    assert VectorConfig().nprobe == 0
