@@ -192,13 +192,17 @@ class FrameIndex:
 
     @classmethod
     def build(cls, signals: Mapping[str, Signal], version: int, epoch: str, rows: FrameRows, *,
-              config: VectorConfig | None = None) -> FrameIndex:
+              config: VectorConfig | None = None,
+              trained: Mapping[str, VectorIndex] | None = None) -> FrameIndex:
         """A new index over rows for these signals. Float signals go to config's backend: FAISS
         (flat, or compressed past config.compress_from rows) or Milvus (the collection is opened,
-        not written: live.py re-syncs it)."""
+        not written: live.py re-syncs it). trained: empty indexes, already trained, for float
+        signals whose vectors rows leaves out; the caller adds them with add_vectors."""
         config = config or VectorConfig()
+        trained = trained or {}
         index = cls(version, epoch, {n: s.version for n, s in signals.items()},
-                    {n: _new_index(n, s, rows, config) for n, s in signals.items()},
+                    {n: trained[n] if n in trained else _new_index(n, s, rows, config)
+                     for n, s in signals.items()},
                     config=config)
         for name, signal in signals.items():
             bg = signal.background() if signal.kind == "float" else None
@@ -228,7 +232,15 @@ class FrameIndex:
             return
         _add_to(self._main, rows)
         self.meta = self.meta.plus(rows.ids, rows.work_ids, rows.t_s)
-        self._exclude_background(rows)
+        self._exclude_background(rows.vectors)
+
+    def add_vectors(self, name: str, part: SignalRows) -> None:
+        """Add one float signal's vectors of frames already added (add), in place, unpublished
+        only: a rebuild reads a large signal's vectors a batch at a time, after the frames."""
+        index = self._main.native[name]
+        if isinstance(index, VectorIndex) and not index.shared and len(part):
+            index.add(part.vectors, part.ids)
+            self._exclude_background({name: part})
 
     def remove_work(self, work_id: str) -> int:
         """Remove a work's frames from the main indexes, in place (as add: unpublished only)."""
@@ -266,7 +278,7 @@ class FrameIndex:
                 if not len(rows):
                     continue  # already in (an add seen twice): adding is idempotent
                 delta = _concat([delta, rows])
-                new._exclude_background(rows)
+                new._exclude_background(rows.vectors)
             elif kind == "remove":
                 gone = meta.frames_of(str(arg))
                 in_delta = np.isin(gone, delta.ids)
@@ -330,19 +342,19 @@ class FrameIndex:
         out.meta = self.meta.layered(_layer(out._delta_rows), out._tombstones)
         return out
 
-    def _exclude_background(self, rows: FrameRows) -> None:
+    def _exclude_background(self, vectors: Mapping[str, SignalRows]) -> None:
         """Leave out the background pictures close to a frame just added: a protected work in
         the background would cancel its own matches. (A removed work's pictures stay out until
         the next rebuild: the safe side.)"""
         for name, bg in self.background.items():
-            part = rows.vectors.get(name)
+            part = vectors.get(name)
             if part is None or not len(part) or not len(bg):
                 continue
             # In slices: a (background, frames) product over a million frames is gigabytes.
             near = np.full(len(bg), -np.inf, np.float32)
             for lo in range(0, len(part), BACKGROUND_SLICE):
-                rows = np.asarray(part.vectors[lo:lo + BACKGROUND_SLICE], np.float32)
-                near = np.maximum(near, (bg @ rows.T).max(axis=1))
+                chunk = np.asarray(part.vectors[lo:lo + BACKGROUND_SLICE], np.float32)
+                near = np.maximum(near, (bg @ chunk.T).max(axis=1))
             self.kept[name] &= kept_background(bg, near)
 
     # -- search, per signal -------------------------------------------------------------------

@@ -34,7 +34,8 @@ from index import signals, store
 from index.faiss_index import FrameIndex, FrameRows
 from index.milvus import MilvusVectors, ping
 from index.signals import Signal
-from index.vectors import VectorConfig
+from index.vectors import VectorConfig, VectorIndex, train_size
+from index.vectors import compressed as compressed_vectors
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +341,25 @@ def rebuild(settings: Settings | None = None) -> dict[str, Any]:
 def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
     """The whole index from the database (under _lock): the recovery path."""
     _stats["builds"] += 1
+    config = VectorConfig.from_settings(settings)
     with db.connection(settings) as conn:
         # One snapshot: the frames and the version we tag them with must agree.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         state = store.index_state(conn)
         check_versions(conn, {n: s.version for n, s in active.items()})
-        rows = store.all_active_frames(conn, signals=active)
-    config = VectorConfig.from_settings(settings)
-    index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows, config=config)
+        # Float signals compressed on FAISS are read twice, a batch at a time: a sample to
+        # train on, then every vector into the trained index. Read whole, 10M frames' SSCD
+        # vectors are 20 GB (and this machine has 24).
+        large = {n: count for n, s in active.items()
+                 if s.kind == "float" and config.backend == "faiss"
+                 and (count := store.active_vector_count(conn, s)) >= config.compress_from}
+        rows = store.all_active_frames(conn, signals=active, without=large)
+        trained = {n: _trained(conn, active[n], count, config) for n, count in large.items()}
+        index = FrameIndex.build(active, int(state["version"]), state["epoch"], rows,
+                                 config=config, trained=trained)
+        for name in large:
+            for part in store.active_vector_batches(conn, active[name]):
+                index.add_vectors(name, part)
     if config.backend == "milvus":
         _resync_shared(settings, index, rows)
     try:
@@ -356,6 +368,25 @@ def _build(settings: Settings, active: Mapping[str, Signal]) -> FrameIndex:
         log.warning("could not save the index to %s: %s", settings.index_dir, e)
     log.info("index built at version %d: %d frames", index.version, index.frames)
     return index
+
+
+def _trained(conn: psycopg.Connection, signal: Signal, count: int, config: VectorConfig
+             ) -> VectorIndex:
+    """An empty compressed index for count vectors of the signal, trained on a sample of them
+    (frames whose id is a multiple of a step: about train_size of them), room reserved."""
+    want = train_size(count, config)
+    sample = [p.vectors for p in store.active_vector_batches(conn, signal,
+                                                             every=max(1, count // want))]
+    if sum(len(p) for p in sample) < want // 2:  # ids with a stride of their own: take the first
+        sample = []
+        for part in store.active_vector_batches(conn, signal):
+            sample.append(part.vectors)
+            if sum(len(p) for p in sample) >= want:
+                break
+    train = np.concatenate(sample)[:want]
+    out = compressed_vectors(signal.dim, train, config, count)
+    out.reserve(count)
+    return out
 
 
 def health(settings: Settings | None = None) -> dict[str, Any]:

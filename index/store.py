@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -232,22 +232,48 @@ def active_works(conn: psycopg.Connection, *, work_ids: list[str]) -> dict[str, 
     return {str(r["id"]): r for r in rows}
 
 
-def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]) -> FrameRows:
+_ACTIVE_VECTORS = (
+    "SELECT s.frame_id, s.vector FROM work_frame_signals s "
+    "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
+    "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s")
+
+
+def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal],
+                      without: Collection[str] = ()) -> FrameRows:
     """Every frame of every active work, with the vectors of the given signals (the caller checked
-    that their stored versions are these signals')."""
+    that their stored versions are these signals'), but for those named in `without` (the
+    caller reads them a batch at a time: active_vector_batches)."""
     frames = conn.execute(
         "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
         "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
     ).fetchall()
     out = frame_rows(frames, "work_id", {}, signals)
     for name, signal in signals.items():
-        out.vectors[name] = _stream_vectors(
-            conn, signal,
-            "SELECT s.frame_id, s.vector FROM work_frame_signals s "
-            "JOIN work_frames f ON f.id = s.frame_id JOIN works w ON w.id = f.work_id "
-            "WHERE w.status = 'active' AND s.signal = %s AND s.version = %s ORDER BY s.frame_id",
-            (name, signal.version))
+        if name not in without:
+            out.vectors[name] = _stream_vectors(
+                conn, signal, _ACTIVE_VECTORS + " ORDER BY s.frame_id", (name, signal.version))
     return out
+
+
+def active_vector_count(conn: psycopg.Connection, signal: Signal) -> int:
+    """How many frames of active works have this signal's vectors."""
+    return int(conn.execute(_ACTIVE_VECTORS.replace("s.frame_id, s.vector", "count(*) AS n", 1),
+                            (signal.name, signal.version)).fetchone()["n"])
+
+
+def active_vector_batches(conn: psycopg.Connection, signal: Signal, *, every: int = 1
+                          ) -> Iterator[SignalRows]:
+    """The signal's vectors of active works, VECTOR_BATCH rows at a time (every: only frames
+    whose id is a multiple of it, a sample to train on), so that a rebuild of ten million frames
+    never holds their floats (20 GB at 512 dimensions) at once."""
+    query = _ACTIVE_VECTORS + (" AND s.frame_id %% %s = 0" if every > 1 else "")
+    params: tuple = (signal.name, signal.version, every) if every > 1 else (
+        signal.name, signal.version)
+    with conn.cursor(name=f"batches_{signal.name}", row_factory=tuple_row) as cur:
+        cur.execute(query + " ORDER BY s.frame_id", params)
+        while rows := cur.fetchmany(VECTOR_BATCH):
+            yield SignalRows(np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                             signal.decode(b"".join(r[1] for r in rows), len(rows)))
 
 
 VECTOR_BATCH = 50_000

@@ -67,15 +67,27 @@ def test_the_index_is_compressed_past_the_threshold_and_keeps_near_exact_answers
     assert grown.kind == "compressed" and grown.ntotal == len(x) + 20
 
 
-def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(settings, tmp_path):
+def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(
+        settings, tmp_path, monkeypatch):
+    from index import store
+
     settings = settings.model_copy(update={"faiss_compress_from": 2_000, "faiss_nprobe": 64})
     index.seed_synthetic(settings, frames=3_000)
     cat = write_image(tmp_path / "chelsea.png", photo("chelsea"))
     work = str(index.register_work(cat, owner="S", title="cat", policy="block",
                                    settings=settings)["id"])
-    index.rebuild(settings)
+    # The rebuild reads the compressed signal's vectors a batch at a time (a sample to train
+    # on, then all of them), never all at once.
+    monkeypatch.setattr(store, "VECTOR_BATCH", 500)
+    batches = []
+    real = store.active_vector_batches
+    monkeypatch.setattr(store, "active_vector_batches", lambda conn, signal, **kw: (
+        batches.append(len(b)) or b for b in real(conn, signal, **kw)))
+    rebuilt = index.rebuild(settings)
+    assert max(batches) <= 500 and sum(batches) > rebuilt["frames"]  # the sample, then every one
     live = index.sync(settings)
     assert live.backends == {"sscd": "compressed"} and live.delta_frames == 0
+    assert live.count("sscd") == rebuilt["frames"] == 3_000 + len(live.meta.frames_of(work))
     assert work in {m.work_id for m in match_file(cat, settings).matches}
     # Changes on top of it: an add goes to the exact delta, a removal becomes a tombstone.
     rocket = write_image(tmp_path / "rocket.png", photo("rocket"))
