@@ -243,16 +243,30 @@ def all_active_frames(conn: psycopg.Connection, *, signals: Mapping[str, Signal]
     """Every frame of every active work, with the vectors of the given signals (the caller checked
     that their stored versions are these signals'), but for those named in `without` (the
     caller reads them a batch at a time: active_vector_batches)."""
-    frames = conn.execute(
-        "SELECT f.id, f.work_id, f.t_s FROM work_frames f "
-        "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id"
-    ).fetchall()
-    out = frame_rows(frames, "work_id", {}, signals)
+    out = _active_frame_rows(conn)
     for name, signal in signals.items():
         if name not in without:
             out.vectors[name] = _stream_vectors(
                 conn, signal, _ACTIVE_VECTORS + " ORDER BY s.frame_id", (name, signal.version))
     return out
+
+
+def _active_frame_rows(conn: psycopg.Connection) -> FrameRows:
+    """Every active work's frames (id, work, seconds) as arrays, read VECTOR_BATCH rows at a time
+    through a server-side cursor: ten million frames as Python dicts would take gigabytes."""
+    ids: list[np.ndarray] = []
+    works: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    with conn.cursor(name="active_frames", row_factory=tuple_row) as cur:
+        cur.execute("SELECT f.id, f.work_id::text, f.t_s FROM work_frames f "
+                    "JOIN works w ON w.id = f.work_id WHERE w.status = 'active' ORDER BY f.id")
+        while rows := cur.fetchmany(VECTOR_BATCH):
+            ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+            works.append(np.array([r[1] for r in rows], dtype="U36"))
+            times.append(np.fromiter((r[2] for r in rows), np.float64, len(rows)))
+    if not ids:
+        return FrameRows(np.zeros(0, np.int64), np.zeros(0, "U36"), np.zeros(0, np.float64))
+    return FrameRows(np.concatenate(ids), np.concatenate(works), np.concatenate(times))
 
 
 def active_vector_count(conn: psycopg.Connection, signal: Signal) -> int:
