@@ -468,7 +468,16 @@ class FrameIndex:
             self.compacted().save(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"index_{n}": _serialise(i) for n, i in self.native.items()}
+        arrays: dict[str, np.ndarray] = {}
+        for n, i in self.native.items():
+            if isinstance(i, vec.FaissVectors) and i.refine is not None:
+                # A compressed index with re-scoring codes: its parts as arrays of their own
+                # ("index_{n}" is the index alone), so the codes are written, not copied.
+                parts = i.file_arrays()
+                arrays[f"index_{n}"] = np.concatenate([np.zeros(1, np.uint8), parts.pop("index")])
+                arrays.update({f"index_{n}_{k}": a for k, a in parts.items()})
+            else:
+                arrays[f"index_{n}"] = _serialise(i)
         arrays.update({f"background_{n}": v for n, v in self.background.items()})
         arrays.update({f"kept_{n}": k for n, k in self.kept.items()})
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -495,7 +504,11 @@ class FrameIndex:
         config = config or VectorConfig()
         with np.load(path, allow_pickle=False) as z:
             spaces = json.loads(str(z["spaces"]))
-            native = {n: _deserialise(z[f"index_{n}"], config, n, spaces[n]) for n in spaces}
+            native = {n: _deserialise(z[f"index_{n}"], config, n, spaces[n]) if
+                      f"index_{n}_codes" not in z else vec.from_file_arrays(
+                          {"index": z[f"index_{n}"][1:],
+                           **{k: z[f"index_{n}_{k}"] for k in ("sq", "ids", "codes")}}, config)
+                      for n in spaces}
             background = {n: np.array(z[f"background_{n}"]) for n in spaces
                           if f"background_{n}" in z}
             if "frame_ids" in z:

@@ -286,6 +286,18 @@ class FaissVectors(VectorIndex):
                 f.write(np.uint64(len(p)).tobytes())
                 f.write(memoryview(np.ascontiguousarray(p)))
 
+    def file_arrays(self) -> dict[str, np.ndarray]:
+        """The index as arrays for an .npz file, none of them a copy of the re-scoring codes:
+        "index" (to_bytes' format without the codes) and, if any, "sq", "ids" and "codes".
+        np.savez writes each in chunks, so saving a 10M-frame index does not hold its 5 GB of
+        codes twice (to_bytes concatenates them). from_file_arrays reads them back."""
+        head = faiss.serialize_index(self.index)
+        out = {"index": np.concatenate([np.frombuffer(np.uint64(len(head)).tobytes(), np.uint8),
+                                        head])}
+        if self.refine is not None:
+            out.update(zip(("sq", "ids", "codes"), self.refine.to_parts()))
+        return out
+
     def _parts(self) -> list[np.ndarray]:
         parts = [faiss.serialize_index(self.index)]
         if self.refine is not None:
@@ -581,6 +593,16 @@ def from_bytes(data: np.ndarray, config: VectorConfig) -> FaissVectors:
         refine = Codes.from_parts(*parts[1:])
     return FaissVectors(faiss.deserialize_index(np.ascontiguousarray(parts[0])),
                         nprobe=config.nprobe, refine=refine, refine_factor=config.refine_factor)
+
+
+def from_file_arrays(arrays: dict[str, np.ndarray], config: VectorConfig) -> FaissVectors:
+    """What file_arrays gave (arrays read from the file: the codes are taken, not copied)."""
+    out = from_bytes(arrays["index"], config)
+    if "codes" in arrays:
+        ids = np.ascontiguousarray(arrays["ids"]).view(np.int64)
+        out.refine = Codes(faiss.deserialize_index(np.ascontiguousarray(arrays["sq"])), ids,
+                           np.ascontiguousarray(arrays["codes"]).reshape(len(ids), -1))
+    return out
 
 
 def best_k(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -88,6 +88,18 @@ def test_the_gate_finds_a_copy_in_a_compressed_index_with_delta_and_tombstones(
     live = index.sync(settings)
     assert live.backends == {"sscd": "compressed"} and live.delta_frames == 0
     assert live.count("sscd") == rebuilt["frames"] == 3_000 + len(live.meta.frames_of(work))
+    # The saved file keeps the re-scoring codes as arrays of their own (written, not copied into
+    # one), and reads back to the same index.
+    from index.live import INDEX_FILE
+
+    saved = settings.index_dir / INDEX_FILE
+    with np.load(saved) as z:
+        assert {"index_sscd_codes", "index_sscd_ids", "index_sscd_sq"} <= set(z.files)
+    loaded = index.FrameIndex.load(saved, index.VectorConfig.from_settings(settings))
+    probe = np.random.default_rng(9).standard_normal((20, 512)).astype(np.float32)
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    got, want = loaded.nearest("sscd", probe, 10), live.nearest("sscd", probe, 10)
+    assert (got[1] == want[1]).all() and np.allclose(got[0], want[0])
     assert work in {m.work_id for m in match_file(cat, settings).matches}
     # Changes on top of it: an add goes to the exact delta, a removal becomes a tombstone.
     rocket = write_image(tmp_path / "rocket.png", photo("rocket"))
