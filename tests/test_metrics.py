@@ -118,7 +118,11 @@ def test_requests_are_counted_by_route_template(settings, admin_key):
     assert _value(after, requests, **static) == _value(before, requests, **static) + 1
     # The scrapes themselves are counted too, and no path was made a label.
     assert _value(after, requests, route="/metrics", method="GET", status="2xx") >= 1
-    assert "00000000-0000-4000" not in text and "4711" not in text and "BREW" not in text
+    # Labels only: a sample's value (a `_created` timestamp) may hold any digits, "4711" too.
+    names = "\n".join(line.rsplit(" ", 1)[0] for line in text.splitlines()
+                      if line and not line.startswith("#"))
+    assert "00000000-0000-4000" not in names and "4711" not in names and "BREW" not in names
+    assert "/v1/works/{work_id}" in names  # the labels were read
 
 
 def test_a_source_that_fails_is_reported_not_fatal(settings, admin_key):
