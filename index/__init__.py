@@ -79,7 +79,6 @@ __all__ = [
     "clip_status",
     "compact",
     "compressed_vectors",
-    "vectors_from_bytes",
     "create_pending_work",
     "discard_pending_work",
     "extract_features",
@@ -118,5 +117,6 @@ __all__ = [
     "works_page",
     "vector_model",
     "vector_rows",
+    "vectors_from_bytes",
     "verify_features",
 ]
