@@ -283,11 +283,7 @@ def active_vector_batches(conn: psycopg.Connection, signal: Signal, *, every: in
     query = _ACTIVE_VECTORS + (" AND s.frame_id %% %s = 0" if every > 1 else "")
     params: tuple = (signal.name, signal.version, every) if every > 1 else (
         signal.name, signal.version)
-    with conn.cursor(name=f"batches_{signal.name}", row_factory=tuple_row) as cur:
-        cur.execute(query + " ORDER BY s.frame_id", params)
-        while rows := cur.fetchmany(VECTOR_BATCH):
-            yield SignalRows(np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-                             signal.decode(b"".join(r[1] for r in rows), len(rows)))
+    yield from _vector_batches(conn, signal, query + " ORDER BY s.frame_id", params)
 
 
 VECTOR_BATCH = 50_000
@@ -297,16 +293,21 @@ def _stream_vectors(conn: psycopg.Connection, signal: Signal, query: str,
                     params: tuple) -> SignalRows:
     """A signal's vectors through a server-side cursor, decoded a batch at a time: a million
     rows never sit in memory as Python objects (fetchall of them took about 20 GB)."""
-    ids: list[np.ndarray] = []
-    chunks: list[np.ndarray] = []
+    parts = list(_vector_batches(conn, signal, query, params))
+    if not parts:
+        return SignalRows(np.zeros(0, np.int64), signal.decode(b"", 0))
+    return SignalRows(np.concatenate([p.ids for p in parts]),
+                      np.concatenate([p.vectors for p in parts]))
+
+
+def _vector_batches(conn: psycopg.Connection, signal: Signal, query: str,
+                    params: tuple) -> Iterator[SignalRows]:
+    """The (frame_id, vector) rows of query, VECTOR_BATCH at a time, decoded."""
     with conn.cursor(name=f"vectors_{signal.name}", row_factory=tuple_row) as cur:
         cur.execute(query, params)
         while rows := cur.fetchmany(VECTOR_BATCH):
-            ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
-            chunks.append(signal.decode(b"".join(r[1] for r in rows), len(rows)))
-    if not chunks:
-        return SignalRows(np.zeros(0, np.int64), signal.decode(b"", 0))
-    return SignalRows(np.concatenate(ids), np.concatenate(chunks))
+            yield SignalRows(np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                             signal.decode(b"".join(r[1] for r in rows), len(rows)))
 
 
 def work_frames(conn: psycopg.Connection, *, work_ids: list[str],

@@ -273,27 +273,22 @@ class FaissVectors(VectorIndex):
     def to_bytes(self) -> np.ndarray:
         """The index, then the re-scoring codes' quantiser, ids and codes if any, each preceded by
         its length (uint64)."""
-        out = []
-        for p in self._parts():
-            out += [np.frombuffer(np.uint64(len(p)).tobytes(), np.uint8), p]
-        return np.concatenate(out)
+        return np.concatenate([x for p in self._parts() for x in _framed(p)])
 
     def write(self, path: Path) -> None:
         """What to_bytes gives, written part by part: a 10M-frame index (about 6 GB) is never
         held twice. from_bytes reads it back (np.memmap of the file: no copy either)."""
         with open(path, "wb") as f:
             for p in self._parts():
-                f.write(np.uint64(len(p)).tobytes())
-                f.write(memoryview(np.ascontiguousarray(p)))
+                for x in _framed(p):
+                    f.write(memoryview(np.ascontiguousarray(x)))
 
     def file_arrays(self) -> dict[str, np.ndarray]:
         """The index as arrays for an .npz file, none of them a copy of the re-scoring codes:
         "index" (to_bytes' format without the codes) and, if any, "sq", "ids" and "codes".
         np.savez writes each in chunks, so saving a 10M-frame index does not hold its 5 GB of
         codes twice (to_bytes concatenates them). from_file_arrays reads them back."""
-        head = faiss.serialize_index(self.index)
-        out = {"index": np.concatenate([np.frombuffer(np.uint64(len(head)).tobytes(), np.uint8),
-                                        head])}
+        out = {"index": np.concatenate(_framed(faiss.serialize_index(self.index)))}
         if self.refine is not None:
             out.update(zip(("sq", "ids", "codes"), self.refine.to_parts()))
         return out
@@ -480,6 +475,11 @@ class Codes:
 def flat(dim: int) -> FaissVectors:
     """An empty exact inner-product index with ids."""
     return FaissVectors(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+
+
+def _framed(part: np.ndarray) -> list[np.ndarray]:
+    """A part of to_bytes' format: its length (uint64), then its bytes."""
+    return [np.frombuffer(np.uint64(len(part)).tobytes(), np.uint8), part]
 
 
 def auto_nprobe(nlist: int) -> int:
