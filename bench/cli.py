@@ -257,6 +257,10 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
         dump: Annotated[Path | None, typer.Option(
             help="Write each query's search results here (pickle), to study scoring offline.")
         ] = None,
+        clips: Annotated[Path | None, typer.Option(
+            help="Keep the rendered query clips here, and reuse them on a later run of the same "
+            "plan and corpus: a matcher change is then measured without rendering again.")
+        ] = None,
     ) -> None:
         """Match quality on a dev corpus of real media (fetched once into the user cache): µAP, recall
         at 0.5% false positives, segment AP, recall per family, gate time, against the threatexchange
@@ -271,6 +275,6 @@ def install(app: typer.Typer, *, handles_errors: Callable, setup: Callable[..., 
             result = run_quality(bench_settings, quick=quick, per_family=per_family,
                                  per_pair=per_pair, negatives=negatives, seed=seed,
                                  ablations=ablations, other_models=others, dump=dump,
-                                 progress=progress)
+                                 clips=clips, progress=progress)
         _json(result)
         typer.echo(table(result), err=True)

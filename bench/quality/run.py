@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 import index
+from bench.quality import clips as clips_mod
 from bench.quality import corpus as corpus_mod
 from bench.quality import queries as qmod
 from bench.quality import transforms as tf
@@ -167,18 +168,26 @@ def run_quality(
     ablations: bool = True,
     other_models: tuple[str, ...] | None = None,
     dump: Path | None = None,
+    clips: Path | None = None,
     progress: Progress = lambda stage, done, total: None,
 ) -> dict[str, Any]:
     """Build (or reuse) the corpus, gate every query, and score every method.
 
     other_models: SSCD models also scored as rows `clipgate-<model>`, each with its own bench
     index (and embedded database) beside this one's; by default the model not configured, except
-    in quick mode."""
+    in quick mode. clips: a folder to keep the rendered query clips in, and to reuse them from on
+    a later run of the same plan and corpus (clips.py)."""
 
     t_start = time.perf_counter()
     if dump is not None and not os.access(dump.parent, os.W_OK):  # not after an hour of gating
         raise BadInput(f"cannot write the dump to {dump}: its folder is missing or read-only")
+    if clips is not None:
+        clips_mod.writable(clips)
     corpus = corpus_mod.build(quick=quick, seed=seed)
+    kept = None if clips is None else clips_mod.folder(clips, corpus, {
+        "quick": quick, "per_family": per_family, "per_pair": per_pair, "negatives": negatives,
+        "seed": seed})
+    reused = 0
     te = Peers()
     works = _register(corpus.works, "image", settings, te, progress)
     works += _register(corpus.videos, "video", settings, te, progress)
@@ -226,7 +235,11 @@ def run_quality(
             progress("gating queries", i + 1, len(specs))
             q = spec.query
             queries.append(q)
-            path = qmod.write(spec, Path(tmp) / f"{q.id}.mp4")
+            if kept is None:
+                path = qmod.write(spec, Path(tmp) / f"{q.id}.mp4")
+            else:
+                path, was_kept = clips_mod.clip(spec, kept)
+                reused += was_kept
             t0 = time.perf_counter()
             outcome = match_file(path, settings)
             d = decide(outcome.matches, settings, frames_sampled=len(outcome.fingerprint))
@@ -261,7 +274,8 @@ def run_quality(
             for name, p in te.query(q.id, path, lambda: _sampled_frames(
                     path, outcome.fingerprint, settings)).items():
                 preds[name] += p
-            path.unlink()
+            if kept is None:
+                path.unlink()
 
     if dump is not None:  # to study thresholds and scoring offline, without gating again
         dump.write_bytes(pickle.dumps({"loose": LOOSE, "queries": dumped}))
@@ -306,6 +320,8 @@ def run_quality(
             "block_min_frames")},
         "signals": {n: s.describe() for n, s in index.active(settings).items()},
         "clip": index.clip_status(settings),
+        "clips": None if kept is None else {"folder": str(kept), "reused": reused,
+                                            "rendered": len(specs) - reused},
         "setup_s": round(setup_s, 1),
         "total_s": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} cores={len(os.sched_getaffinity(0))}",
